@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alignlab.models.loading import ModelSettings
 
@@ -51,6 +51,7 @@ class TrainSettings(Strict):
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(8, gt=0)
     micro_batch_size: int | None = Field(None, gt=0)
+    micro_batch_tokens: int | None = Field(None, gt=0)  # or: micro-batches of at most this many tokens
     learning_rate: float = Field(1e-5, gt=0)
     schedule: Literal["constant", "linear", "cosine"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
@@ -62,6 +63,8 @@ class TrainSettings(Strict):
     layout: Literal["auto", "packed", "separate"] = "auto"
     attention: Literal["auto", "sdpa", "flex"] = "auto"  # flex: FlexAttention block masks (CUDA)
     compile: bool = False  # torch.compile the model body
+    activation_offload: bool = False  # keep the activations saved for backward in (pinned) CPU memory
+    threads: int | None = Field(None, gt=0)  # torch CPU threads; None: torch's default
     tokens_per_row: int = Field(2048, gt=0)
     logits_chunk_size: int = Field(1024, gt=0)
     log_every: int = Field(1, gt=0)
@@ -70,6 +73,15 @@ class TrainSettings(Strict):
     keep_checkpoints: int = Field(2, ge=1)
     tracker: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _one_micro_batch_rule(self) -> TrainSettings:
+        if self.micro_batch_size is not None and self.micro_batch_tokens is not None:
+            raise ValueError(
+                "set train.micro_batch_size (records per forward pass) or train.micro_batch_tokens "
+                "(tokens per forward pass), not both"
+            )
+        return self
 
 
 class RunConfig(Strict):

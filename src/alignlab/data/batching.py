@@ -149,6 +149,37 @@ def _pack_rows(groups: list[TokenizedGroup], tokens_per_row: int) -> list[list[i
     return rows
 
 
+def layout_tokens(groups: list[TokenizedGroup], layout: Layout) -> int:
+    """Positions the model computes for ``groups`` laid out together: every token once in ``packed``;
+    one row per completion, padded to the widest, in ``separate``."""
+    if layout == "packed":
+        return sum(g.num_tokens for g in groups)
+    widths = [
+        len(g.prompt_ids) + len(c) + len(x) for g in groups for c, x in zip(g.completion_ids, g.context_ids)
+    ]
+    return len(widths) * max(widths, default=0)
+
+
+def split_by_tokens(
+    groups: list[TokenizedGroup], ids: list[int], budget: int, layout: Layout
+) -> list[list[int]]:
+    """Micro-batches of ``ids`` that each lay out in at most ``budget`` positions (a group larger than the
+    budget goes alone). Longest groups first, so groups of similar length share a micro-batch (less padding
+    in ``separate``); each micro-batch keeps its ids in the order given."""
+    position = {i: n for n, i in enumerate(ids)}
+    order = sorted(ids, key=lambda i: (-groups[i].num_tokens_unshared, position[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and layout_tokens([groups[j] for j in current + [i]], layout) > budget:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return [sorted(b, key=position.__getitem__) for b in batches]
+
+
 def make_batch(
     records: list[Record],
     groups: list[TokenizedGroup],

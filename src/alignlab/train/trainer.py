@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from alignlab.config import ConfigError, RunConfig, dump_config
-from alignlab.data.batching import Batch, make_batch
+from alignlab.data.batching import Batch, make_batch, split_by_tokens
 from alignlab.data.tokenize import tokenizer_fingerprint
 from alignlab.models.loading import frozen_copy, load_causal_lm, load_model, load_tokenizer
 from alignlab.objectives import Objective, modifier_catalog
@@ -81,6 +81,9 @@ class Trainer:
         self.run_dir = config.run_dir
         self.checkpoints = self.run_dir / "checkpoints"
         tc = config.train
+        if tc.threads:
+            # Process-wide: on a shared CPU, fewer threads than cores often beats oversubscription.
+            torch.set_num_threads(tc.threads)
         cpu = not torch.cuda.is_available()
         mixed = tc.mixed_precision
         if mixed == "auto":
@@ -270,7 +273,10 @@ class Trainer:
     def _micro_batches(self, ids: list[int]) -> list[list[int]]:
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         local = ids[rank::world]
-        size = self.config.train.micro_batch_size or len(local)
+        tc = self.config.train
+        if tc.micro_batch_tokens:
+            return split_by_tokens(self.train_data.groups, local, tc.micro_batch_tokens, self.layout)
+        size = tc.micro_batch_size or len(local)
         return [local[i : i + size] for i in range(0, len(local), size)]
 
     def _score(self, data: PreparedData, ids: list[int], split: str) -> tuple[Scores, Batch]:
@@ -283,7 +289,13 @@ class Trainer:
         ).to(self.accelerator.device)
         cache = self.reference_cache[split]
         cached = cache.for_groups(ids) if cache is not None else None
-        with self.accelerator.autocast():
+        offload = self.config.train.activation_offload and torch.is_grad_enabled()
+        saved_on_cpu = (
+            torch.autograd.graph.save_on_cpu(pin_memory=self.accelerator.device.type == "cuda")
+            if offload
+            else nullcontext()
+        )
+        with self.accelerator.autocast(), saved_on_cpu:
             scores = self.scorer(batch, self.needs, self.reference, cached)
         return scores, batch
 
@@ -319,7 +331,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        out = {"loss": loss_sum, "lr": self.scheduler.get_last_lr()[0], **totals}
+        out = {"loss": loss_sum, "lr": self.scheduler.get_last_lr()[0], "micro_batches": len(micro), **totals}
         if grad_norm is not None:
             out["grad_norm"] = float(grad_norm)
         return out
