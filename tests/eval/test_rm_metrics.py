@@ -73,10 +73,15 @@ def test_rewardbench_section_weighting_by_hand():
     chat = (2 * 1.0 + 6 * 0.5) / 8  # weighted by example counts, not the mean of 1.0 and 0.5
     assert result.sections["chat"] == pytest.approx(0.625) == pytest.approx(chat)
     assert result.sections["safety"] == pytest.approx(0.25)
-    assert result.sections["score"] == pytest.approx((0.625 + 0.25) / 2)
+    assert result.score == pytest.approx((0.625 + 0.25) / 2)
+    assert set(result.sections) == {"chat", "safety"}
     assert result.accuracy == pytest.approx(6 / 12)
     direct = section_scores({"A": 1.0, "B": 0.5}, {"A": 2, "B": 6}, {"s": ["A", "B"]})
     assert direct["s"] == pytest.approx(0.625)
+    # A section may be called "score": the headline number has its own field, so nothing collides.
+    named = summarize(np.array(p), names, {"score": ["A"], "other": ["C"]})
+    assert named.sections == pytest.approx({"score": 1.0, "other": 0.25})
+    assert named.score == pytest.approx((1.0 + 0.25) / 2)
 
 
 def test_subsets_come_from_meta_subset_or_source():

@@ -57,16 +57,20 @@ def expected_calibration_error(
 def section_scores(
     subset_accuracy: dict[str, float], subset_counts: dict[str, int], sections: dict[str, list[str]]
 ) -> dict[str, float]:
-    """RewardBench weighting: a section's score is its subsets' accuracies weighted by their example counts;
-    the overall score is the unweighted mean of the sections. Checked: allenai/reward-bench
+    """RewardBench weighting: a section's score is its subsets' accuracies weighted by their example counts
+    (the overall score, ``overall_score``, is the unweighted mean of the sections). Checked: allenai/reward-bench
     rewardbench/utils.py calculate_scores_per_section."""
     out = {}
     for section, subsets in sections.items():
         present = [s for s in subsets if s in subset_accuracy]
         total = sum(subset_counts[s] for s in present)
         out[section] = sum(subset_accuracy[s] * subset_counts[s] for s in present) / total if total else 0.0
-    out["score"] = float(np.mean([out[s] for s in sections])) if sections else 0.0
     return out
+
+
+def overall_score(section_score: dict[str, float]) -> float:
+    """RewardBench's headline number: the unweighted mean of the section scores."""
+    return float(np.mean(list(section_score.values()))) if section_score else 0.0
 
 
 @dataclass
@@ -76,6 +80,7 @@ class RMEvalResult:
     ece: float
     subsets: dict[str, dict[str, float]] = field(default_factory=dict)
     sections: dict[str, float] = field(default_factory=dict)
+    score: float | None = None  # mean of the sections, when sections were given
     bins: list[dict[str, float]] = field(default_factory=list)
     rewards: dict[str, dict[str, float]] = field(default_factory=dict)
     p_chosen: np.ndarray | None = None
@@ -88,6 +93,7 @@ class RMEvalResult:
         out["subset_accuracy"] = {k: v["accuracy"] for k, v in self.subsets.items()}
         if self.sections:
             out["sections"] = self.sections
+            out["score"] = self.score
         out["reward_distribution"] = self.rewards
         out["calibration_bins"] = self.bins
         return out
@@ -117,6 +123,7 @@ def summarize(
             acc = {k: v["accuracy"] for k, v in result.subsets.items()}
             counts = {k: int(v["n"]) for k, v in result.subsets.items()}
             result.sections = section_scores(acc, counts, sections)
+            result.score = overall_score(result.sections)
     if chosen_rewards is not None and rejected_rewards is not None:
         cw, cl = np.asarray(chosen_rewards, float), np.asarray(rejected_rewards, float)
         result.chosen_rewards, result.rejected_rewards = cw, cl

@@ -93,6 +93,8 @@ def eval_command(
         table.add_row(f"  {name}", f"{v['accuracy']:.4f} (n={v['n']})")
     for name, v in result.sections.items():
         table.add_row(f"section {name}", f"{v:.4f}")
+    if result.score is not None:
+        table.add_row("score (mean of sections)", f"{result.score:.4f}")
     for name, v in result.rewards.items():
         table.add_row(f"reward {name}", f"mean {v['mean']:.3f} ± {v['std']:.3f}")
     table.add_row("plot", str(plot))
