@@ -161,6 +161,9 @@ def _mount_optional() -> None:
         judges_app, name="judges", help="List judges: reward models, preference models, rules."
     )
     main_app.add_typer(rm_app, name="rm", help="Evaluate reward models.")
+    from alignlab.scoring.cache_cli import app as cache_app
+
+    main_app.add_typer(cache_app, name="cache", help="List and prune the reference log-prob cache.")
     from alignlab.sim.cli import app as sim_app
 
     main_app.add_typer(

@@ -72,14 +72,16 @@ class ReferenceLogps:
             scores.lengths = torch.tensor([len(p) for p in pieces], dtype=self.logps.dtype)
         return scores
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, about: dict[str, str] | None = None) -> None:
+        """Write atomically; ``about`` (what made it: model, data, run) goes into the file's metadata, for
+        ``alignlab cache list``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"logps": self.logps.contiguous(), "group_offsets": self.group_offsets.contiguous()}
         if self.token_logps is not None:
             tensors["token_logps"] = self.token_logps.contiguous()
             tensors["token_offsets"] = self.token_offsets.contiguous()
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (about or {}).items()})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -87,6 +89,7 @@ class ReferenceLogps:
     @classmethod
     def load(cls, path: Path) -> ReferenceLogps:
         t = load_file(str(path))
+        os.utime(path)  # the modification time is the last use, which `alignlab cache prune` goes by
         return cls(t["logps"], t["group_offsets"], t.get("token_logps"), t.get("token_offsets"))
 
 

@@ -243,11 +243,9 @@ class Trainer:
             self.logger.note(f"reference log-probs: cached ({path})")
             return ReferenceLogps.load(path)
         per_group = []
-        # No gradients are kept, so the reference pass can take larger batches than training.
-        chunk = 4 * (self.config.train.micro_batch_size or self.config.train.batch_size)
         device = self.accelerator.device
-        for start in range(0, len(data.groups), chunk):
-            groups = data.groups[start : start + chunk]
+        for ids in self._reference_chunks(data):
+            groups = [data.groups[i] for i in ids]
             batch = make_batch(
                 data.records, groups, self.layout, self.config.train.tokens_per_row, self._pad_id
             ).to(device)
@@ -261,9 +259,26 @@ class Trainer:
                 )
         table = assemble(per_group, with_tokens)
         if self.accelerator.is_main_process:
-            table.save(path)
+            cfg = self.config
+            about = {
+                "run": cfg.name,
+                "model": cfg.reference.path or cfg.model.path,
+                "data": cfg.data.train if data is self.train_data else (cfg.data.eval or cfg.data.train),
+                "records": len(data.groups),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            table.save(path, about)
         self.logger.note(f"reference log-probs: computed for {len(data.groups)} records, cached at {path}")
         return table
+
+    def _reference_chunks(self, data: PreparedData) -> list[list[int]]:
+        """Groups per reference pass: no gradients are kept, so four times a training pass."""
+        ids = list(range(len(data.groups)))
+        tc = self.config.train
+        if tc.micro_batch_tokens:
+            return split_by_tokens(data.groups, ids, 4 * tc.micro_batch_tokens, self.layout)
+        size = 4 * (tc.micro_batch_size or tc.batch_size)
+        return [ids[i : i + size] for i in range(0, len(ids), size)]
 
     @property
     def _pad_id(self) -> int:
