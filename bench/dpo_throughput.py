@@ -101,6 +101,76 @@ def max_batch(side: str, spec: dict[str, Any], work: Path, start: int, limit: in
     return {"largest_batch": fits, "smallest_oom": fails}
 
 
+def prepare_once(
+    work: Path, model: str, vocab: int, max_length: int, limit: int | None, reuse: bool
+) -> dict[str, Any]:
+    """``prepare`` unless ``reuse`` and ``work`` already holds data prepared with the same settings."""
+    key = {"model": model, "vocab": vocab, "max_length": max_length, "limit": limit}
+    marker = work / "prepared.json"
+    if reuse and marker.exists() and (work / "model").is_dir():
+        saved = json.loads(marker.read_text())
+        if saved.get("key") == key:
+            return saved["data"]
+    data = prepare(work, model, vocab, max_length, limit)
+    marker.write_text(json.dumps({"key": key, "data": data}))
+    return data
+
+
+def check_args(
+    ap: argparse.ArgumentParser, args: argparse.Namespace, model: str, vocab: int, batch: int
+) -> dict[str, Any]:
+    """What a run with these arguments would use, validated without running it: each JSON option parses
+    to an object, and the alignlab settings are accepted by alignlab's own config classes (unknown keys and
+    bad values are errors there). TRL's settings are only checked to be a JSON object: TRL may be absent."""
+    parsed: dict[str, dict[str, Any]] = {}
+    for flag in ("alignlab_train", "alignlab_model", "trl_config"):
+        try:
+            value = json.loads(getattr(args, flag))
+        except json.JSONDecodeError as err:
+            ap.error(
+                f"--{flag.replace('_', '-')} is not valid JSON ({err}); pass an object like '{{\"key\": 1}}'"
+            )
+        if not isinstance(value, dict):
+            ap.error(f"--{flag.replace('_', '-')} must be a JSON object, got {type(value).__name__}")
+        parsed[flag] = value
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = sorted(set(sides) - {"alignlab", "trl"})
+    if unknown or not sides:
+        ap.error(f"--sides must name alignlab and/or trl, got '{args.sides}'")
+    for flag in ("batch", "warmup", "steps", "repeats", "max_length", "limit", "tokens_per_row"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "warmup" else 1):
+            ap.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    from pydantic import ValidationError
+
+    from alignlab.config import TrainSettings
+    from alignlab.models.loading import ModelSettings
+
+    train = {"batch_size": batch, **parsed["alignlab_train"]}
+    if args.tokens_per_row:
+        train["tokens_per_row"] = args.tokens_per_row
+    try:
+        TrainSettings.model_validate(train)
+        ModelSettings.model_validate({"device": args.device, **parsed["alignlab_model"]})
+    except ValidationError as err:
+        ap.error(f"--alignlab-train / --alignlab-model rejected by alignlab's config: {err}")
+    return {
+        "device": args.device,
+        "model": model,
+        "vocab": vocab,
+        "batch": batch,
+        "sides": sides,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "limit": args.limit,
+        "tokens_per_row": args.tokens_per_row,
+        "trl_precompute_ref": args.trl_precompute_ref,
+        "max_batch_search": args.max_batch_search,
+        **parsed,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
@@ -140,14 +210,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-batch-limit", type=int, default=1024)
     ap.add_argument("--work", default=None, help="directory for data/model/runs (default: a temporary one)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument(
+        "--reuse-prepared",
+        action="store_true",
+        help="skip the data/tokenizer/model preparation when --work already holds it for the same "
+        "--model/--vocab/--max-length/--limit (several runs in one work directory)",
+    )
+    ap.add_argument(
+        "--check-args",
+        action="store_true",
+        help="validate the arguments (JSON options, alignlab settings) and print them; run nothing",
+    )
     args = ap.parse_args(argv)
 
     gpu = args.device == "cuda"
     model = args.model or ("qwen0.5b" if gpu else "tiny")
     vocab = args.vocab or (4096 if gpu else 2048)
     batch = args.batch or (32 if gpu else 8)
+    if args.check_args:
+        checked = check_args(ap, args, model, vocab, batch)
+        print(json.dumps(checked, indent=2))
+        return checked
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="alignlab-dpo-bench-"))
-    data = prepare(work, model, vocab, args.max_length, args.limit)
+    data = prepare_once(work, model, vocab, args.max_length, args.limit, args.reuse_prepared)
     spec = {
         "work": str(work),
         "device": args.device,
