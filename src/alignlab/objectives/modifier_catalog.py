@@ -125,8 +125,8 @@ CATALOG: dict[str, ModifierDef] = {
             {"alpha": 0.5, "role": "no_trace"},
             "alpha",
             frozenset(),
-            "BVPO: loss = α·loss(with reasoning trace) + (1-α)·loss(empty trace)",
-            hook="on_batch(scores_trace, scores_empty) -> mixed loss",
+            "BVPO: loss = α·loss(pairs with reasoning traces) + (1-α)·loss(empty-trace pairs, meta.role)",
+            hook="on_data_loaded(records) -> record weights",
         ),
     )
 }
@@ -375,6 +375,31 @@ def apply_hft_freeze(model: torch.nn.Module, seed: int = 0, fraction: float = 0.
 def bvpo_mix_losses(loss_trace: Tensor, loss_empty: Tensor, alpha: float) -> Tensor:
     """BVPO: α·L(with trace) + (1-α)·L(empty trace); the gradient mixes the same way."""
     return alpha * loss_trace + (1 - alpha) * loss_empty
+
+
+def bvpo_record_weights(is_empty_trace: list[bool], alpha: float) -> list[float]:
+    """Record weights that make the loop's weighted mean the BVPO mixture.
+
+    BVPO (arXiv 2510.05095) mixes a trace-based gradient estimator with an empty-trace one:
+    g = α·g_trace + (1-α)·g_empty. With N records, N_t with traces and N_e = N - N_t without, weights
+    α·N/N_t (trace) and (1-α)·N/N_e (empty) make the weighted mean over all records
+    Σ w·ℓ / Σ w = α·mean_trace ℓ + (1-α)·mean_empty ℓ exactly (Σ w = N); over a random mini-batch it is the
+    ratio estimate of the same mixture. Unverified (abstract only, no official code found).
+    """
+    n, n_empty = len(is_empty_trace), sum(is_empty_trace)
+    n_trace = n - n_empty
+    if n_trace == 0 and alpha > 0:
+        raise ValueError(
+            f"bvpo_mix: alpha={alpha} needs pairs with reasoning traces, but every record is empty-trace"
+        )
+    if n_empty == 0 and alpha < 1:
+        raise ValueError(
+            f"bvpo_mix: alpha={alpha} needs empty-trace pairs, but no record is marked as one; mark them "
+            "with meta.role (the modifier's 'role' parameter, default 'no_trace'), or set alpha: 1"
+        )
+    trace = alpha * n / n_trace if n_trace else 0.0
+    empty = (1 - alpha) * n / n_empty if n_empty else 0.0
+    return [empty if e else trace for e in is_empty_trace]
 
 
 def bvpo_optimal_alpha(var_trace: float, var_empty: float, bias_sq: float, covariance: float = 0.0) -> float:

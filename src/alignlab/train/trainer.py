@@ -126,8 +126,10 @@ class Trainer:
         for note in self.train_data.notes + (self.eval_data.notes if self.eval_data else []):
             self.logger.note(note)
         self._check_feedback(self.train_data)
-        self.policy = load_model(cfg.model, wants_rewards="rewards" in self.needs)
         self.loop_modifiers = self._loop_modifiers()
+        if "bvpo_mix" in self.loop_modifiers:
+            self._weight_for_bvpo(self.loop_modifiers["bvpo_mix"])
+        self.policy = load_model(cfg.model, wants_rewards="rewards" in self.needs)
         if "hft_freeze" in self.loop_modifiers:
             params = self.loop_modifiers["hft_freeze"]
             mask = modifier_catalog.apply_hft_freeze(
@@ -192,16 +194,29 @@ class Trainer:
         out: dict[str, dict[str, Any]] = {}
         for part in self.objective.parts:
             out.update(modifier_registry.loop_modifiers(part.modifiers))
-        if "bvpo_mix" in out:
-            raise ConfigError(
-                "modifier 'bvpo_mix' needs each batch scored with and without its reasoning trace; the loop "
-                "does not do that yet. Use alignlab.objectives.modifier_catalog.bvpo_mix_losses directly"
-            )
         if "tr_dpo" in out and self.config.model.lora is not None:
             raise ConfigError(
                 "modifier 'tr_dpo' syncs a separate reference model; it cannot be used with model.lora"
             )
         return out
+
+    def _weight_for_bvpo(self, params: dict[str, Any]) -> None:
+        """BVPO: reweight records so the loss is α·(trace pairs) + (1-α)·(empty-trace pairs, meta.role)."""
+        for label, data in (("train", self.train_data), ("eval", self.eval_data)):
+            if data is None:
+                continue
+            used = sorted({g.record_index for g in data.groups})
+            empty = [data.records[i].meta.get("role") == params["role"] for i in used]
+            try:
+                weights = modifier_catalog.bvpo_record_weights(empty, float(params["alpha"]))
+            except ValueError as err:
+                raise ConfigError(f"{label} data: {err}") from None
+            for i, w in zip(used, weights):
+                data.records[i].weight *= w
+            self.logger.note(
+                f"bvpo_mix ({label}): {len(used) - sum(empty)} trace pairs, {sum(empty)} empty-trace pairs "
+                f"(meta.role '{params['role']}'), alpha {params['alpha']}"
+            )
 
     def _make_reference(self) -> Reference | None:
         if not self.objective.uses_reference:
