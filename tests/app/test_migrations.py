@@ -67,7 +67,7 @@ def test_a_version_0001_database_upgrades_and_keeps_its_data(db_url):
     engine.dispose()
 
     db = Database(db_url)  # opening the database upgrades it
-    assert current_revision(db.engine) == head_revision() == "0002"
+    assert current_revision(db.engine) == head_revision() == "0003"
     with db.session() as s:
         row = s.execute(text("SELECT origin, external_id, complete FROM tasks WHERE id = 7")).one()
         assert tuple(row) == ("upload", "legacy", False)
@@ -113,7 +113,7 @@ def test_downgrade_then_upgrade_again(db_url):
     downgrade(db.engine, "0001")
     assert current_revision(db.engine) == "0001"
     migrate(db.engine)
-    assert current_revision(db.engine) == "0002"
+    assert current_revision(db.engine) == "0003"
     with db.session() as s:  # the round trip kept the label (no cascade through a copied table)
         assert s.execute(text("SELECT count(*) FROM labels")).scalar() == 1
     db.dispose()

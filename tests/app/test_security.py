@@ -162,3 +162,42 @@ def test_pages_never_put_server_text_into_html_and_forbid_inline_script(env):
         r.headers["content-type"] == "application/json"
         and "<script>alert(1)</script>" in r.json()["task"]["prompt"]
     )
+
+
+def _login(env, name, password, project="guard"):
+    return env.client.post("/api/login", json={"project": project, "name": name, "password": password})
+
+
+def test_password_guessing_is_throttled_per_name_and_the_window_passes(env):
+    from alignlab.app.store import LOGIN_WINDOW, MAX_FAILURES_PER_NAME
+
+    p = env.project(name="guard")
+    env.invite(p["id"], "dana", password="right password")
+    env.invite(p["id"], "eve", password="eves password")
+    for _ in range(MAX_FAILURES_PER_NAME):
+        assert _login(env, "dana", "wrong guess").status_code == 401
+    refused = _login(env, "dana", "right password")  # even the right password waits: no oracle for guesses
+    assert refused.status_code == 429 and "try again in 15 minute(s)" in refused.json()["detail"]
+    assert (
+        int(refused.headers["Retry-After"]) == LOGIN_WINDOW.total_seconds()
+    )  # the first failure leaves then
+    assert _login(env, "eve", "eves password").status_code == 200  # another name is not locked
+    env.clock.advance(seconds=LOGIN_WINDOW.total_seconds() + 1)  # the failures leave the window
+    assert _login(env, "dana", "right password").status_code == 200
+    # A success clears the name's failures: four more wrong guesses still leave room for the fifth.
+    for _ in range(MAX_FAILURES_PER_NAME - 1):
+        assert _login(env, "dana", "wrong guess").status_code == 401
+    assert _login(env, "dana", "right password").status_code == 200
+
+
+def test_one_address_guessing_many_names_is_throttled(env):
+    from alignlab.app.store import MAX_FAILURES_PER_CLIENT
+
+    env.project(name="guard")
+    for i in range(MAX_FAILURES_PER_CLIENT):  # names that do not exist count too
+        assert _login(env, f"nobody-{i}", "wrong guess").status_code == 401
+    r = _login(env, "someone-new", "wrong guess")
+    assert r.status_code == 429 and "from this address" in r.json()["detail"]
+    with env.db.session() as s:  # what was stored: one row per key per failure, no passwords
+        rows = s.execute(text("SELECT key FROM login_failures")).scalars().all()
+    assert len(rows) == 2 * MAX_FAILURES_PER_CLIENT and not any("wrong" in k for k in rows)

@@ -138,3 +138,15 @@ class Label(Base):
     order: Mapped[list[int]] = mapped_column(JSON)  # copy of the assignment's order, for bias statistics
     seconds: Mapped[float] = mapped_column(Float)  # from serving the task to the answer
     created_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class LoginFailure(Base):
+    """A failed password login, kept for the throttle window (see ``store.login``). ``key`` is
+    ``name:<project>/<annotator>`` or ``client:<address>``."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(450))
+    at: Mapped[datetime] = mapped_column(DateTime())

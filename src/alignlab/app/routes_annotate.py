@@ -44,8 +44,11 @@ class LabelIn(BaseModel):
 @router.post("/login")
 def login(body: LoginIn, request: Request) -> dict[str, Any]:
     now = request.app.state.clock()
+    client = request.client.host if request.client else None
     with request.app.state.db.session() as s:
-        token = store.login(s, body.project, body.name, body.password, LOGIN_TTL, now)
+        token = store.login(s, body.project, body.name, body.password, LOGIN_TTL, now, client)
+    if token is None:
+        raise store.AppError(401, "wrong project, name or password")
     return {"token": token, "expires_at": (now + LOGIN_TTL).isoformat() + "Z"}
 
 

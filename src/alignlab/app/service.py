@@ -31,7 +31,8 @@ def create_app(db: Database, clock: Callable[[], datetime] = store.utcnow) -> Fa
 
     @app.exception_handler(store.AppError)
     def _app_error(_request: Request, err: store.AppError) -> JSONResponse:
-        return JSONResponse({"detail": err.message}, status_code=err.status)
+        headers = {"Retry-After": str(err.retry_after)} if err.retry_after else None
+        return JSONResponse({"detail": err.message}, status_code=err.status, headers=headers)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):  # type: ignore[no-untyped-def]

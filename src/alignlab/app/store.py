@@ -6,6 +6,7 @@ Times are naive UTC datetimes (SQLite has no time zones), passed in as ``now`` s
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -17,18 +18,19 @@ from sqlalchemy.orm import Session
 
 from alignlab.app import security
 from alignlab.app.labels import LabelError, canonical_label, check_project_kinds
-from alignlab.app.models import Annotator, Assignment, Label, Project, Task, Token
+from alignlab.app.models import Annotator, Assignment, Label, LoginFailure, Project, Task, Token
 from alignlab.data.records import Record
 
 ROLES = ("admin", "annotator", "judge")
 
 
 class AppError(Exception):
-    """A request the service refuses; ``status`` is the HTTP status to answer with."""
+    """A request the service refuses; ``status`` is the HTTP status to answer with, ``retry_after`` the
+    seconds a client should wait (sent as ``Retry-After``)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after: int | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
 def utcnow() -> datetime:
@@ -202,7 +204,46 @@ def resolve_token(s: Session, plain: str, now: datetime | None = None) -> Token 
     return token
 
 
-def login(s: Session, project_name: str, name: str, password: str, ttl: timedelta, now: datetime) -> str:
+# Password guessing: at most this many failures per annotator name, and per client address, in a window.
+LOGIN_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_NAME = 5
+MAX_FAILURES_PER_CLIENT = 30
+
+
+def _throttle(s: Session, keys: dict[str, tuple[int, str]], now: datetime) -> None:
+    """Refuse (429) when a key has its limit of failures inside the window; say when to try again."""
+    for key, (limit, what) in keys.items():
+        failures = s.scalars(
+            select(LoginFailure.at)
+            .where(LoginFailure.key == key, LoginFailure.at > now - LOGIN_WINDOW)
+            .order_by(LoginFailure.at.desc())
+            .limit(limit)
+        ).all()
+        if len(failures) >= limit:
+            wait = max(1, math.ceil((failures[-1] + LOGIN_WINDOW - now).total_seconds()))
+            raise AppError(
+                429,
+                f"too many failed logins {what}; try again in {(wait + 59) // 60} minute(s)",
+                retry_after=wait,
+            )
+
+
+def login(
+    s: Session,
+    project_name: str,
+    name: str,
+    password: str,
+    ttl: timedelta,
+    now: datetime,
+    client: str | None = None,
+) -> str | None:
+    """A new annotator token, or None for a wrong project, name or password (the failure is recorded and
+    commits with the session; the caller answers 401). Raises 429 once the failures in ``LOGIN_WINDOW``
+    reach the limit for the name or the client address, before any password is checked."""
+    keys = {f"name:{project_name}/{name}"[:450]: (MAX_FAILURES_PER_NAME, "for this name")}
+    if client:
+        keys[f"client:{client}"[:450]] = (MAX_FAILURES_PER_CLIENT, "from this address")
+    _throttle(s, keys, now)
     project = s.scalar(select(Project).where(Project.name == project_name))
     annotator = None
     if project is not None:
@@ -211,7 +252,11 @@ def login(s: Session, project_name: str, name: str, password: str, ttl: timedelt
         )
     stored = annotator.password_hash if annotator is not None and annotator.active else None
     if not security.check_password(password, stored) or annotator is None:
-        raise AppError(401, "wrong project, name or password")
+        s.add_all(LoginFailure(key=key, at=now) for key in keys)
+        # Rows older than the window are never read again.
+        s.execute(LoginFailure.__table__.delete().where(LoginFailure.at <= now - LOGIN_WINDOW))
+        return None
+    s.execute(LoginFailure.__table__.delete().where(LoginFailure.key == next(iter(keys))))
     plain, _ = issue_token(s, "annotator", ttl, annotator.project_id, annotator.id, "login", now)
     return plain
 
