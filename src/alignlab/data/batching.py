@@ -91,7 +91,8 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
     """The feedback of ``groups`` (tokenised from ``records``) aligned with their flat completions."""
     group_index, ranks, labels, rows_ratings, roles, weights, margins = [], [], [], [], [], [], []
     names = sorted({name for g in groups for s in (records[g.record_index].scores or []) for name in s})
-    has = {"ranks": False, "labels": False, "margins": False}
+    has = {"ranks": False, "labels": False, "margins": False, "prob_desirable": False}
+    probs: list[float] = []
     token_weights = []
     for gi, group in enumerate(groups):
         record = records[group.record_index]
@@ -99,6 +100,9 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
         margin = record.meta.get("margin")
         margins.append(float(margin) if margin is not None else math.nan)
         has["margins"] |= margin is not None
+        prob = record.meta.get("prob_desirable")
+        probs.append(float(prob) if prob is not None else math.nan)
+        has["prob_desirable"] |= prob is not None
         for ci in range(len(group.completion_ids)):
             group_index.append(gi)
             roles.append(group.roles[ci] if ci < len(group.roles) else "")
@@ -126,6 +130,7 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
         margins=torch.tensor(margins) if has["margins"] else None,
         token_weights=tw,
         roles=roles if any(roles) else [],
+        prob_desirable=torch.tensor(probs) if has["prob_desirable"] else None,
     )
 
 

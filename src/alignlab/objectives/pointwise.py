@@ -177,12 +177,24 @@ def udm_weight(
     return (prob_desirable / (1 - prob_desirable + 1e-8)).clamp(min=min_density_ratio, max=max_density_ratio)
 
 
+def bco_prepare(
+    records: list[Record], udm_encoder: str | None = None, prompt_sample_size: int = 1024, **_: Any
+) -> list[Record]:
+    """With ``udm_encoder`` set, fit BCO's UDM classifier and attach P(desirable | prompt) to each record."""
+    if udm_encoder is None:
+        return records
+    from alignlab.objectives.udm import add_prob_desirable
+
+    return add_prob_desirable(records, udm_encoder, prompt_sample_size)
+
+
 @objective(
     "bco",
     family="pointwise",
     feedback="labels",
     needs=("reference",),
     paper="Jung et al. 2024, Binary Classifier Optimization for LLM Alignment, arXiv 2404.04656",
+    prepare=bco_prepare,
 )
 def bco(
     batch: PointBatch,
@@ -190,14 +202,19 @@ def bco(
     beta: float = 0.1,
     min_density_ratio: float = 0.5,
     max_density_ratio: float = 10.0,
+    udm_encoder: str | None = None,
+    prompt_sample_size: int = 1024,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """BCO: r = β·ρ(y); desirable -log σ(r - δ); undesirable -w(x)·log σ(-(r - δ)).
 
     δ is the running mean of every reward seen so far, this batch included (updated before use, as TRL's
     RunningMoments), kept in ``state`` ({"delta": mean, "count": n}) and saved with checkpoints. UDM
-    weight w(x) = clip(p/(1-p), min_density_ratio, max_density_ratio) (:func:`udm_weight`) where the
-    engine or loop supplies p = P(desirable | prompt) as ``Scores.extra["prob_desirable"]`` (a classifier
-    on prompt embeddings); without it w = 1 (BCO without UDM). At ρ = 0 the loss is log 2 per example.
+    weight w(x) = clip(p/(1-p), min_density_ratio, max_density_ratio) (:func:`udm_weight`) where
+    p = P(desirable | prompt) arrives as ``Scores.extra["prob_desirable"]``: set ``udm_encoder`` (a frozen
+    text encoder: hub id, folder or ``tiny:ARCH``) and the prepare hook fits a logistic regression on the
+    embeddings of up to ``prompt_sample_size`` prompts per class (``objectives/udm.py``), or give each
+    record ``meta.prob_desirable`` yourself; without it w = 1 (BCO without UDM; also where a record has
+    none). At ρ = 0 the loss is log 2 per example.
     Checked: huggingface/trl trl/experimental/bco/bco_trainer.py (bco_loss, RunningMoments,
     _get_udm_weight) and bco_config.py (β 0.1, density ratio clip [0.5, 10]).
     """
@@ -214,7 +231,8 @@ def bco(
     weight = torch.ones_like(rewards)
     prob = batch.items.extra.get("prob_desirable")
     if prob is not None:
-        weight = udm_weight(prob.to(rewards.dtype), min_density_ratio, max_density_ratio).detach()
+        ratio = udm_weight(prob.to(rewards.dtype), min_density_ratio, max_density_ratio).detach()
+        weight = torch.where(torch.isnan(prob), weight, ratio)
     loss = torch.where(
         labels > 0.5, -F.logsigmoid(rewards - delta), -weight * F.logsigmoid(-(rewards - delta))
     )

@@ -1,0 +1,110 @@
+"""BCO's underlying distribution matching (UDM): P(desirable | prompt) from a classifier on prompt embeddings.
+
+Jung et al. 2024 (arXiv 2404.04656) weight each undesirable example by the density ratio
+w(x) = p(x) / (1 - p(x)), clipped to [min_density_ratio, max_density_ratio], where p(x) is the probability
+that prompt x comes from the desirable set, estimated by logistic regression on frozen prompt embeddings
+fitted on up to ``prompt_sample_size`` prompts of each class. Checked: huggingface/trl
+trl/experimental/bco/bco_trainer.py (``_vectorize_prompt``, ``_get_prompt_embeddings``, the
+``LogisticRegression(class_weight="balanced")`` fit on sampled chosen/rejected prompt embeddings,
+``_get_udm_weight``) and bco_config.py (``prompt_sample_size`` 1024). TRL uses scikit-learn; here the
+same model — L2-penalised (C = 1) logistic regression with balanced class weights — is fitted with
+torch's L-BFGS, so alignlab needs no scikit-learn.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from alignlab.data.records import Record
+
+META_KEY = "prob_desirable"
+
+
+@torch.no_grad()
+def embed_texts(texts: Sequence[str], encoder: str, batch_size: int = 32, max_length: int = 512) -> Tensor:
+    """Mean-pooled last hidden states of a frozen encoder (a hub id, a local folder or ``tiny:ARCH``)."""
+    from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer
+    from alignlab.scoring.engine import body_and_head
+
+    settings = ModelSettings(path=encoder)
+    tokenizer = load_tokenizer(settings)
+    if encoder.startswith("tiny:"):
+        model, _ = body_and_head(load_causal_lm(settings, for_training=False))
+    else:
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(encoder)
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(
+            list(texts[start : start + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        ).to(device)
+        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def fit_logistic_regression(
+    features: Tensor, labels: Tensor, c: float = 1.0, max_iter: int = 500
+) -> tuple[Tensor, Tensor]:
+    """(w, b) minimising ½·|w|² + C·Σ_i s_i·log(1 + exp(-y_i·(w·x_i + b))) with y ∈ {-1, +1} and balanced
+    class weights s_i = n / (2·n_class(i)): scikit-learn's ``LogisticRegression(C=c,
+    class_weight="balanced")`` objective (the intercept is not penalised)."""
+    x = features.double()
+    y = labels.double() * 2 - 1
+    n = float(len(y))
+    positives = float((y > 0).sum())
+    if positives in (0.0, n):
+        raise ValueError(
+            "UDM needs prompts of both classes (desirable and undesirable) to fit its classifier"
+        )
+    sample_weight = torch.where(y > 0, n / (2 * positives), n / (2 * (n - positives)))
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS(
+        [w, b], max_iter=max_iter, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe"
+    )
+
+    def objective() -> Tensor:
+        optimiser.zero_grad()
+        margins = y * (x @ w + b)
+        loss = 0.5 * (w * w).sum() + c * (sample_weight * torch.nn.functional.softplus(-margins)).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(objective)
+    return w.detach(), b.detach()
+
+
+def add_prob_desirable(
+    records: list[Record], encoder: str, prompt_sample_size: int = 1024, seed: int = 0
+) -> list[Record]:
+    """Fit the UDM classifier on up to ``prompt_sample_size`` prompts of desirable and of undesirable
+    completions (sampled without replacement; TRL samples with) and set ``meta["prob_desirable"]`` on every
+    record."""
+    desirable, undesirable = [], []
+    for i, record in enumerate(records):
+        for label in record.labels or []:
+            (desirable if label else undesirable).append(i)
+    rng = random.Random(seed)
+    desirable = rng.sample(desirable, min(prompt_sample_size, len(desirable)))
+    undesirable = rng.sample(undesirable, min(prompt_sample_size, len(undesirable)))
+    embeddings = embed_texts([r.prompt_text() for r in records], encoder)
+    labels = torch.tensor([1.0] * len(desirable) + [0.0] * len(undesirable))
+    w, b = fit_logistic_regression(embeddings[desirable + undesirable], labels)
+    probs = torch.sigmoid(embeddings.double() @ w + b)
+    for record, prob in zip(records, probs.tolist()):
+        record.meta = {**(record.meta or {}), META_KEY: prob}
+    return records
