@@ -29,3 +29,16 @@ def test_gpm_fits_a_cycle_that_bt_cannot(tmp_path):
     assert bt.accuracy <= 0.60
     # BT's predictions stay near a coin flip: it cannot represent the cycle.
     assert np.abs(bt.p_chosen - 0.5).mean() < 0.25
+
+
+def test_a_gpm_judge_cuts_inputs_as_its_training_run_did(tmp_path):
+    run = train_tiny_rm(
+        cyclic_world(16, seed=0),
+        tmp_path / "gpm",
+        {"name": "gpm"},
+        ["model.num_attributes=2", "data.max_length=24", "data.max_prompt_length=10"],
+        steps=1,
+    )
+    judge = load_judge(run)
+    assert (judge.truncation.max_length, judge.truncation.max_prompt_length) == (24, 10)
+    assert load_judge(run, max_length=40).truncation.max_length == 40  # an explicit limit wins

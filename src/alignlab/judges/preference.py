@@ -30,6 +30,7 @@ class GPMJudge(Judge):
         tau: float = 1.0,
         normalize: bool = False,
         batch_size: int = 16,
+        max_length: int | None = None,
     ):
         if model.num_attributes % 2:
             raise ValueError(
@@ -42,14 +43,24 @@ class GPMJudge(Judge):
             normalize,
             batch_size,
         )
-        self.truncation = default_truncation(model)
+        self.truncation = default_truncation(model, max_length)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> GPMJudge:
         from transformers import AutoTokenizer
 
-        model = RewardModel.from_pretrained(path, device)
-        return cls(model, AutoTokenizer.from_pretrained(path), **kwargs)
+        from alignlab.judges.reward_model import resolve_model_dir, training_truncation
+
+        directory = resolve_model_dir(path)
+        model = RewardModel.from_pretrained(directory, device)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        judge = cls(model, tokenizer, **kwargs)
+        trained = training_truncation(directory)
+        if trained is not None and kwargs.get("max_length") is None:
+            judge.truncation = trained  # score inputs exactly as they were cut in training
+        return judge
 
     def embed(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         v = score_pairs(
