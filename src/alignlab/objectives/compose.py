@@ -20,7 +20,7 @@ from alignlab.objectives import modifiers as modifier_registry
 from alignlab.objectives.metrics import standard_metrics
 from alignlab.objectives.registry import ObjectiveSpec, get
 from alignlab.objectives.views import build_view
-from alignlab.scoring.scores import Scores
+from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 
 
 @dataclass
@@ -97,7 +97,7 @@ class Objective:
 
     @property
     def uses_reference(self) -> bool:
-        return any("reference" in p.needs or "token_kl" in p.needs for p in self.parts)
+        return any("reference" in p.needs or p.needs & FULL_VOCAB_REFERENCE_NEEDS for p in self.parts)
 
     @property
     def feedback_kinds(self) -> set[str]:

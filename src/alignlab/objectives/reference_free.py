@@ -289,23 +289,25 @@ def raft(batch: PointBatch, score_key: str = "", normalize: str = "tokens") -> T
     family="sft",
     feedback="demonstrations",
     paper="Mukobi et al. 2023, SuperHF: Supervised Iterative Learning from Human Feedback, arXiv 2310.16763",
-    needs=("token_kl",),
+    needs=("token_kl_reverse",),
     prepare=raft_prepare,
 )
 def superhf(
     batch: PointBatch, kl_coef: float = 0.35, score_key: str = ""
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """SuperHF's step: L = -(1/|y*|)·log π_θ(y*|x) + β·(1/|y*|)·Σ_t KL_t on the reward-filtered sample y*.
+    """SuperHF's step: L = -(1/|y*|)·log π_θ(y*|x) + β·(1/|y*|)·Σ_t KL(π_θ‖π_ref)_t on the reward-filtered
+    sample y*.
 
-    KL_t is the engine's full-vocabulary KL at each completion position (``token_kl``); the paper uses
-    KL(π_θ‖π_ref), the engine provides KL(π_ref‖π_θ): both vanish at π_θ = π_ref and penalise drift, but
-    they are not equal. Filtering (top-1 of K by reward) is :func:`raft_prepare`; with β = 0 this is
-    `raft`. Sampling, super-batches and prompt accumulation belong to the online loop.
+    KL_t is the full-vocabulary KL(π_θ(·|x, y_<t) ‖ π_ref(·|x, y_<t)) at each completion position, the
+    paper's direction (the engine need ``token_kl_reverse``, in ``extra["token_kl_reverse"]``).
+    Filtering (top-1 of K by reward) is :func:`raft_prepare`; with β = 0 this is `raft`. Sampling,
+    super-batches and prompt accumulation belong to the online loop.
     Unverified: paper description (β = 0.35 from METHODS.md).
     """
     items = batch.items
-    if items.token_kl is None or items.token_mask is None:
-        raise ValueError("superhf needs per-token KL to the reference (engine need 'token_kl')")
-    kl = (items.token_kl * items.token_mask.to(items.token_kl.dtype)).sum(-1) / items.lengths.clamp(min=1)
+    token_kl = items.extra.get("token_kl_reverse")
+    if token_kl is None or items.token_mask is None:
+        raise ValueError("superhf needs per-token KL(π_θ‖π_ref) (engine need 'token_kl_reverse')")
+    kl = (token_kl * items.token_mask.to(token_kl.dtype)).sum(-1) / items.lengths.clamp(min=1)
     loss = -items.mean_logps + kl_coef * kl
     return loss, {"kl": kl.detach(), "logps/chosen": items.logps.detach()}

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignlab.scoring.scores import NEEDS
+from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, NEEDS
 
 # What an objective consumes; see objectives/views.py for the batch each one receives.
 FEEDBACK = {
@@ -79,7 +79,7 @@ class ObjectiveSpec:
 
     @property
     def uses_reference(self) -> bool:
-        return "reference" in self.needs or "token_kl" in self.needs
+        return "reference" in self.needs or bool(self.needs & FULL_VOCAB_REFERENCE_NEEDS)
 
     def check_params(self, given: dict[str, Any], where: str = "") -> dict[str, Any]:
         """Return the full hyper-parameter dict, or raise naming the bad key and the allowed ones."""

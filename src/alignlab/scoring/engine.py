@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from alignlab.data.batching import Batch
 from alignlab.scoring import flex
-from alignlab.scoring.scores import Scores
+from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 
 
 @dataclass
@@ -155,9 +155,10 @@ class Engine:
         want_entropy = "token_entropy" in needs
         want_sq_mass = "token_sq_mass" in needs
         ref_hidden = ref_head = None
-        if "token_kl" in needs:
+        kl_directions = tuple(d for d in ("token_kl", "token_kl_reverse") if d in needs)
+        if kl_directions:
             if reference is None:
-                raise ValueError("token_kl needs a reference model")
+                raise ValueError(f"{kl_directions[0]} needs a reference model")
             with torch.no_grad(), reference.context():
                 ref_hidden = hidden_states(reference.model, batch, self.attention, self.compile)
                 ref_head = body_and_head(reference.model)[1]
@@ -172,6 +173,7 @@ class Engine:
             ref_hidden,
             ref_head,
             want_sq_mass,
+            kl_directions,
         )
         scores = self._assemble(batch, token, needs)
         if "hidden" in needs or "rewards" in needs:
@@ -241,6 +243,7 @@ class Engine:
         ref_hidden: Tensor | None = None,
         ref_head: Any = None,
         want_sq_mass: bool = False,
+        kl_directions: tuple[str, ...] = ("token_kl",),
     ) -> dict[str, Tensor]:
         h = hidden[rows, cols]
         ref_h = ref_hidden[rows, cols] if ref_hidden is not None else None
@@ -254,8 +257,11 @@ class Engine:
                 out.append(torch.logsumexp(2 * logp, -1))  # log Σ_v π(v)²
             if ref_chunk is not None:
                 ref_logp = transform(ref_head(ref_chunk)).float().log_softmax(-1)
-                # KL(π_ref || π_θ) at each position, over the whole vocabulary (TDPO's sequential KL).
-                out.append((ref_logp.exp() * (ref_logp - logp)).sum(-1))
+                for direction in kl_directions:
+                    if direction == "token_kl":  # KL(π_ref || π_θ), TDPO's sequential KL
+                        out.append((ref_logp.exp() * (ref_logp - logp)).sum(-1))
+                    else:  # KL(π_θ || π_ref), the RLHF penalty's direction
+                        out.append((logp.exp() * (logp - ref_logp)).sum(-1))
             return tuple(out)
 
         pieces: list[tuple[Tensor, ...]] = []
@@ -268,7 +274,10 @@ class Engine:
                 pieces.append(chunk_fn(*args))
         if not pieces:
             empty = h.new_zeros(0, dtype=torch.float32)
-            pieces = [(empty,) * (1 + int(want_entropy) + int(want_sq_mass) + int(ref_h is not None))]
+            width = (
+                1 + int(want_entropy) + int(want_sq_mass) + (len(kl_directions) if ref_h is not None else 0)
+            )
+            pieces = [(empty,) * width]
         columns = [torch.cat([p[i] for p in pieces]) for i in range(len(pieces[0]))]
         out = {"logps": columns.pop(0)}
         if want_entropy:
@@ -276,7 +285,8 @@ class Engine:
         if want_sq_mass:
             out["sq_mass"] = columns.pop(0)
         if ref_h is not None:
-            out["kl"] = columns.pop(0)
+            for direction in kl_directions:
+                out[direction] = columns.pop(0)
         return out
 
     def _assemble(self, batch: Batch, token: dict[str, Tensor], needs: frozenset[str]) -> Scores:
@@ -287,7 +297,7 @@ class Engine:
             0, batch.token_completion, tok_logps
         )
         scores = Scores(logps=logps, lengths=batch.lengths.to(device=device, dtype=tok_logps.dtype))
-        if needs & {"token_logps", "token_entropy", "token_kl", "token_sq_mass"}:
+        if needs & {"token_logps", "token_entropy", "token_sq_mass"} | FULL_VOCAB_REFERENCE_NEEDS:
             width = int(batch.lengths.max()) if n else 0
             index = (batch.token_completion, batch.token_position)
 
@@ -298,8 +308,10 @@ class Engine:
             scores.token_logps = padded(tok_logps)
             if "entropy" in token:
                 scores.token_entropy = padded(token["entropy"])
-            if "kl" in token:
-                scores.token_kl = padded(token["kl"])
+            if "token_kl" in token:
+                scores.token_kl = padded(token["token_kl"])
+            if "token_kl_reverse" in token:
+                scores.extra["token_kl_reverse"] = padded(token["token_kl_reverse"])
             if "sq_mass" in token:
                 scores.extra["token_log_sq_mass"] = padded(token["sq_mass"])
         return scores

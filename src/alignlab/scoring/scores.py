@@ -18,12 +18,16 @@ NEEDS = {
     "reference": "reference log-probs (summed; per token too when token_logps is needed)",
     "token_logps": "per-token policy log-probs of completion tokens, padded [.., T] with token_mask",
     "token_kl": "per-token KL(pi_ref || pi_theta) over the full vocabulary at each completion position",
+    "token_kl_reverse": "per-token KL(pi_theta || pi_ref) over the full vocabulary, in extra['token_kl_reverse']",
     "token_entropy": "per-token entropy of the policy's next-token distribution",
     "hidden": "pooled hidden state of the last completion token",
     "rewards": "reward-head outputs (scalar or one per attribute) of a reward model",
     "prompt_logps": "summed log-probs of the prompt tokens (for SFT with prompt loss)",
     "token_sq_mass": "per-token log Σ_v π(v)² in extra['token_log_sq_mass'] (WPO's weight)",
 }
+
+# Needs that run the reference model's LM head at every completion position, so they cannot be cached.
+FULL_VOCAB_REFERENCE_NEEDS = frozenset({"token_kl", "token_kl_reverse"})
 
 
 @dataclass

@@ -39,7 +39,7 @@ from alignlab.scoring.reference_cache import (
     data_fingerprint,
     model_fingerprint,
 )
-from alignlab.scoring.scores import Scores
+from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from alignlab.train.data import PreparedData, load_data, truncation_of
 from alignlab.train.logger import MetricsLogger
@@ -144,7 +144,7 @@ class Trainer:
         self.reference = self._make_reference()
         self.reference_cache: dict[str, ReferenceLogps | None] = {"train": None, "eval": None}
         # A reference that moves (TR-DPO) cannot be cached.
-        cacheable = "token_kl" not in self.needs and "tr_dpo" not in self.loop_modifiers
+        cacheable = not self.needs & FULL_VOCAB_REFERENCE_NEEDS and "tr_dpo" not in self.loop_modifiers
         if self.reference is not None and cfg.reference.cache and cacheable:
             self.reference_cache["train"] = self._reference_logps(self.train_data)
             if self.eval_data is not None:
