@@ -108,6 +108,16 @@ def test_ranking_to_pairs():
     assert (pair.completions, pair.ranking, pair.id) == (["win", "lose"], [0, 1], "s")
 
 
+def test_ranking_to_pairs_adjacent_levels():
+    # Ranks: d 0, b 1, a 1, c 2, e 3 → levels {d}, {a, b}, {c}, {e}: d>a, d>b, a>c, b>c, c>e.
+    record = Record(prompt="p", completions=["a", "b", "c", "d", "e"], ranking=[1, 1, 2, 0, 3])
+    out = ranking_to_pairs([record], strategy="adjacent")
+    assert [r.completions for r in out] == [["d", "a"], ["d", "b"], ["a", "c"], ["b", "c"], ["c", "e"]]
+    assert not out.dropped  # adjacent levels never tie
+    strict = Record(prompt="p", completions=["w", "x", "y", "z"], ranking=[3, 0, 2, 1])
+    assert len(ranking_to_pairs([strict], strategy="adjacent").records) == 3  # K - 1
+
+
 def test_pairs_to_labels_unpaired_and_paired():
     pair = Record(prompt="p", completions=["bad", "good"], ranking=[1, 0], id="x", meta={"roles": ["", ""]})
     triple = Record(prompt="p", completions=["a", "b", "c"], ranking=[0, 1, 2])

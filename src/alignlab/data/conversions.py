@@ -216,12 +216,13 @@ def ranking_to_scores(records: Sequence[Record], name: str = "rank_score") -> Co
 
 
 def ranking_to_pairs(
-    records: Sequence[Record], strategy: Literal["all", "best_vs_worst"] = "all"
+    records: Sequence[Record], strategy: Literal["all", "best_vs_worst", "adjacent"] = "all"
 ) -> Converted:
-    """Pairs from rankings: every pair of different ranks (``all``) or the best against the worst.
+    """Pairs from rankings: every pair of different ranks (``all``), the best against the worst, or each
+    completion against those of the next rank down (``adjacent``: K - 1 pairs for a strict ranking).
     Chosen comes first in every pair (ranking [0, 1]); tied pairs are left out and counted."""
-    if strategy not in ("all", "best_vs_worst"):
-        raise ValueError(f"strategy must be all or best_vs_worst, got {strategy!r}")
+    if strategy not in ("all", "best_vs_worst", "adjacent"):
+        raise ValueError(f"strategy must be all, best_vs_worst or adjacent, got {strategy!r}")
     out = Converted([], name="ranking_to_pairs")
     for record in records:
         if record.ranking is None:
@@ -229,11 +230,14 @@ def ranking_to_pairs(
             continue
         ranks = record.ranking
         order = sorted(range(record.k), key=lambda i: (ranks[i], i))
-        pairs = (
-            [(order[0], order[-1])]
-            if strategy == "best_vs_worst"
-            else [(a, b) for pos, a in enumerate(order) for b in order[pos + 1 :]]
-        )
+        if strategy == "best_vs_worst":
+            pairs = [(order[0], order[-1])]
+        elif strategy == "adjacent":
+            levels = sorted(set(ranks))
+            members = {r: [i for i in order if ranks[i] == r] for r in levels}
+            pairs = [(a, b) for hi, lo in zip(levels, levels[1:]) for a in members[hi] for b in members[lo]]
+        else:
+            pairs = [(a, b) for pos, a in enumerate(order) for b in order[pos + 1 :]]
         made = 0
         for a, b in pairs:
             if ranks[a] == ranks[b]:
