@@ -244,7 +244,7 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     """TRL's DPOTrainer as a user would run it: separate reference model, fused LM head (its default)."""
     import torch
     from datasets import load_dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     work = Path(spec["work"])
@@ -286,17 +286,35 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     )
     meter.sync()
     setup_s = time.perf_counter() - t0
-    counts: list[tuple[int, int]] = []  # per collated batch: (pairs, real tokens with the prompt once)
+
+    def count(examples: list[dict[str, Any]], _collated: Any) -> tuple[int, int]:
+        # per collated batch: (pairs, real tokens with the prompt once)
+        return len(examples), sum(
+            len(e["prompt_ids"]) + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in examples
+        )
+
+    times, kept = timed_trl_train(trainer, meter, spec["warmup"], count)
+    return {
+        "path": "trl.DPOTrainer.train (HF Trainer loop), timed from one on_step_end to the next",
+        "setup_s": setup_s,
+        "settings": settings,
+        **_rates(times, [c[0] for c in kept], [c[1] for c in kept]),
+    }
+
+
+def timed_trl_train(trainer: Any, meter: Meter, warmup: int, count: Any) -> tuple[list[float], list[tuple]]:
+    """Run ``trainer.train()`` and time each step after ``warmup`` from one ``on_step_end`` to the next (data,
+    forward, backward and optimiser all inside); ``count(examples, collated)`` is recorded per collated batch.
+    Returns the step times and the counts of those steps."""
+    from transformers import TrainerCallback
+
+    counts: list[tuple] = []
     collate = trainer.data_collator
 
     def counting_collator(examples: list[dict[str, Any]]) -> Any:
-        counts.append(
-            (
-                len(examples),
-                sum(len(e["prompt_ids"]) + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in examples),
-            )
-        )
-        return collate(examples)
+        out = collate(examples)
+        counts.append(count(examples, out))
+        return out
 
     trainer.data_collator = counting_collator
     ends: list[float] = []
@@ -308,16 +326,8 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     trainer.add_callback(StepClock())
     trainer.train()
-    # Step k's time runs from the end of step k-1 to the end of step k (data, forward, backward, optimiser).
-    w = spec["warmup"]
-    times = [ends[i] - ends[i - 1] for i in range(w, len(ends))]
-    kept = counts[w : w + len(times)]
-    return {
-        "path": "trl.DPOTrainer.train (HF Trainer loop), timed from one on_step_end to the next",
-        "setup_s": setup_s,
-        "settings": settings,
-        **_rates(times, [c[0] for c in kept], [c[1] for c in kept]),
-    }
+    times = [ends[i] - ends[i - 1] for i in range(warmup, len(ends))]
+    return times, counts[warmup : warmup + len(times)]
 
 
 def _rates(times: list[float], pairs: list[int], tokens: list[int]) -> dict[str, Any]:
@@ -333,6 +343,11 @@ def _rates(times: list[float], pairs: list[int], tokens: list[int]) -> dict[str,
 
 
 def main(spec_path: str, result_path: str) -> int:
+    return run_one_side(spec_path, result_path, {"alignlab": run_alignlab, "trl": run_trl})
+
+
+def run_one_side(spec_path: str, result_path: str, runners: dict[str, Any]) -> int:
+    """Run ``runners[spec["side"]]`` in this process and write its result with the peak memory (or the OOM)."""
     spec = json.loads(Path(spec_path).read_text())
     import torch
 
@@ -345,7 +360,7 @@ def main(spec_path: str, result_path: str) -> int:
         import trl  # noqa: F401
     meter = Meter(spec["device"])
     try:
-        result = (run_alignlab if spec["side"] == "alignlab" else run_trl)(spec, meter)
+        result = runners[spec["side"]](spec, meter)
         result["peak_memory_gb"] = meter.peak_gb()
         result["memory_measure"] = (
             "torch.cuda.max_memory_allocated"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dpo_sides import Meter
+from dpo_sides import Meter, run_one_side, timed_trl_train
 
 # What one "item" of a step is, per task: an SFT example (prompt + completion) or a preference pair.
 UNITS = {"sft": "examples", "rm": "pairs"}
@@ -146,7 +146,7 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     """TRL's SFTTrainer or RewardTrainer as a user would run it, timed from one on_step_end to the next."""
     import torch
     from datasets import load_dataset
-    from transformers import AutoTokenizer, TrainerCallback
+    from transformers import AutoTokenizer
 
     work = Path(spec["work"])
     tokenizer = AutoTokenizer.from_pretrained(work / "model")
@@ -206,28 +206,12 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         attn_implementation=model.config._attn_implementation,
         padding_side=tokenizer.padding_side,
     )
-    counts: list[tuple[int, int, int]] = []  # per collated batch: (items, real tokens, model-input positions)
-    collate = trainer.data_collator
 
-    def counting_collator(examples: list[dict[str, Any]]) -> Any:
-        out = collate(examples)
-        counts.append((len(examples), sum(real_tokens(e) for e in examples), out["input_ids"].numel()))
-        return out
+    def count(examples: list[dict[str, Any]], collated: Any) -> tuple[int, int, int]:
+        # per collated batch: (items, real tokens, model-input positions)
+        return len(examples), sum(real_tokens(e) for e in examples), collated["input_ids"].numel()
 
-    trainer.data_collator = counting_collator
-    ends: list[float] = []
-
-    class StepClock(TrainerCallback):
-        def on_step_end(self, *a: Any, **k: Any) -> None:
-            meter.sync()
-            ends.append(time.perf_counter())
-
-    trainer.add_callback(StepClock())
-    trainer.train()
-    # Step k's time runs from the end of step k-1 to the end of step k (data, forward, backward, optimiser).
-    w = spec["warmup"]
-    times = [ends[i] - ends[i - 1] for i in range(w, len(ends))]
-    kept = counts[w : w + len(times)]
+    times, kept = timed_trl_train(trainer, meter, spec["warmup"], count)
     return {
         "path": path,
         "setup_s": setup_s,
@@ -254,30 +238,7 @@ def rates(
 
 
 def main(spec_path: str, result_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    import torch
-
-    torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
-    # Import everything first, so the RSS baseline holds the libraries and the peak measures the training.
-    if spec["side"] == "alignlab":
-        import alignlab.train.trainer  # noqa: F401
-    else:
-        import datasets  # noqa: F401
-        import trl  # noqa: F401
-    meter = Meter(spec["device"])
-    try:
-        result = (run_alignlab if spec["side"] == "alignlab" else run_trl)(spec, meter)
-        result["peak_memory_gb"] = meter.peak_gb()
-        result["memory_measure"] = (
-            "torch.cuda.max_memory_allocated"
-            if meter.cuda
-            else "peak RSS (ru_maxrss) minus RSS before the models"
-        )
-        result["oom"] = False
-    except torch.OutOfMemoryError as err:
-        result = {"oom": True, "error": str(err).splitlines()[0]}
-    Path(result_path).write_text(json.dumps(result, indent=2))
-    return 0
+    return run_one_side(spec_path, result_path, {"alignlab": run_alignlab, "trl": run_trl})
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class TrainSettings(Strict):
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     layout: Literal["auto", "packed", "separate"] = "auto"
-    attention: Literal["auto", "sdpa", "flex"] = "auto"  # flex: FlexAttention block masks (CUDA)
+    attention: Literal["auto", "sdpa", "segment", "flex"] = "auto"  # see docs/engine.md
     compile: bool = False  # torch.compile the model body
     activation_offload: bool = False  # keep the activations saved for backward in (pinned) CPU memory
     threads: int | None = Field(None, gt=0)  # torch CPU threads; None: torch's default

@@ -101,37 +101,23 @@ def test_lora_reference_is_the_base_with_adapters_off(tmp_path):
     assert result.steps == 3
 
 
-def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+DPO_STEPS = ["train.learning_rate=1e-3", "data.train=builtin:pairs", "objectives.0.name=dpo"]
+
+
+def test_gradient_accumulation_by_records_or_by_tokens_equals_one_big_batch(tmp_path):
     from tests.train._runs import max_weight_difference
 
-    common = [
-        "train.steps=3",
-        "train.learning_rate=1e-3",
-        "data.train=builtin:pairs",
-        "objectives.0.name=dpo",
-    ]
+    common = ["train.steps=3", *DPO_STEPS]
     whole = train(config(tmp_path, "whole", *common))
     accumulated = train(config(tmp_path, "accumulated", *common, "train.micro_batch_size=2"))
     # Summation order differs between the two, and Adam amplifies rounding in near-zero gradients.
     assert max_weight_difference(whole.model_dir, accumulated.model_dir) < 1e-5
-    other = train(config(tmp_path, "other", *common, "train.batch_size=4"))
-    assert max_weight_difference(whole.model_dir, other.model_dir) > 1e-3  # the comparison can fail
-
-
-def test_token_budget_micro_batches_equal_one_big_batch(tmp_path):
-    from tests.train._runs import max_weight_difference
-
-    common = [
-        "train.steps=3",
-        "train.learning_rate=1e-3",
-        "data.train=builtin:pairs",
-        "objectives.0.name=dpo",
-    ]
-    whole = train(config(tmp_path, "whole", *common))
     budget = train(config(tmp_path, "budget", *common, "train.micro_batch_tokens=64"))
     lines = [json.loads(x) for x in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
     assert all(x["micro_batches"] > 1 for x in lines if "loss" in x)  # the budget did split every step
     assert max_weight_difference(whole.model_dir, budget.model_dir) < 1e-5
+    other = train(config(tmp_path, "other", *common, "train.batch_size=4"))
+    assert max_weight_difference(whole.model_dir, other.model_dir) > 1e-3  # the comparison can fail
 
 
 def test_activation_offload_routes_saved_tensors_through_cpu_and_changes_nothing(tmp_path, monkeypatch):
@@ -154,12 +140,7 @@ def test_activation_offload_routes_saved_tensors_through_cpu_and_changes_nothing
             self.pack_hook = counting_pack
 
     monkeypatch.setattr(torch.autograd.graph, "save_on_cpu", CountingSaveOnCpu)
-    common = [
-        "train.steps=2",
-        "train.learning_rate=1e-3",
-        "data.train=builtin:pairs",
-        "objectives.0.name=dpo",
-    ]
+    common = ["train.steps=2", *DPO_STEPS]
     plain = train(config(tmp_path, "plain", *common))
     assert packed["n"] == 0
     offloaded = train(config(tmp_path, "offload", *common, "train.activation_offload=true"))

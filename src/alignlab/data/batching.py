@@ -75,6 +75,19 @@ class Batch:
         mask.masked_fill_(~allowed, torch.finfo(dtype).min)
         return mask[:, None]
 
+    def segment_spans(self) -> list[tuple[int, int, int]]:
+        """``(row, start, end)`` of every packed segment: tokens outside a segment never see inside it,
+        so attention can be computed segment by segment (``scoring/flex.py``)."""
+        seg = self.segment_ids.cpu()
+        spans = []
+        for r in range(seg.shape[0]):
+            row = seg[r]
+            cuts = (torch.nonzero(row[1:] != row[:-1]).flatten() + 1).tolist()
+            for start, end in zip([0, *cuts], [*cuts, row.shape[0]]):
+                if int(row[start]) >= 0:
+                    spans.append((r, start, end))
+        return spans
+
     def padding_mask_2d(self) -> Tensor:
         return (self.segment_ids >= 0).long()
 

@@ -88,9 +88,9 @@ class RewardModel(nn.Module):
     def supports_packed(self) -> bool:
         return not self.is_encoder and self.pooling == "last"
 
-    def pooled(self, batch: Any) -> Tensor:
-        """The pooled hidden state [N, H] of every completion of an engine ``Batch``."""
-        dtype = next(self.backbone.parameters()).dtype
+    def pooled(self, batch: Any, attention: str = "sdpa") -> Tensor:
+        """The pooled hidden state [N, H] of every completion of an engine ``Batch``; ``attention`` for the
+        packed layout as the engine's (``scoring.engine.packed_attention_inputs``)."""
         limit = getattr(self.config, "max_position_embeddings", None)
         if limit is not None and int(batch.position_ids.max()) >= limit:
             raise ValueError(
@@ -103,11 +103,11 @@ class RewardModel(nn.Module):
                     f"a reward model with {'an encoder body' if self.is_encoder else 'pooling ' + self.pooling} "
                     "cannot use the packed layout; set train.layout: separate (or auto)"
                 )
+            from alignlab.scoring.engine import packed_attention_inputs
+
+            inputs = packed_attention_inputs(self.backbone, batch, attention)
             out = self.backbone(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask_4d(dtype),
-                position_ids=batch.position_ids,
-                use_cache=False,
+                input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **inputs
             )
         else:
             kwargs = {} if self.is_encoder else {"use_cache": False}

@@ -72,6 +72,7 @@ def _final_logit_transform(model: Any) -> Callable[[Tensor], Tensor]:
     return transform
 
 
+ATTENTIONS = ("auto", "sdpa", "segment", "flex")
 _COMPILED_BODIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -83,21 +84,27 @@ def _compiled(body: Any) -> Any:
     return compiled
 
 
+def packed_attention_inputs(model: Any, batch: Batch, attention: str) -> dict[str, Any]:
+    """The mask (and segment spans) a packed batch is run with under ``attention``: ``sdpa`` (dense 4D block
+    mask), ``segment`` (the dense mask, attention computed per segment) or ``flex`` (BlockMask)."""
+    if attention == "flex":
+        flex.use_packed_attention(unwrap(model))
+        return {"attention_mask": flex.packed_block_mask(batch.segment_ids, batch.branch_ids)}
+    mask = batch.attention_mask_4d(next(unwrap(model).parameters()).dtype)
+    if attention == "segment":
+        flex.use_packed_attention(unwrap(model))
+        return {"attention_mask": mask, "alignlab_segments": batch.segment_spans()}
+    return {"attention_mask": mask}
+
+
 def hidden_states(model: Any, batch: Batch, attention: str = "sdpa", compile: bool = False) -> Tensor:
-    """Last hidden states [R, L, H]. ``attention``: ``sdpa`` (dense 4D block mask) or ``flex`` (BlockMask,
-    scoring/flex.py) for the packed layout; ``compile``: run the body through ``torch.compile``."""
+    """Last hidden states [R, L, H]. ``attention`` (packed layout): see :func:`packed_attention_inputs`;
+    ``compile``: run the body through ``torch.compile``."""
     body, _ = body_and_head(model)
-    dtype = next(unwrap(model).parameters()).dtype
     run = _compiled(body) if compile else body
     if batch.layout == "packed":
-        if attention == "flex":
-            flex.use_packed_attention(unwrap(model))
-            mask = flex.packed_block_mask(batch.segment_ids, batch.branch_ids)
-        else:
-            mask = batch.attention_mask_4d(dtype)
-        out = run(
-            input_ids=batch.input_ids, attention_mask=mask, position_ids=batch.position_ids, use_cache=False
-        )
+        inputs = packed_attention_inputs(model, batch, attention)
+        out = run(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **inputs)
     else:
         out = run(input_ids=batch.input_ids, attention_mask=batch.padding_mask_2d(), use_cache=False)
     return out[0]
@@ -106,8 +113,9 @@ def hidden_states(model: Any, batch: Batch, attention: str = "sdpa", compile: bo
 class Engine:
     """Compute Scores for a batch. ``layout``: ``auto`` (packed if the model takes a block mask),
     ``packed`` or ``separate``; ``logits_chunk_size``: completion positions per LM-head chunk;
-    ``attention`` (packed layout): ``sdpa`` (dense block mask), ``flex`` (FlexAttention BlockMask, CUDA for
-    training) or ``auto`` (sdpa until GPU measurements in docs/performance.md say otherwise);
+    ``attention`` (packed layout): ``sdpa`` (dense block mask), ``segment`` (the dense mask, SDPA run per
+    packed segment: no work between segments), ``flex`` (FlexAttention BlockMask, CUDA for training) or
+    ``auto`` (``segment`` on CPU in eager mode, else ``sdpa`` until GPU measurements say otherwise);
     ``compile``: ``torch.compile`` the model body."""
 
     def __init__(
@@ -119,16 +127,21 @@ class Engine:
     ):
         if layout not in ("auto", "packed", "separate"):
             raise ValueError(f"engine.layout must be auto, packed or separate, got '{layout}'")
-        if attention not in ("auto", "sdpa", "flex"):
-            raise ValueError(f"engine.attention must be auto, sdpa or flex, got '{attention}'")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"engine.attention must be one of {', '.join(ATTENTIONS)}, got '{attention}'")
         self.layout = layout
         self.logits_chunk_size = logits_chunk_size
-        self.attention = "sdpa" if attention == "auto" else attention
+        self.attention = attention
         self.compile = compile
 
     def _attention_for(self, model: Any) -> str:
+        device = next(unwrap(model).parameters()).device
+        if self.attention == "auto":
+            # Per-segment SDPA skips the work between packed groups; its Python loop over segments would
+            # cost kernel launches on a GPU and graph breaks under torch.compile.
+            return "segment" if device.type == "cpu" and not self.compile else "sdpa"
         if self.attention == "flex" and torch.is_grad_enabled():
-            ok, why = flex.flex_supported(next(unwrap(model).parameters()).device)
+            ok, why = flex.flex_supported(device)
             if not ok:
                 raise ValueError(f"engine.attention 'flex': {why}; use attention 'sdpa' here")
         return self.attention
@@ -160,7 +173,9 @@ class Engine:
             if reference is None:
                 raise ValueError(f"{kl_directions[0]} needs a reference model")
             with torch.no_grad(), reference.context():
-                ref_hidden = hidden_states(reference.model, batch, self.attention, self.compile)
+                ref_hidden = hidden_states(
+                    reference.model, batch, self._attention_for(reference.model), self.compile
+                )
                 ref_head = body_and_head(reference.model)[1]
         token = self._token_stats(
             hidden,
@@ -213,7 +228,7 @@ class Engine:
                 "use a causal LM (model.kind: causal_lm) for log-prob objectives"
             )
         base = unwrap(model)
-        hidden = base.pooled(batch)
+        hidden = base.pooled(batch, self._attention_for(model))
         n = batch.num_completions
         scores = Scores(
             logps=hidden.new_zeros(n, dtype=torch.float32), lengths=batch.lengths.to(hidden.device).float()

@@ -9,8 +9,11 @@ the visible pairs cost.
 ``use_packed_attention(model)`` switches a Hugging Face model to the attention function registered here under
 ``ATTENTION_NAME``. It dispatches on the mask: a ``BlockMask`` goes to FlexAttention (transformers' compiled
 ``flex_attention_forward`` on CUDA; on CPU torch's unfused reference implementation, forward only, since torch
-has no FlexAttention backward on CPU), anything else (a 2D padding mask made into SDPA's mask, generation) goes
-to SDPA as before. So a switched model keeps working everywhere.
+has no FlexAttention backward on CPU); a dense mask that comes with ``alignlab_segments`` (the batch's
+``(row, start, end)`` segment spans) is computed segment by segment with SDPA, each on its own square of the
+mask, which skips the pairs between segments (the engine's ``segment`` attention, the default on CPU, where
+SDPA with a dense mask computes the whole row); anything else (a 2D padding mask made into SDPA's mask,
+generation) goes to SDPA as before. So a switched model keeps working everywhere.
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ def _packed_attention(
 ) -> tuple[Tensor, Tensor | None]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    segments = kwargs.pop("alignlab_segments", None)
+    if segments is not None and isinstance(attention_mask, Tensor):
+        return _segment_attention(
+            module, query, key, value, attention_mask, segments, scaling, dropout, **kwargs
+        )
     if not (FLEX_AVAILABLE and isinstance(attention_mask, BlockMask)):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
@@ -100,6 +108,38 @@ def _packed_attention(
             enable_gqa=query.shape[1] != key.shape[1],
         )
     return out.transpose(1, 2).contiguous(), None
+
+
+def _segment_attention(
+    module: torch.nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor,
+    segments: list[tuple[int, int, int]],
+    scaling: float | None,
+    dropout: float,
+    **kwargs: Any,
+) -> tuple[Tensor, None]:
+    """SDPA on each segment's square of the dense mask; positions outside every segment (padding) get zeros,
+    which nothing reads. Output as SDPA's: ``[R, L, heads, D]``."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    rows, heads, length, dim = query.shape
+    out = query.new_zeros(rows, length, heads, dim)
+    for r, start, end in segments:
+        piece, _ = sdpa_attention_forward(
+            module,
+            query[r : r + 1, :, start:end],
+            key[r : r + 1, :, start:end],
+            value[r : r + 1, :, start:end],
+            mask[r : r + 1, :, start:end, start:end],
+            dropout=dropout,
+            scaling=scaling,
+            **kwargs,
+        )
+        out[r, start:end] = piece[0]
+    return out, None
 
 
 _registered = False
