@@ -76,3 +76,16 @@ def test_reward_model_with_segment_attention_equals_the_dense_mask(segment_calls
         segment = model.pooled(batch, "segment")
     assert segment_calls
     assert torch.allclose(segment, dense, atol=1e-5)
+
+
+def test_auto_keeps_dense_sdpa_for_a_body_that_takes_no_extra_arguments():
+    model, _ = tiny_model("llama")
+    forward = model.model.forward
+
+    def strict_forward(input_ids=None, attention_mask=None, position_ids=None, use_cache=None):
+        return forward(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=use_cache
+        )
+
+    model.model.forward = strict_forward  # a body that could not receive the segment spans
+    assert Engine(attention="auto")._attention_for(model) == "sdpa"

@@ -110,6 +110,16 @@ def hidden_states(model: Any, batch: Batch, attention: str = "sdpa", compile: bo
     return out[0]
 
 
+def _takes_extra_kwargs(module: Any) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 class Engine:
     """Compute Scores for a batch. ``layout``: ``auto`` (packed if the model takes a block mask),
     ``packed`` or ``separate``; ``logits_chunk_size``: completion positions per LM-head chunk;
@@ -138,8 +148,11 @@ class Engine:
         device = next(unwrap(model).parameters()).device
         if self.attention == "auto":
             # Per-segment SDPA skips the work between packed groups; its Python loop over segments would
-            # cost kernel launches on a GPU and graph breaks under torch.compile.
-            return "segment" if device.type == "cpu" and not self.compile else "sdpa"
+            # cost kernel launches on a GPU and graph breaks under torch.compile. The spans travel as a
+            # keyword argument, which the body must pass on (transformers' models take **kwargs).
+            body = unwrap(model).backbone if is_reward_model(model) else body_and_head(model)[0]
+            takes_spans = _takes_extra_kwargs(body)
+            return "segment" if device.type == "cpu" and not self.compile and takes_spans else "sdpa"
         if self.attention == "flex" and torch.is_grad_enabled():
             ok, why = flex.flex_supported(device)
             if not ok:
