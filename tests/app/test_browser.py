@@ -63,6 +63,23 @@ def _wait(driver, condition, timeout=15):
     return WebDriverWait(driver, timeout).until(lambda d: condition(d))
 
 
+def _invite(driver, name: str) -> bool:
+    """Type the name into the project's invite form and send it; False (try again) when the page re-drew the
+    project card meanwhile (it does after an upload), so the element found a moment ago is gone."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        card = driver.find_element(By.CSS_SELECTOR, 'article[data-project="e2e"]')
+        field = card.find_element(By.CSS_SELECTOR, ".invite-name")
+        field.clear()
+        field.send_keys(name)
+        card.find_element(By.CSS_SELECTOR, ".invite").click()
+    except StaleElementReferenceException:
+        return False
+    return True
+
+
 def test_admin_and_two_annotators_through_the_real_pages(browser, db_url, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -91,9 +108,7 @@ def test_admin_and_two_annotators_through_the_real_pages(browser, db_url, tmp_pa
         _wait(d, lambda d: "Added 3 tasks" in d.find_element(By.ID, "message").text)
         links = {}
         for name in ("alice", "bob"):
-            card = d.find_element(By.CSS_SELECTOR, 'article[data-project="e2e"]')
-            card.find_element(By.CSS_SELECTOR, ".invite-name").send_keys(name)
-            card.find_element(By.CSS_SELECTOR, ".invite").click()
+            _wait(d, lambda d, n=name: _invite(d, n))
             link = _wait(
                 d, lambda d, n=name: d.find_elements(By.CSS_SELECTOR, f'.invite-link[data-name="{n}"]')
             )[0]
