@@ -11,18 +11,30 @@ from alignlab.scoring import flex
 from alignlab.scoring.engine import Engine
 from tests.scoring.test_flex import SIZES, naive_logps, synthetic_groups
 
+# Group sizes (prompt once + completions) 600, 300 and 100 tokens, rows of at most 700 tokens (first-fit
+# decreasing): row 0 = groups 0 and 2 (600 + 100), row 1 = group 1 (300). Row 0 is long enough to be computed
+# segment by segment; row 1, shorter than SEGMENT_MIN_ROW (512), is one square.
+LONG = [(300, [200, 100]), (150, [100, 50]), (60, [25, 15])]
+BLOCKS = [(0, 0, 600), (0, 600, 700), (1, 0, 300)]
+
+
+def long_batch():
+    records, groups = synthetic_groups(LONG, vocab=400)
+    return groups, make_batch(records, groups, "packed", tokens_per_row=700)
+
 
 @pytest.fixture
-def segment_calls(monkeypatch):
-    """Counts the segments the per-segment path computes (so a silent fallback to dense SDPA fails)."""
+def blocks_seen(monkeypatch):
+    """The squares the segment path computes, per layer call (so a silent fall back to dense SDPA fails)."""
     seen = []
-    original = flex._segment_attention
+    original = flex._attention_blocks
 
-    def spy(module, query, key, value, mask, segments, *args, **kwargs):
-        seen.append(len(segments))
-        return original(module, query, key, value, mask, segments, *args, **kwargs)
+    def spy(segments):
+        out = original(segments)
+        seen.append(out)
+        return out
 
-    monkeypatch.setattr(flex, "_segment_attention", spy)
+    monkeypatch.setattr(flex, "_attention_blocks", spy)
     return seen
 
 
@@ -35,47 +47,43 @@ def test_segment_spans_by_hand():
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
-def test_segment_attention_equals_each_sequence_alone(arch, segment_calls):
+def test_segment_attention_equals_each_sequence_alone(arch, blocks_seen):
     model, _ = tiny_model(arch, seed=3)
-    records, groups = synthetic_groups(SIZES, vocab=400)
-    batch = make_batch(records, groups, "packed", tokens_per_row=300)
+    groups, batch = long_batch()
     with torch.no_grad():
         got = Engine("packed", attention="segment")(model, batch).logps
         want = torch.stack([naive_logps(model, g.prompt_ids, c) for g in groups for c in g.completion_ids])
     assert torch.allclose(got.double(), want, atol=1e-4, rtol=1e-5)
-    assert segment_calls and set(segment_calls) == {4}  # every layer computed the 4 segments on their own
+    assert blocks_seen and all(b == BLOCKS for b in blocks_seen)  # every layer computed these squares
 
 
-def test_segment_gradients_equal_the_dense_mask_path(segment_calls):
-    records, groups = synthetic_groups(SIZES)
-    batch = make_batch(records, groups, "packed", tokens_per_row=300)
+def test_segment_gradients_equal_the_dense_mask_path(blocks_seen):
+    _, batch = long_batch()
     grads = {}
     for attention in ("sdpa", "segment"):
         model, _ = tiny_model("qwen2", seed=4)
         loss = Engine("packed", attention=attention)(model, batch).logps.pow(2).mean()
         loss.backward()
         grads[attention] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-    assert segment_calls  # the segment run did go segment by segment
-    # fp32 summation order differs between the two; gradients reach ~500 here, so compare to their scale.
+    assert blocks_seen  # the segment run did go square by square
+    # fp32 summation order differs between the two; compare to the gradients' scale.
     scale = grads["sdpa"].abs().max()
     assert (grads["segment"] - grads["sdpa"]).abs().max() <= 1e-6 * scale
+
+
+def test_short_batches_stay_one_dense_call(blocks_seen):
+    records, groups = synthetic_groups(SIZES)
+    batch = make_batch(records, groups, "packed", tokens_per_row=300)  # rows of 235 and 275 tokens
+    model, _ = tiny_model("llama")
+    with torch.no_grad():
+        Engine("packed", attention="segment")(model, batch)
+    assert blocks_seen == []  # below SEGMENT_MIN_ROW the per-segment loop costs more than it saves
 
 
 def test_auto_is_segment_on_cpu_and_sdpa_when_compiling():
     model, _ = tiny_model("llama")
     assert Engine(attention="auto")._attention_for(model) == "segment"
     assert Engine(attention="auto", compile=True)._attention_for(model) == "sdpa"
-
-
-def test_reward_model_with_segment_attention_equals_the_dense_mask(segment_calls):
-    model = RewardModel.from_base("tiny:llama", seed=5).eval()
-    records, groups = synthetic_groups(SIZES)
-    batch = make_batch(records, groups, "packed", tokens_per_row=300)
-    with torch.no_grad():
-        dense = model.pooled(batch, "sdpa")
-        segment = model.pooled(batch, "segment")
-    assert segment_calls
-    assert torch.allclose(segment, dense, atol=1e-5)
 
 
 def test_auto_keeps_dense_sdpa_for_a_body_that_takes_no_extra_arguments():
@@ -89,3 +97,13 @@ def test_auto_keeps_dense_sdpa_for_a_body_that_takes_no_extra_arguments():
 
     model.model.forward = strict_forward  # a body that could not receive the segment spans
     assert Engine(attention="auto")._attention_for(model) == "sdpa"
+
+
+def test_reward_model_with_segment_attention_equals_the_dense_mask(blocks_seen):
+    model = RewardModel.from_base("tiny:llama", seed=5).eval()
+    _, batch = long_batch()
+    with torch.no_grad():
+        dense = model.pooled(batch, "sdpa")
+        segment = model.pooled(batch, "segment")
+    assert blocks_seen
+    assert torch.allclose(segment, dense, atol=1e-5)

@@ -91,7 +91,7 @@ def packed_attention_inputs(model: Any, batch: Batch, attention: str) -> dict[st
         flex.use_packed_attention(unwrap(model))
         return {"attention_mask": flex.packed_block_mask(batch.segment_ids, batch.branch_ids)}
     mask = batch.attention_mask_4d(next(unwrap(model).parameters()).dtype)
-    if attention == "segment":
+    if attention == "segment" and batch.input_ids.shape[1] >= flex.SEGMENT_MIN_ROW:
         flex.use_packed_attention(unwrap(model))
         return {"attention_mask": mask, "alignlab_segments": batch.segment_spans()}
     return {"attention_mask": mask}

@@ -110,6 +110,28 @@ def _packed_attention(
     return out.transpose(1, 2).contiguous(), None
 
 
+# Below this many tokens a row is computed as one square: on a 2-core CPU, per-segment SDPA (about 0.3 ms per
+# segment per fwd+bwd in a 2-layer model) lost to the dense row at 128-256 tokens, broke even at 512 and was
+# ~2x faster at 1024 and above (docs/performance.md, "Segment attention").
+SEGMENT_MIN_ROW = 512
+
+
+def _attention_blocks(segments: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The squares to compute: every segment of a long row, one square up to the last segment for a short row
+    (or a row of one segment)."""
+    by_row: dict[int, list[tuple[int, int, int]]] = {}
+    for span in segments:
+        by_row.setdefault(span[0], []).append(span)
+    blocks = []
+    for r, spans in by_row.items():
+        extent = max(end for _, _, end in spans)
+        if extent < SEGMENT_MIN_ROW or len(spans) == 1:
+            blocks.append((r, 0, extent))
+        else:
+            blocks.extend(spans)
+    return blocks
+
+
 def _segment_attention(
     module: torch.nn.Module,
     query: Tensor,
@@ -127,7 +149,7 @@ def _segment_attention(
 
     rows, heads, length, dim = query.shape
     out = query.new_zeros(rows, length, heads, dim)
-    for r, start, end in segments:
+    for r, start, end in _attention_blocks(segments):
         piece, _ = sdpa_attention_forward(
             module,
             query[r : r + 1, :, start:end],
