@@ -63,19 +63,21 @@ def _wait(driver, condition, timeout=15):
     return WebDriverWait(driver, timeout).until(lambda d: condition(d))
 
 
-def _invite(driver, name: str) -> bool:
-    """Type the name into the project's invite form and send it; False (try again) when the page re-drew the
-    project card meanwhile (it does after an upload), so the element found a moment ago is gone."""
-    from selenium.common.exceptions import StaleElementReferenceException
+def _in_project_card(driver, field: str, text: str, button: str) -> bool:
+    """Type ``text`` into the e2e project card's ``field`` and press its ``button``; False (try again) while the
+    card is not there or the page re-drew it meanwhile (it does after creating a project and after an upload),
+    so the element found a moment ago is gone."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     try:
         card = driver.find_element(By.CSS_SELECTOR, 'article[data-project="e2e"]')
-        field = card.find_element(By.CSS_SELECTOR, ".invite-name")
-        field.clear()
-        field.send_keys(name)
-        card.find_element(By.CSS_SELECTOR, ".invite").click()
-    except StaleElementReferenceException:
+        box = card.find_element(By.CSS_SELECTOR, field)
+        if box.get_attribute("type") != "file":
+            box.clear()
+        box.send_keys(text)
+        card.find_element(By.CSS_SELECTOR, button).click()
+    except (NoSuchElementException, StaleElementReferenceException):
         return False
     return True
 
@@ -102,13 +104,11 @@ def test_admin_and_two_annotators_through_the_real_pages(browser, db_url, tmp_pa
         d.find_element(By.ID, "np-per-task").clear()
         d.find_element(By.ID, "np-per-task").send_keys("2")
         d.find_element(By.ID, "np-create").click()
-        card = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, 'article[data-project="e2e"]'))[0]
-        card.find_element(By.CSS_SELECTOR, ".upload-file").send_keys(str(tasks))
-        card.find_element(By.CSS_SELECTOR, ".upload").click()
+        _wait(d, lambda d: _in_project_card(d, ".upload-file", str(tasks), ".upload"))
         _wait(d, lambda d: "Added 3 tasks" in d.find_element(By.ID, "message").text)
         links = {}
         for name in ("alice", "bob"):
-            _wait(d, lambda d, n=name: _invite(d, n))
+            _wait(d, lambda d, n=name: _in_project_card(d, ".invite-name", n, ".invite"))
             link = _wait(
                 d, lambda d, n=name: d.find_elements(By.CSS_SELECTOR, f'.invite-link[data-name="{n}"]')
             )[0]
