@@ -127,3 +127,26 @@ def test_spans_become_token_weights():
     weights = groups[0].token_weights[0]
     marked = "".join(tokenizer.decode([t]) for t, w in zip(ids, weights) if w > 0)
     assert marked.strip() == "blue"
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZERS))
+def test_repeated_texts_and_context_prefixes_encode_like_each_alone(name):
+    """Texts are tokenised once per distinct text in batches; each use must still get its own ids: a context
+    prefix without EOS, the same text as a completion with it, in every record that repeats it."""
+    tokenizer = TOKENIZERS[name]()
+    shared = "hello world"
+    records = [
+        Record("the lazy dog", [shared, "1 2 3"], ranking=[0, 1]),
+        Record("how are you", ["4 5 6", shared], ranking=[0, 1], meta={"context_prefixes": [shared, None]}),
+        Record("the quick brown fox", [shared]),
+    ]
+    groups, report = tokenize_records(records, tokenizer)
+    assert report.kept == 3
+    alone = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    eos = [tokenizer.eos_token_id]
+    assert groups[0].completion_ids == [alone(shared) + eos, alone("1 2 3") + eos]
+    assert groups[1].context_ids == [alone(shared), []]
+    assert groups[1].completion_ids == [alone("4 5 6") + eos, alone(shared) + eos]
+    assert groups[2].completion_ids == [alone(shared) + eos]
+    for record, group in zip(records, groups):
+        assert group.prompt_ids == tokenizer(record.prompt)["input_ids"]

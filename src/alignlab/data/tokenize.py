@@ -97,17 +97,48 @@ def render_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> tuple[s
 
 
 def encode_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> tuple[list[int], bool]:
-    text, fallback = render_prompt(tokenizer, prompt)
+    ((ids, fallback),) = encode_prompts(tokenizer, [prompt])
+    return ids, fallback
+
+
+def encode_prompts(
+    tokenizer: Any, prompts: list[str | list[dict[str, str]]], adds_bos: bool | None = None
+) -> list[tuple[list[int], bool]]:
+    """``encode_prompt`` for many prompts, tokenised in batches (the fast tokenizers' parallel path)."""
+    rendered = [render_prompt(tokenizer, p) for p in prompts]
     # A chat template writes its own special tokens (BOS included); plain text gets the tokenizer's.
-    add_special = isinstance(prompt, str) or fallback
-    ids = tokenizer(text, add_special_tokens=add_special)["input_ids"]
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if not add_special and bos is not None and (not ids or ids[0] != bos) and _adds_bos(tokenizer):
-        ids = [bos, *ids]  # a template without BOS for a model that always saw one
-    eos = tokenizer.eos_token_id
-    if add_special and ids and eos is not None and ids[-1] == eos and not text.endswith(tokenizer.eos_token):
-        ids = ids[:-1]  # tokenizers that append EOS to every input would end the prompt early
-    return list(ids), fallback
+    add_special = [isinstance(p, str) or fallback for p, (_, fallback) in zip(prompts, rendered)]
+    ids: list[list[int]] = [[] for _ in prompts]
+    for flag in (True, False):
+        which = [i for i, a in enumerate(add_special) if a is flag]
+        for i, encoded in zip(which, _batch_encode(tokenizer, [rendered[i][0] for i in which], flag)):
+            ids[i] = encoded
+    bos, eos = getattr(tokenizer, "bos_token_id", None), tokenizer.eos_token_id
+    out = []
+    for (text, fallback), add, piece in zip(rendered, add_special, ids):
+        if not add and bos is not None and (not piece or piece[0] != bos):
+            if adds_bos is None:
+                adds_bos = _adds_bos(tokenizer)
+            if adds_bos:
+                piece = [bos, *piece]  # a template without BOS for a model that always saw one
+        if add and piece and eos is not None and piece[-1] == eos and not text.endswith(tokenizer.eos_token):
+            piece = piece[:-1]  # tokenizers that append EOS to every input would end the prompt early
+        out.append((piece, fallback))
+    return out
+
+
+def _batch_encode(
+    tokenizer: Any, texts: list[str], add_special_tokens: bool, size: int = 1024
+) -> list[list[int]]:
+    out: list[list[int]] = []
+    for start in range(0, len(texts), size):
+        out += [
+            list(x)
+            for x in tokenizer(texts[start : start + size], add_special_tokens=add_special_tokens)[
+                "input_ids"
+            ]
+        ]
+    return out
 
 
 def _adds_bos(tokenizer: Any) -> bool:
@@ -116,11 +147,18 @@ def _adds_bos(tokenizer: Any) -> bool:
 
 
 def encode_completion(tokenizer: Any, text: str, add_eos: bool = True) -> list[int]:
-    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return encode_completions(tokenizer, [text], add_eos)[0]
+
+
+def encode_completions(tokenizer: Any, texts: list[str], add_eos: bool = True) -> list[list[int]]:
+    """``encode_completion`` for many texts, tokenised in batches."""
+    out = _batch_encode(tokenizer, texts, add_special_tokens=False)
+    return [_with_eos(tokenizer, ids) for ids in out] if add_eos else out
+
+
+def _with_eos(tokenizer: Any, ids: list[int]) -> list[int]:
     eos = tokenizer.eos_token_id
-    if add_eos and eos is not None and (not ids or ids[-1] != eos):
-        ids.append(eos)
-    return ids
+    return ids if eos is None or (ids and ids[-1] == eos) else [*ids, eos]
 
 
 def span_token_weights(tokenizer: Any, text: str, spans: list[Any], num_tokens: int) -> list[float]:
@@ -141,8 +179,11 @@ def tokenize_records(
     report = TokenizeReport(records=len(records))
     groups: list[TokenizedGroup] = []
     bos = getattr(tokenizer, "bos_token_id", None)
+    encoded_prompts = encode_prompts(tokenizer, [r.prompt for r in records], _adds_bos(tokenizer))
+    texts, text_index = _completion_texts(records)
+    encoded_texts = encode_completions(tokenizer, texts, add_eos=False)  # contexts take no EOS
     for index, record in enumerate(records):
-        prompt_ids, fallback = encode_prompt(tokenizer, record.prompt)
+        prompt_ids, fallback = encoded_prompts[index]
         report.fallback_chat_rendering += int(fallback)
         if len(prompt_ids) > truncation.max_prompt_length:
             report.truncated_prompts += 1
@@ -154,10 +195,11 @@ def tokenize_records(
                 prompt_ids = prompt_ids[:keep]
         prefixes = record.meta.get("context_prefixes") or [None] * record.k
         roles = record.meta.get("roles") or [""] * record.k
-        contexts = [encode_completion(tokenizer, p, add_eos=False) if p else [] for p in prefixes]
+        contexts = [list(encoded_texts[text_index[p]]) if p else [] for p in prefixes]
         completions, dropped = [], None
         for text, context in zip(record.completions, contexts):
-            ids = encode_completion(tokenizer, text, add_eos)
+            ids = encoded_texts[text_index[text]]
+            ids = _with_eos(tokenizer, ids) if add_eos else list(ids)
             budget = truncation.max_length - len(prompt_ids) - len(context)
             if budget <= 0:
                 dropped = "prompt (and context) leave no room for the completion within max_length"
@@ -188,6 +230,16 @@ def tokenize_records(
         groups.append(TokenizedGroup(prompt_ids, completions, contexts, list(roles), index, token_weights))
     report.kept = len(groups)
     return groups, report
+
+
+def _completion_texts(records: list[Record]) -> tuple[list[str], dict[str, int]]:
+    """Every distinct completion and context-prefix text once (repeated texts are tokenised once)."""
+    index: dict[str, int] = {}
+    for record in records:
+        prefixes = [p for p in record.meta.get("context_prefixes") or [] if p]
+        for text in [*record.completions, *prefixes]:
+            index.setdefault(text, len(index))
+    return list(index), index
 
 
 def tokenizer_fingerprint(tokenizer: Any, truncation: Truncation, add_eos: bool = True) -> str:
