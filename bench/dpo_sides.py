@@ -214,16 +214,9 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     meter.sync()
     setup_s = time.perf_counter() - t0
     groups = trainer.train_data.groups
-    times, pairs, tokens = [], [], []
-    for step in range(1, spec["warmup"] + spec["steps"] + 1):
-        ids = trainer.source.next()
-        t = time.perf_counter()
-        trainer.train_step(ids, step)
-        meter.sync()
-        if step > spec["warmup"]:
-            times.append(time.perf_counter() - t)
-            pairs.append(len(ids))
-            tokens.append(sum(groups[i].num_tokens for i in ids))
+    times, steps = timed_alignlab_steps(trainer, meter, spec["warmup"], spec["steps"])
+    pairs = [len(ids) for ids in steps]
+    tokens = [sum(groups[i].num_tokens for i in ids) for ids in steps]
     return {
         "path": "alignlab.train.trainer.Trainer.train_step (make_batch -> engine -> dpo -> backward -> clip -> "
         "AdamW), reference log-probs from the loop's cache",
@@ -300,6 +293,23 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         "settings": settings,
         **_rates(times, [c[0] for c in kept], [c[1] for c in kept]),
     }
+
+
+def timed_alignlab_steps(
+    trainer: Any, meter: Meter, warmup: int, steps: int
+) -> tuple[list[float], list[list[int]]]:
+    """Run ``warmup + steps`` loop steps (``Trainer.train_step``: batch, engine, loss, backward, clip, AdamW);
+    return the timed steps' times and the record ids each of them trained on."""
+    times, ids_per_step = [], []
+    for step in range(1, warmup + steps + 1):
+        ids = trainer.source.next()
+        t = time.perf_counter()
+        trainer.train_step(ids, step)
+        meter.sync()
+        if step > warmup:
+            times.append(time.perf_counter() - t)
+            ids_per_step.append(ids)
+    return times, ids_per_step
 
 
 def timed_trl_train(trainer: Any, meter: Meter, warmup: int, count: Any) -> tuple[list[float], list[tuple]]:

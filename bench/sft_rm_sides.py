@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dpo_sides import Meter, run_one_side, timed_trl_train
+from dpo_sides import Meter, run_one_side, timed_alignlab_steps, timed_trl_train
 
 # What one "item" of a step is, per task: an SFT example (prompt + completion) or a preference pair.
 UNITS = {"sft": "examples", "rm": "pairs"}
@@ -78,21 +78,16 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         extra["reward_head_init_sum"] = float(trainer.policy.reward_head.weight.double().sum())
         extra["model_class"] = type(trainer.policy).__name__
     data = trainer.train_data
-    times, items, tokens, positions = [], [], [], []
-    for step in range(1, spec["warmup"] + spec["steps"] + 1):
-        ids = trainer.source.next()
-        t = time.perf_counter()
-        trainer.train_step(ids, step)
-        meter.sync()
-        if step > spec["warmup"]:
-            times.append(time.perf_counter() - t)
-            items.append(len(ids))
-            tokens.append(sum(data.groups[i].num_tokens for i in ids))
-            # Outside the timer: the model-input positions the step ran (row tokens, padding included).
-            batch = make_batch(
-                data.records, [data.groups[i] for i in ids], trainer.layout, config.train.tokens_per_row
-            )
-            positions.append(batch.input_ids.numel())
+    times, steps = timed_alignlab_steps(trainer, meter, spec["warmup"], spec["steps"])
+    items = [len(ids) for ids in steps]
+    tokens = [sum(data.groups[i].num_tokens for i in ids) for ids in steps]
+    # The model-input positions each step ran (row tokens, padding included), laid out again untimed.
+    positions = [
+        make_batch(
+            data.records, [data.groups[i] for i in ids], trainer.layout, config.train.tokens_per_row
+        ).input_ids.numel()
+        for ids in steps
+    ]
     objective = "sft" if spec["task"] == "sft" else "bt"
     return {
         "path": f"alignlab.train.trainer.Trainer.train_step (make_batch -> engine -> {objective} -> backward "
