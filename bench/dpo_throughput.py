@@ -49,6 +49,32 @@ def peak_flops(device: str, override_tflops: float | None) -> float | None:
     return None
 
 
+def report_header(device: str, data: dict[str, Any], peak: float | None, **extra: Any) -> dict[str, Any]:
+    """What every bench report starts with: device, precision, data, peak FLOP/s and the machine's load."""
+    report: dict[str, Any] = {
+        "device": device,
+        "precision": "bf16 autocast, fp32 weights (both sides)" if device == "cuda" else "fp32 (both sides)",
+        **extra,
+        "data": data,
+        "peak_flops": peak,
+        "load_average": os.getloadavg(),
+    }
+    if device == "cuda":
+        import torch
+
+        report["device_name"] = torch.cuda.get_device_name()
+    return report
+
+
+def alternate_sides(sides: list[str], repeats: int, run: Any) -> dict[str, list[dict[str, Any]]]:
+    """``run(side)`` for every side, ``repeats`` times, the sides alternating (so drift hits both alike)."""
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+    for _ in range(repeats):
+        for side in sides:
+            runs[side].append(run(side))
+    return runs
+
+
 def run_side(side: str, spec: dict[str, Any], work: Path, batch: int) -> dict[str, Any]:
     spec = {**spec, "side": side, "batch": batch}
     fd, spec_path = tempfile.mkstemp(suffix=".json", dir=work)
@@ -248,25 +274,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     peak = peak_flops(args.device, args.peak_tflops)
-    report: dict[str, Any] = {
-        "device": args.device,
-        "precision": "bf16 autocast, fp32 weights (both sides)" if gpu else "fp32 (both sides)",
-        "batch_pairs": batch,
-        "data": data,
-        "peak_flops": peak,
-        "load_average": os.getloadavg(),
-    }
-    if gpu:
-        import torch
+    report = report_header(args.device, data, peak, batch_pairs=batch)
 
-        report["device_name"] = torch.cuda.get_device_name()
-    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
-    for _ in range(args.repeats):
-        for side in sides:
-            result = run_side(side, spec, work, batch)
-            if result.get("oom"):
-                raise SystemExit(f"{side} ran out of memory at batch {batch}: {result['error']}")
-            runs[side].append(result)
+    def run(side: str) -> dict[str, Any]:
+        result = run_side(side, spec, work, batch)
+        if result.get("oom"):
+            raise SystemExit(f"{side} ran out of memory at batch {batch}: {result['error']}")
+        return result
+
+    runs = alternate_sides(sides, args.repeats, run)
     for side in sides:
         report[side] = summarise(runs[side], data["parameters"], peak)
     report["load_average_after"] = os.getloadavg()

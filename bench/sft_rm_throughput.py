@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from dpo_sides import prepare  # noqa: E402
-from dpo_throughput import peak_flops  # noqa: E402
+from dpo_throughput import alternate_sides, peak_flops, report_header  # noqa: E402
 from sft_rm_sides import UNIT_SINGULAR, UNITS  # noqa: E402
 
 RM_SEED = 0  # seed of the reward head alignlab builds (model.seed); the TRL side loads the same head
@@ -156,25 +156,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     peak = peak_flops(args.device, args.peak_tflops)
-    report: dict[str, Any] = {
-        "task": args.task,
-        "unit": UNITS[args.task],
-        "device": args.device,
-        "precision": "bf16 autocast, fp32 weights (both sides)" if gpu else "fp32 (both sides)",
-        "batch": batch,
-        "threads": args.threads,
-        "data": data,
-        "peak_flops": peak,
-        "load_average": os.getloadavg(),
-    }
-    if gpu:
-        import torch
-
-        report["device_name"] = torch.cuda.get_device_name()
-    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
-    for _ in range(args.repeats):
-        for side in sides:
-            runs[side].append(run_side(side, spec, work))
+    report = report_header(
+        args.device, data, peak, task=args.task, unit=UNITS[args.task], batch=batch, threads=args.threads
+    )
+    runs = alternate_sides(sides, args.repeats, lambda side: run_side(side, spec, work))
     for side in sides:
         report[side] = summarise(args.task, runs[side], data["flop_parameters"], peak)
     report["load_average_after"] = os.getloadavg()
