@@ -262,17 +262,7 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         "max_steps": spec["warmup"] + spec["steps"],
         **spec.get("trl_config", {}),
     }
-    args = DPOConfig(
-        output_dir=str(work / f"run-trl-{os.getpid()}"),
-        use_cpu=not gpu,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=10,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        seed=0,
-        **settings,
-    )
+    args = trl_training_args(DPOConfig, work / f"run-trl-{os.getpid()}", gpu, settings)
     t0 = time.perf_counter()
     trainer = DPOTrainer(
         model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer
@@ -293,6 +283,21 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         "settings": settings,
         **_rates(times, [c[0] for c in kept], [c[1] for c in kept]),
     }
+
+
+def trl_training_args(config_class: Any, output_dir: Path, gpu: bool, settings: dict[str, Any]) -> Any:
+    """A TRL config for a timed run: no saving, no reporting, no dataloader workers, seed 0, ``settings``."""
+    return config_class(
+        output_dir=str(output_dir),
+        use_cpu=not gpu,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+        **settings,
+    )
 
 
 def timed_alignlab_steps(

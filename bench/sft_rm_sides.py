@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dpo_sides import Meter, run_one_side, timed_alignlab_steps, timed_trl_train
+from dpo_sides import Meter, run_one_side, timed_alignlab_steps, timed_trl_train, trl_training_args
 
 # What one "item" of a step is, per task: an SFT example (prompt + completion) or a preference pair.
 UNITS = {"sft": "examples", "rm": "pairs"}
@@ -111,18 +111,8 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
 
 def _trl_args(spec: dict[str, Any], config_class: Any, settings: dict[str, Any]) -> Any:
-    gpu = spec["device"] == "cuda"
-    return config_class(
-        output_dir=str(Path(spec["work"]) / f"run-trl-{spec['task']}-{os.getpid()}"),
-        use_cpu=not gpu,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=10,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        seed=0,
-        **settings,
-    )
+    output_dir = Path(spec["work"]) / f"run-trl-{spec['task']}-{os.getpid()}"
+    return trl_training_args(config_class, output_dir, spec["device"] == "cuda", settings)
 
 
 def _common_trl_settings(spec: dict[str, Any]) -> dict[str, Any]:
