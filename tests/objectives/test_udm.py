@@ -75,3 +75,26 @@ def test_density_ratio_weights_reach_the_bco_loss_in_a_run(tmp_path):
     # At step 1 the policy is the reference: ρ = 0, δ = 0, so each row's loss is log 2 times its weight.
     first = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert first["loss"] == pytest.approx(math.log(2) * (4 + sum(ratio)) / 8, rel=1e-5)
+
+
+def test_eval_records_are_weighted_by_the_classifier_fitted_on_training_data(tmp_path):
+    # Training: cat prompts desirable, tax prompts undesirable. Eval: the reverse. A classifier fitted on the
+    # eval labels would put eval cat prompts below 1/2; the one fitted on training data puts them above.
+    def rows(cat_label):
+        cats = [{"prompt": f"Tell me about cats and kittens {i}", "completions": ["ok"], "labels": [cat_label]}
+                for i in range(4)]  # fmt: skip
+        taxes = [{"prompt": f"Explain the tax code section {i}", "completions": ["ok"], "labels": [not cat_label]}
+                 for i in range(4)]  # fmt: skip
+        return "".join(json.dumps(r) + "\n" for r in cats + taxes)
+
+    (tmp_path / "train.jsonl").write_text(rows(True))
+    (tmp_path / "eval.jsonl").write_text(rows(False))
+    trainer = Trainer(
+        load_config(None, [f"out={tmp_path / 'bco'}", "train.progress=false", f"data.train={tmp_path / 'train.jsonl'}",
+                           f"data.eval={tmp_path / 'eval.jsonl'}", "objectives.0.name=bco",
+                           "objectives.0.udm_encoder=tiny:llama", "train.steps=1", "train.batch_size=8",
+                           f"reference.cache_dir={tmp_path / 'cache'}"])
+    )  # fmt: skip
+    trainer.run()
+    eval_probs = [r.meta["prob_desirable"] for r in trainer.eval_data.records]
+    assert min(eval_probs[:4]) > 0.5 > max(eval_probs[4:])  # cats still look desirable: the train fit

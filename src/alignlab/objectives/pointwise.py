@@ -178,14 +178,19 @@ def udm_weight(
 
 
 def bco_prepare(
-    records: list[Record], udm_encoder: str | None = None, prompt_sample_size: int = 1024, **_: Any
+    records: list[Record],
+    udm_encoder: str | None = None,
+    prompt_sample_size: int = 1024,
+    fit_on: list[Record] | None = None,
+    **_: Any,
 ) -> list[Record]:
-    """With ``udm_encoder`` set, fit BCO's UDM classifier and attach P(desirable | prompt) to each record."""
+    """With ``udm_encoder`` set, fit BCO's UDM classifier (on ``fit_on``, the training records, when given)
+    and attach P(desirable | prompt) to each record."""
     if udm_encoder is None:
         return records
     from alignlab.objectives.udm import add_prob_desirable
 
-    return add_prob_desirable(records, udm_encoder, prompt_sample_size)
+    return add_prob_desirable(records, udm_encoder, prompt_sample_size, fit_on=fit_on)
 
 
 @objective(

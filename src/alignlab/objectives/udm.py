@@ -89,22 +89,28 @@ def fit_logistic_regression(
 
 
 def add_prob_desirable(
-    records: list[Record], encoder: str, prompt_sample_size: int = 1024, seed: int = 0
+    records: list[Record],
+    encoder: str,
+    prompt_sample_size: int = 1024,
+    seed: int = 0,
+    fit_on: list[Record] | None = None,
 ) -> list[Record]:
     """Fit the UDM classifier on up to ``prompt_sample_size`` prompts of desirable and of undesirable
-    completions (sampled without replacement; TRL samples with) and set ``meta["prob_desirable"]`` on every
-    record."""
+    completions of ``fit_on`` (default: ``records``; sampled without replacement, TRL samples with) and set
+    ``meta["prob_desirable"]`` on every record of ``records``."""
+    source = records if fit_on is None else fit_on
     desirable, undesirable = [], []
-    for i, record in enumerate(records):
+    for i, record in enumerate(source):
         for label in record.labels or []:
             (desirable if label else undesirable).append(i)
     rng = random.Random(seed)
     desirable = rng.sample(desirable, min(prompt_sample_size, len(desirable)))
     undesirable = rng.sample(undesirable, min(prompt_sample_size, len(undesirable)))
-    embeddings = embed_texts([r.prompt_text() for r in records], encoder)
+    fit_texts = [source[i].prompt_text() for i in desirable + undesirable]
+    embeddings = embed_texts(fit_texts + [r.prompt_text() for r in records], encoder)
     labels = torch.tensor([1.0] * len(desirable) + [0.0] * len(undesirable))
-    w, b = fit_logistic_regression(embeddings[desirable + undesirable], labels)
-    probs = torch.sigmoid(embeddings.double() @ w + b)
+    w, b = fit_logistic_regression(embeddings[: len(fit_texts)], labels)
+    probs = torch.sigmoid(embeddings[len(fit_texts) :].double() @ w + b)
     for record, prob in zip(records, probs.tolist()):
         record.meta = {**(record.meta or {}), META_KEY: prob}
     return records
