@@ -47,20 +47,9 @@ class GPMJudge(Judge):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> GPMJudge:
-        from transformers import AutoTokenizer
+        from alignlab.judges.reward_model import load_trained_judge
 
-        from alignlab.judges.reward_model import resolve_model_dir, training_truncation
-
-        directory = resolve_model_dir(path)
-        model = RewardModel.from_pretrained(directory, device)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        judge = cls(model, tokenizer, **kwargs)
-        trained = training_truncation(directory)
-        if trained is not None and kwargs.get("max_length") is None:
-            judge.truncation = trained  # score inputs exactly as they were cut in training
-        return judge
+        return load_trained_judge(cls, path, device, **kwargs)
 
     def embed(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         v = score_pairs(

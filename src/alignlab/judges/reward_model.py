@@ -46,18 +46,7 @@ class RewardModelJudge(Judge):
     def load(
         cls, path: str | Path, device: str = "cpu", batch_size: int = 16, max_length: int | None = None
     ) -> RewardModelJudge:
-        from transformers import AutoTokenizer
-
-        directory = resolve_model_dir(path)
-        model = RewardModel.from_pretrained(directory, device)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        judge = cls(model, tokenizer, batch_size, max_length)
-        trained = training_truncation(directory)
-        if trained is not None and max_length is None:
-            judge.truncation = trained  # score inputs exactly as they were cut in training
-        return judge
+        return load_trained_judge(cls, path, device, batch_size=batch_size, max_length=max_length)
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         check_lengths(prompts, completions)
@@ -105,6 +94,23 @@ def trained_objectives(model_dir: Path) -> list[str]:
         return []
     entries = (yaml.safe_load(config.read_text()) or {}).get("objectives") or []
     return [e if isinstance(e, str) else str(e.get("name")) for e in entries]
+
+
+def load_trained_judge(cls: Any, path: str | Path, device: str = "cpu", **kwargs: Any) -> Any:
+    """``cls(model, tokenizer, **kwargs)`` for the reward model saved at ``path``, cutting inputs as its
+    training run did unless ``max_length`` is given."""
+    from transformers import AutoTokenizer
+
+    directory = resolve_model_dir(path)
+    model = RewardModel.from_pretrained(directory, device)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    judge = cls(model, tokenizer, **kwargs)
+    trained = training_truncation(directory)
+    if trained is not None and kwargs.get("max_length") is None:
+        judge.truncation = trained  # score inputs exactly as they were cut in training
+    return judge
 
 
 def training_truncation(model_dir: Path) -> Any:
