@@ -14,9 +14,9 @@ import httpx
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from alignlab.app.cli import app
 from alignlab.app.db import Database
 from alignlab.app.service import create_app
+from alignlab.cli.app import app
 from tests.app.conftest import pairs
 from tests.app.live_server import free_port
 
@@ -44,7 +44,7 @@ def test_serve_binds_only_to_loopback_by_default(tmp_path):
         [
             sys.executable,
             "-m",
-            "alignlab.app.cli",
+            "alignlab.cli.app",
             "serve",
             "--db",
             str(tmp_path / "f.db"),

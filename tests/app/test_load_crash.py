@@ -41,7 +41,7 @@ class Server:
         cmd = [
             sys.executable,
             "-m",
-            "alignlab.app.cli",
+            "alignlab.cli.app",
             "serve",
             "--db",
             self.db_url,

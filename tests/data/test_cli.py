@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from alignlab.data.cli import app
+from alignlab.cli.data import app
 from alignlab.data.io import read_records
 from alignlab.data.validate import validate_file
 

@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
+from alignlab.cli.sim import app
 from alignlab.data.io import read_records
-from alignlab.sim.cli import app
 
 runner = CliRunner()
 

@@ -1,4 +1,5 @@
-"""The ``alignlab`` command line.
+"""The root ``alignlab`` command: its options, the top-level commands (train, objectives, quickstart),
+the mounting of every command group (one module each in this package) and ``main``, the entry point.
 
 User errors (a bad config key, a malformed record, an unknown objective, a diverged run) print one
 clear message and exit with status 1; ``--debug`` shows the traceback instead.
@@ -134,43 +135,26 @@ def quickstart(
     run_quickstart(out, steps=steps, console=console)
 
 
-models_app = typer.Typer(help="Built-in tiny models.", no_args_is_help=True)
-main_app.add_typer(models_app, name="models")
+def _mount_groups() -> None:
+    from alignlab.cli.cache import app as cache_app
+    from alignlab.cli.data import app as data_app
+    from alignlab.cli.judges import app as judges_app
+    from alignlab.cli.models import app as models_app
+    from alignlab.cli.rm import app as rm_app
+    from alignlab.cli.sim import app as sim_app
 
-
-@models_app.command("tiny")
-def models_tiny(
-    out: Path = typer.Argument(..., help="Directory to save the model and tokenizer to."),
-    arch: str = typer.Option("llama", "--arch", help="llama, qwen2 or gpt2."),
-    seed: int = typer.Option(0, "--seed"),
-) -> None:
-    """Save a tiny seeded model + tokenizer (save_pretrained) for tests and experiments."""
-    from alignlab.models.tiny import save_tiny
-
-    console.print(f"saved {save_tiny(out, arch, seed)}")
-
-
-def _mount_optional() -> None:
-    from alignlab.data.cli import app as data_app
-
+    main_app.add_typer(models_app, name="models")
     main_app.add_typer(data_app, name="data", help="Validate and convert feedback data.")
-    from alignlab.judges.cli import app as judges_app
-    from alignlab.judges.rm_cli import app as rm_app
-
     main_app.add_typer(
         judges_app, name="judges", help="List judges: reward models, preference models, rules."
     )
     main_app.add_typer(rm_app, name="rm", help="Evaluate reward models.")
-    from alignlab.scoring.cache_cli import app as cache_app
-
     main_app.add_typer(cache_app, name="cache", help="List and prune the reference log-prob cache.")
-    from alignlab.sim.cli import app as sim_app
-
     main_app.add_typer(
         sim_app, name="sim", help="Simulated worlds: data, optima, paper claims, league table."
     )
     try:
-        from alignlab.app.cli import app as feedback_app
+        from alignlab.cli.app import app as feedback_app
     except ImportError as err:  # the app extra is not installed
         missing = str(err)
         feedback_app = typer.Typer(help="Human feedback web app (needs: pip install 'alignlab[app]').")
@@ -185,7 +169,7 @@ def _mount_optional() -> None:
     main_app.add_typer(feedback_app, name="app", help="Human feedback collection web app.")
 
 
-_mount_optional()
+_mount_groups()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,7 +192,3 @@ def main(argv: list[str] | None = None) -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
-
-
-if __name__ == "__main__":
-    main()
