@@ -101,7 +101,9 @@ def reinforce_pp_loss(logits: torch.Tensor, batch: int = 2, std: str = "none") -
     token_rewards = kl_penalised_rewards(REWARD[actions], KL_ESTIMATORS("k1", lo, lr, None), mask, BETA)
     adv = torch.stack(
         [
-            ADVANTAGES("reinforce_pp", AdvantageInputs(token_rewards[b : b + 1], mask[b : b + 1]), std=std)[0][0]
+            ADVANTAGES("reinforce_pp", AdvantageInputs(token_rewards[b : b + 1], mask[b : b + 1]), std=std)[
+                0
+            ][0]
             for b in range(actions.shape[0])
         ]
     )
@@ -115,7 +117,9 @@ def remax_loss(logits: torch.Tensor) -> torch.Tensor:
     actions = groups_of(1)
     lp, lo, lr = one_token(logp[actions]), one_token(old[actions]), one_token(ref[actions])
     mask = torch.ones_like(lp)
-    rewards = kl_penalised_rewards(REWARD[actions], KL_ESTIMATORS("k1", lo, lr, None), mask, BETA, per_token=False)
+    rewards = kl_penalised_rewards(
+        REWARD[actions], KL_ESTIMATORS("k1", lo, lr, None), mask, BETA, per_token=False
+    )
     greedy = int(old.argmax())
     greedy_reward = REWARD[greedy] - BETA * (old[greedy] - ref[greedy])
     baseline = greedy_reward.expand(actions.shape[0])
