@@ -193,3 +193,21 @@ def test_whitened_reinforce_pp_has_the_optimum_as_fixed_point():
     for std in ("unbiased", "population"):
         (grad,) = torch.autograd.grad(reinforce_pp_loss(logits, std=std), logits)
         assert grad.abs().max() < 1e-12
+
+
+def test_remax_greedy_baseline_is_unbiased():
+    # METHODS remax: with a deterministic greedy arm, E[A·∇log π] equals the exact ∇E_π[r] (β = 0).
+    logits = torch.tensor([0.3, -0.2, 0.9, 0.1], dtype=torch.float64, requires_grad=True)
+    logp = logits.log_softmax(-1)
+    old = logp.detach()
+    actions = groups_of(1)
+    greedy = int(old.argmax())
+    adv = ADVANTAGES(
+        "remax", AdvantageInputs(REWARD[actions], baseline=REWARD[greedy].expand(ACTIONS))
+    ).advantages
+    mask = torch.ones(ACTIONS, 1, 1, dtype=torch.float64)
+    loss, _ = POLICY_LOSSES("reinforce", one_token(logp[actions]), one_token(old[actions]), adv, mask)
+    (estimated,) = torch.autograd.grad(-expected(loss[..., 0], actions, old.exp()), logits)
+    (exact,) = torch.autograd.grad((logits.softmax(-1) * REWARD).sum(), logits)
+    torch.testing.assert_close(estimated, exact, atol=1e-12, rtol=0)
+    assert adv[greedy].item() == 0.0  # the greedy sample's own advantage is exactly 0
