@@ -43,6 +43,14 @@ class Rollout:
     ended with EOS or a stop token (which is then the last id), False when it was cut at
     ``max_new_tokens``. ``prompt_index`` is the prompt's position in the ``sample`` call; ``sample_index``
     is 0..n-1 within that prompt.
+
+    ``kept_logmass[t]`` records the support: log of the probability mass, under the temperature-scaled
+    distribution softmax(z_t / T), of the tokens the top-k/top-p/min-p filters kept at step t (≤ 0).
+    None means no filter was on (all zeros). So ``logprobs[t] = log softmax(z_t / T)[y_t] − kept_logmass[t]``,
+    and the trainer scores on the same support with the engine at temperature T (``Engine(temperature=T)``)
+    minus ``kept_logmass`` (``alignlab.generation.scoring.support_logprobs``): at the sampler's weights the
+    two agree, so importance ratios start at exactly 1. ``meta`` holds the sampler's name and the
+    temperature/top_k/top_p/min_p the rollout was drawn with.
     """
 
     prompt_index: int
@@ -53,6 +61,7 @@ class Rollout:
     finished: bool
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+    kept_logmass: list[float] | None = None
 
 
 @runtime_checkable

@@ -57,7 +57,7 @@ def body_and_head(model: Any) -> tuple[Any, Any]:
     return body, base.get_output_embeddings()
 
 
-def _final_logit_transform(model: Any) -> Callable[[Tensor], Tensor]:
+def _final_logit_transform(model: Any, temperature: float = 1.0) -> Callable[[Tensor], Tensor]:
     config = unwrap(model).config
     softcap = getattr(config, "final_logit_softcapping", None)
     scale = getattr(config, "logit_scale", None)
@@ -67,6 +67,8 @@ def _final_logit_transform(model: Any) -> Callable[[Tensor], Tensor]:
             logits = logits * scale
         if softcap:
             logits = softcap * torch.tanh(logits / softcap)
+        if temperature != 1.0:
+            logits = logits / temperature
         return logits
 
     return transform
@@ -126,7 +128,9 @@ class Engine:
     ``attention`` (packed layout): ``sdpa`` (dense block mask), ``segment`` (the dense mask, SDPA run per
     packed segment: no work between segments), ``flex`` (FlexAttention BlockMask, CUDA for training) or
     ``auto`` (``segment`` on CPU in eager mode, else ``sdpa`` until GPU measurements say otherwise);
-    ``compile``: ``torch.compile`` the model body."""
+    ``compile``: ``torch.compile`` the model body; ``temperature``: log-probs of softmax(z / T), the
+    distribution a sampler at temperature T draws from (``generation/filters.py``), for the policy and the
+    reference alike (TRL's GRPO and verl score both at the sampling temperature)."""
 
     def __init__(
         self,
@@ -134,6 +138,7 @@ class Engine:
         logits_chunk_size: int = 1024,
         attention: str = "auto",
         compile: bool = False,
+        temperature: float = 1.0,
     ):
         if layout not in ("auto", "packed", "separate"):
             raise ValueError(f"engine.layout must be auto, packed or separate, got '{layout}'")
@@ -143,6 +148,9 @@ class Engine:
         self.logits_chunk_size = logits_chunk_size
         self.attention = attention
         self.compile = compile
+        if not temperature > 0:
+            raise ValueError(f"engine temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
 
     def _attention_for(self, model: Any) -> str:
         device = next(unwrap(model).parameters()).device
@@ -177,7 +185,7 @@ class Engine:
             return self._reward_model_scores(model, batch, needs)
         hidden = hidden_states(model, batch, self._attention_for(model), self.compile)
         _, head = body_and_head(model)
-        transform = _final_logit_transform(model)
+        transform = _final_logit_transform(model, self.temperature)
         want_entropy = "token_entropy" in needs
         want_sq_mass = "token_sq_mass" in needs
         ref_hidden = ref_head = None

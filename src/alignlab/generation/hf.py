@@ -1,0 +1,224 @@
+"""The ``hf`` sampler: a KV-cache decoding loop over a transformers causal LM, on the model's device.
+
+Why not ``model.generate``: with n samples per prompt, ``generate`` repeats each prompt n times and prefills
+every copy; here each prompt is prefilled ONCE (logits only at its last position) and its KV cache is
+expanded to its n samples. Rows that have finished leave the batch (their cache rows are dropped), and the
+per-step work is one forward of the live rows plus one draw. ``bench/sampler_throughput.py`` measures it
+against ``generate``.
+
+Prompts are encoded exactly as the trainer encodes them (``alignlab.data.tokenize.encode_prompts``; a
+prompt given as a list of token ids is used as is), left-padded with explicit position ids, so each row
+sees exactly its own prompt. Each step's distribution, the recorded log-probs and the support rule are in
+``generation/filters.py``. The same (model, prompts, params, batch_size) always gives the same rollouts:
+the random draws come from a generator on the model's device seeded with ``params.seed``, and a draw is
+made for every row of a chunk at every step, so a row's sample does not depend on when the others finish.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from alignlab.data.tokenize import encode_prompts
+from alignlab.generation.filters import draw, step_distribution
+from alignlab.generation.types import Rollout, SamplingParams
+from alignlab.scoring.engine import unwrap
+
+# Drop finished rows from the batch once this share of the live rows has finished (dropping costs a copy
+# of the KV cache; a finished row left in costs its share of the next forwards).
+COMPACT_SHARE = 0.25
+
+
+def encode_sampler_prompts(tokenizer: Any, prompts: Sequence[Any]) -> list[list[int]]:
+    """Token ids of each prompt as the trainer encodes it; a list of ints is taken as already encoded."""
+    out: list[list[int] | None] = [None] * len(prompts)
+    to_encode = []
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(t, int) for t in prompt):
+            out[i] = list(prompt)
+        else:
+            to_encode.append(i)
+    for i, (ids, _) in zip(to_encode, encode_prompts(tokenizer, [prompts[i] for i in to_encode])):
+        out[i] = ids
+    for i, ids in enumerate(out):
+        if not ids:
+            raise ValueError(f"prompt {i} encodes to no tokens; the sampler needs at least one prompt token")
+    return out  # type: ignore[return-value]
+
+
+def stop_ids(tokenizer: Any, params: SamplingParams) -> list[int]:
+    eos = tokenizer.eos_token_id
+    return sorted({*([eos] if eos is not None else []), *params.stop_token_ids})
+
+
+class HFSampler:
+    """Samples from ``model`` itself (``sync`` points it at another module; weights are never copied).
+
+    ``batch_size``: rows (prompts × n) decoded together; a chunk holds ``max(1, batch_size // n)`` prompts.
+    """
+
+    name = "hf"
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 512):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def sync(self, policy: Any) -> None:
+        self.model = policy
+
+    @torch.no_grad()
+    def sample(self, prompts: Sequence[Any], params: SamplingParams) -> list[Rollout]:
+        base = unwrap(self.model)
+        device = next(base.parameters()).device
+        encoded = encode_sampler_prompts(self.tokenizer, prompts)
+        stops = stop_ids(self.tokenizer, params)
+        if not stops:
+            raise ValueError(
+                "the tokenizer has no EOS token and params.stop_token_ids is empty: nothing ends a sample"
+            )
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0]
+        generator = torch.Generator(device=device).manual_seed(params.seed)
+        per_chunk = max(1, self.batch_size // params.n)
+        meta = {
+            "sampler": self.name,
+            "temperature": params.temperature,
+            "top_k": params.top_k,
+            "top_p": params.top_p,
+            "min_p": params.min_p,
+            "kept_logmass_recorded": True,
+        }
+        filtered = params.temperature > 0 and (params.top_k > 0 or params.top_p < 1 or params.min_p > 0)
+        was_training = base.training
+        base.eval()
+        rollouts: list[Rollout] = []
+        try:
+            for start in range(0, len(encoded), per_chunk):
+                chunk = encoded[start : start + per_chunk]
+                ids, logps, masses, finished = _decode_chunk(
+                    base, chunk, params, generator, stops, pad, device
+                )
+                for row, (tokens, lp, mass, done) in enumerate(zip(ids, logps, masses, finished)):
+                    prompt_index = start + row // params.n
+                    rollouts.append(
+                        Rollout(
+                            prompt_index=prompt_index,
+                            sample_index=row % params.n,
+                            prompt_ids=list(encoded[prompt_index]),
+                            completion_ids=tokens,
+                            logprobs=lp,
+                            finished=done,
+                            text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                            meta=dict(meta),
+                            kept_logmass=mass if filtered else None,
+                        )
+                    )
+        finally:
+            base.train(was_training)
+        return rollouts
+
+
+def _forward_arguments(model: Any) -> tuple[str, bool]:
+    """The name of the KV-cache argument (transformers ≥ 5.25 calls it ``cache``, earlier versions
+    ``past_key_values``) and whether the forward takes ``logits_to_keep``."""
+    names = set(inspect.signature(model.forward).parameters)
+    return ("cache" if "cache" in names else "past_key_values"), "logits_to_keep" in names
+
+
+def _forward(
+    model: Any, ids: Tensor, mask: Tensor, positions: Tensor, past: Any, arguments: tuple[str, bool]
+) -> tuple[Tensor, Any]:
+    """Next-token logits [B, V] at the last position, and the updated cache."""
+    cache_name, takes_logits_to_keep = arguments
+    kwargs: dict[str, Any] = {cache_name: past}
+    if takes_logits_to_keep:
+        kwargs["logits_to_keep"] = 1  # the prefill computes no [prompt, vocab] logits it never reads
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+    return out.logits[:, -1, :], cache
+
+
+def _expand_cache(past: Any, n: int) -> Any:
+    if n == 1:
+        return past
+    if hasattr(past, "batch_repeat_interleave"):
+        past.batch_repeat_interleave(n)
+        return past
+    return tuple(tuple(t.repeat_interleave(n, dim=0) for t in layer) for layer in past)  # legacy tuples
+
+
+def _select_cache(past: Any, rows: Tensor) -> Any:
+    if hasattr(past, "batch_select_indices"):
+        past.batch_select_indices(rows)
+        return past
+    return tuple(tuple(t[rows] for t in layer) for layer in past)
+
+
+def _decode_chunk(
+    model: Any,
+    prompts: list[list[int]],
+    params: SamplingParams,
+    generator: torch.Generator,
+    stops: list[int],
+    pad: int,
+    device: torch.device,
+) -> tuple[list[list[int]], list[list[float]], list[list[float]], list[bool]]:
+    n, width = params.n, max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    arguments = _forward_arguments(model)
+    logits, past = _forward(model, ids, mask, positions, None, arguments)  # each prompt once
+    past = _expand_cache(past, n)
+    logits = logits.repeat_interleave(n, dim=0)
+    mask = mask.repeat_interleave(n, dim=0)
+    last_position = positions[:, -1:].repeat_interleave(n, dim=0)
+    rows = len(prompts) * n
+    stop_tensor = torch.tensor(stops, device=device)
+    live = torch.arange(rows, device=device)  # the chunk row of each batch row
+    running = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: not finished yet
+    tokens = torch.full((rows, params.max_new_tokens), pad, dtype=torch.long, device=device)
+    logprobs = torch.zeros(rows, params.max_new_tokens, device=device)
+    masses = torch.zeros(rows, params.max_new_tokens, device=device)
+    lengths = torch.zeros(rows, dtype=torch.long, device=device)
+    finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    for step in range(params.max_new_tokens):
+        scaled, logp, kept, keep = step_distribution(
+            logits, params.temperature, params.top_k, params.top_p, params.min_p
+        )
+        if params.temperature > 0:
+            noise = torch.empty(rows, logp.shape[-1], device=device).exponential_(1, generator=generator)
+            token = draw(scaled, keep, noise[live])
+        else:
+            token = scaled.argmax(-1)
+        token_logp = logp.gather(-1, token[:, None])[:, 0] - kept
+        writing = live[running]
+        tokens[writing, step] = token[running]
+        logprobs[writing, step] = token_logp[running]
+        masses[writing, step] = kept[running]
+        lengths[writing] = step + 1
+        stopped = running & torch.isin(token, stop_tensor)
+        finished[live[stopped]] = True
+        running = running & ~stopped
+        if not bool(running.any()) or step + 1 == params.max_new_tokens:
+            break
+        if float((~running).float().mean()) >= COMPACT_SHARE:
+            keep_rows = running.nonzero()[:, 0]
+            past = _select_cache(past, keep_rows)
+            live, running, token = live[keep_rows], running[keep_rows], token[keep_rows]
+            mask, last_position = mask[keep_rows], last_position[keep_rows]
+        token = torch.where(running, token, torch.full_like(token, pad))
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        last_position = last_position + 1
+        logits, past = _forward(model, token[:, None], mask, last_position, past, arguments)
+    length_list = lengths.tolist()
+    ids_out = [row[:k] for row, k in zip(tokens.tolist(), length_list)]
+    logps_out = [row[:k] for row, k in zip(logprobs.tolist(), length_list)]
+    masses_out = [row[:k] for row, k in zip(masses.tolist(), length_list)]
+    return ids_out, logps_out, masses_out, finished.tolist()
