@@ -53,6 +53,8 @@ JUDGES = {
     "maxmin_mixture_rm",
     "fine_grained_rm",
     "bleu_reward",
+    "bleuberi",
+    "rm_ensemble_conservative",
     "r3_relevance_reward",
     "selfref_feedback_strength",
 }

@@ -53,6 +53,8 @@ _MODULES = (
     "maxmin",
     "selfref",
     "text_metrics",
+    "bleuberi",
+    "conservative_ensemble",
 )
 
 
