@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from alignlab.recipes.claims_online import conservative_ensemble_overoptimisation, online_rl_beats_offline_dpo
 from alignlab.sim.tabular import TabularWorld, random_world, total_variation
 
 
@@ -220,6 +221,22 @@ CLAIMS: list[Claim] = [
         "Zhang et al. 2024 (arXiv 2410.02197)",
         "tabular 1×3, rock–paper–scissors",
         gpm_fits_cycles,
+    ),
+    Claim(
+        "online_rl_vs_offline_dpo",
+        "On-policy RL from the gold reward beats offline DPO on labels of the same judge budget",
+        "Xu et al. 2024 'Is DPO Superior to PPO for LLM Alignment?' (arXiv 2404.10719); Tang et al. 2024 "
+        "'Understanding the performance gap between online and offline alignment' (arXiv 2405.08448)",
+        "tabular bandits 4×16 ×5 seeds, exact π, RLOO (K=4, KL in reward) vs DPO, β = 0.1",
+        online_rl_beats_offline_dpo,
+    ),
+    Claim(
+        "conservative_ensemble",
+        "Optimising a conservative ensemble objective (WCO/UWO) loses less gold reward under "
+        "over-optimisation than optimising a single proxy RM",
+        "Coste et al. 2023 (arXiv 2310.02743)",
+        "tabular bandits 8×32 ×5 seeds, 5 BT proxies on 600 pairs with 25% flips, exact KL-regularised optima",
+        conservative_ensemble_overoptimisation,
     ),
 ]
 
