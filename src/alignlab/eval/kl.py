@@ -12,12 +12,12 @@ from typing import Any
 
 from torch import Tensor
 
-from alignlab.judges._scoring import score_pairs
+from alignlab.scoring.rows import score_rows
 
 
 def sequence_logps(model: Any, tokenizer: Any, prompts: Sequence[Any], completions: Sequence[str]) -> Tensor:
     """Summed log π(y|x) over each completion's tokens (EOS included, as in training), [N]."""
-    return score_pairs(
+    return score_rows(
         model, tokenizer, list(prompts), list(completions), frozenset(), batch_size=64
     ).logps.double()
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from alignlab.data.tokenize import encode_prompt
-from alignlab.scoring.engine import unwrap
+from alignlab.models.parts import unwrap
 
 
 @torch.no_grad()

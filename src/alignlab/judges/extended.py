@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 
 from alignlab.data.tokenize import Truncation, encode_completion, encode_prompt
-from alignlab.judges._scoring import score_pairs
 from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
 from alignlab.judges.registry import register_judge
-from alignlab.scoring.engine import unwrap
+from alignlab.models.parts import unwrap
+from alignlab.scoring.rows import score_rows
 
 SEQ2SEQ_TEMPLATE = "\n[RESPONSE TO IMPROVE] {rejected}\n[IMPROVED RESPONSE]"
 POLAR_TEMPLATE = "\n[REFERENCE] {reference}\n[CANDIDATE]"
@@ -44,7 +44,7 @@ def score_with_contexts(
 ) -> Any:
     """Scores of each completion after its prompt and context prefix, flat [N] (the training layout)."""
     check_lengths(prompts, completions, contexts)
-    return score_pairs(
+    return score_rows(
         model, tokenizer, prompts, completions, needs, batch_size, truncation, contexts=list(contexts)
     )
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import Tensor
 
-from alignlab.judges._scoring import score_pairs
 from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
 from alignlab.judges.registry import register_judge
+from alignlab.scoring.rows import score_rows
 
 POSITIVE = ("Thank you, that is exactly what I needed.", "Great answer, thanks!", "That was really helpful.")
 NEGATIVE = ("That is not what I asked.", "This answer is wrong.", "You did not help me at all.")
@@ -53,7 +53,7 @@ class FollowUpLikelihoodJudge(Judge):
         ]
         flat_prompts = [c for c in contexts for _ in follow_ups]
         flat_follow = [" " + f for _ in contexts for f in follow_ups]
-        scores = score_pairs(
+        scores = score_rows(
             self.lm, self.tokenizer, flat_prompts, flat_follow, batch_size=self.batch_size, add_eos=False
         )
         values = scores.logps if self.aggregate == "sum" else scores.logps / scores.lengths.clamp(min=1)

@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import Tensor
 
-from alignlab.judges._scoring import score_pairs
 from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
+from alignlab.scoring.rows import score_rows
 
 VARIANTS = ("ref", "sum", "avg", "norm")
 
@@ -47,7 +47,7 @@ class ImplicitRewardJudge(Judge):
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         check_lengths(prompts, completions)
         needs = frozenset({"token_logps"}) if self.variant == "norm" else frozenset()
-        run = lambda model: score_pairs(model, self.tokenizer, prompts, completions, needs, self.batch_size)  # noqa: E731
+        run = lambda model: score_rows(model, self.tokenizer, prompts, completions, needs, self.batch_size)  # noqa: E731
         policy = run(self.policy)
         if self.variant == "ref":
             return self.beta * (policy.logps - run(self.reference).logps)

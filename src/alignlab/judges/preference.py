@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.judges._scoring import default_truncation, score_pairs
 from alignlab.judges.base import PAIR_PM_TEMPLATE, Judge, Prompt, check_lengths, render_context
 from alignlab.judges.registry import register_judge
 from alignlab.models.reward import RewardModel, gpm_score
+from alignlab.scoring.rows import default_truncation, score_rows
 
 
 @register_judge(
@@ -52,7 +52,7 @@ class GPMJudge(Judge):
         return load_trained_judge(cls, path, device, **kwargs)
 
     def embed(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
-        v = score_pairs(
+        v = score_rows(
             self.model,
             self.tokenizer,
             prompts,
@@ -100,7 +100,7 @@ class PairPMJudge(Judge):
             for p, x, y in zip(prompts, first, second)
         ]
         n = len(texts)
-        logps = score_pairs(
+        logps = score_rows(
             self.lm, self.tokenizer, texts * 2, ["A"] * n + ["B"] * n, batch_size=self.batch_size
         ).logps
         return torch.sigmoid((logps[:n] - logps[n:]) / self.temperature)

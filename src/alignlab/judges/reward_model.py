@@ -8,10 +8,10 @@ from typing import Any
 
 from torch import Tensor
 
-from alignlab.judges._scoring import default_truncation, score_pairs
 from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 from alignlab.models.reward import RewardModel, is_reward_model_dir
+from alignlab.scoring.rows import default_truncation, score_rows
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -50,7 +50,7 @@ class RewardModelJudge(Judge):
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         check_lengths(prompts, completions)
-        scores = score_pairs(
+        scores = score_rows(
             self.model,
             self.tokenizer,
             prompts,
@@ -63,7 +63,7 @@ class RewardModelJudge(Judge):
 
     def embed(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         """The pooled hidden state of each completion (ArmoRM's frozen embeddings)."""
-        scores = score_pairs(
+        scores = score_rows(
             self.model,
             self.tokenizer,
             prompts,

@@ -11,10 +11,10 @@ import torch
 from torch import Tensor
 
 from alignlab.data.tokenize import encode_prompt
-from alignlab.judges._scoring import score_pairs
 from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
 from alignlab.judges.registry import register_judge
-from alignlab.scoring.engine import unwrap
+from alignlab.models.parts import unwrap
+from alignlab.scoring.rows import score_rows
 
 PAPER = "Bao et al. 2024 'Aligning LLMs from Self-Reference AI Feedback with one General Principle' (arXiv 2406.11190)"
 PRINCIPLE = "Choose the response that is best for humanity."
@@ -92,7 +92,7 @@ class SelfReferenceJudge(Judge):
         texts (a response judged against itself) get bit-identical values."""
         unique = list(dict.fromkeys(texts))
         n = len(unique)
-        logps = score_pairs(
+        logps = score_rows(
             self.lm, self.tokenizer, unique * 2, ["A"] * n + ["B"] * n, batch_size=self.batch_size
         ).logps
         index = torch.tensor([unique.index(t) for t in texts])

@@ -28,7 +28,7 @@ META_KEY = "prob_desirable"
 def embed_texts(texts: Sequence[str], encoder: str, batch_size: int = 32, max_length: int = 512) -> Tensor:
     """Mean-pooled last hidden states of a frozen encoder (a hub id, a local folder or ``tiny:ARCH``)."""
     from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer
-    from alignlab.scoring.engine import body_and_head
+    from alignlab.models.parts import body_and_head
 
     settings = ModelSettings(path=encoder)
     tokenizer = load_tokenizer(settings)

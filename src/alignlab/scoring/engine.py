@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from alignlab.data.batching import Batch
+from alignlab.models.parts import body_and_head, is_reward_model, unwrap
 from alignlab.scoring import flex
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 
@@ -34,27 +35,6 @@ class Reference:
         if self.adapters_off:
             return self.model.disable_adapter()
         return nullcontext()
-
-
-def unwrap(model: Any) -> Any:
-    """The Hugging Face model under accelerate/DDP and PEFT wrappers."""
-    model = getattr(model, "module", model)
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
-
-
-def is_reward_model(model: Any) -> bool:
-    """Whether ``model`` is an alignlab RewardModel (a body + reward head, no LM head)."""
-    return bool(getattr(unwrap(model), "is_alignlab_reward_model", False))
-
-
-def body_and_head(model: Any) -> tuple[Any, Any]:
-    base = unwrap(model)
-    body = getattr(base, base.base_model_prefix, None)
-    if body is None:
-        raise TypeError(f"{type(base).__name__} has no '{base.base_model_prefix}' body; is it a causal LM?")
-    return body, base.get_output_embeddings()
 
 
 def _final_logit_transform(model: Any, temperature: float = 1.0) -> Callable[[Tensor], Tensor]:

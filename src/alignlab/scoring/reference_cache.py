@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from alignlab.data.tokenize import TokenizedGroup
-from alignlab.scoring.engine import unwrap
+from alignlab.models.parts import unwrap
 from alignlab.scoring.scores import Scores
 
 DEFAULT_DIR = Path(os.environ.get("ALIGNLAB_CACHE", Path.home() / ".cache" / "alignlab")) / "reference"

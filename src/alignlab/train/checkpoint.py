@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from alignlab.scoring.engine import unwrap
+from alignlab.models.parts import unwrap
 
 try:  # the "Writing model shards" bar on every save is noise in a training log
     from transformers.utils import logging as _hf_logging

@@ -1,4 +1,9 @@
-"""Run a model over (prompt, completion) pairs with the engine, in chunks, without gradients."""
+"""Score (prompt, completion) rows with the engine, in chunks, without gradients.
+
+Judges (reward models, preference models, implicit rewards) and evaluation (KL to a reference) all turn
+a list of prompts and a parallel list of completions into ``Scores``; this is the one place that
+tokenises such rows, batches them in the engine's layout and runs the model.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import torch
 from alignlab.data.batching import make_batch
 from alignlab.data.records import Record
 from alignlab.data.tokenize import Truncation, tokenize_records
-from alignlab.scoring.engine import Engine, unwrap
+from alignlab.models.parts import unwrap
+from alignlab.scoring.engine import Engine
 from alignlab.scoring.scores import Scores
 
 
@@ -22,7 +28,7 @@ def default_truncation(model: Any, max_length: int | None = None) -> Truncation:
 
 
 @torch.no_grad()
-def score_pairs(
+def score_rows(
     model: Any,
     tokenizer: Any,
     prompts: Sequence[Any],
