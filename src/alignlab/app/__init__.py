@@ -3,12 +3,15 @@
 Layers, each in its own module:
 
 - ``models`` (tables) and ``db`` (engines, SQLite WAL settings, alembic migrations in ``migrations/``);
-- ``security`` (token and password hashing), ``store`` (projects, annotators, tasks, assignments, labels),
+- ``security`` (token and password hashing), ``store/`` (projects and tasks, access, assignments,
+  submissions: one module each),
   ``labels`` (checking a submitted label and mapping displayed positions back to completions);
 - ``agreement`` (kappas, Krippendorff's alpha), ``stats`` (progress, per-annotator numbers, position bias),
   ``export`` (alignlab records and TRL rows, with aggregation);
-- ``service`` + ``routes_*`` (the FastAPI app), ``static/`` (the pages), ``judge`` (a client the online
-  trainer uses as a "human judge"), ``cli`` (``alignlab app serve|export|...``).
+- ``service`` + ``routes_*`` + ``dependencies`` (the FastAPI app, its routes and their token checks),
+  ``static/`` (the pages), ``judge`` (a client the online trainer uses as a "human judge").
+
+Its commands (``alignlab app serve|export|...``) are in ``alignlab/cli/app.py``.
 
 See docs/app.md for how a team uses it.
 """

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from sqlalchemy import select, update
 
 from alignlab.app import store
+from alignlab.app.dependencies import Caller, admin
 from alignlab.app.export import AGGREGATES, FORMATS, export_rows
 from alignlab.app.models import Annotator, Project, Token
 from alignlab.app.records_io import parse_jsonl
-from alignlab.app.service import Caller, admin
 from alignlab.app.stats import progress, project_stats
 from alignlab.data.records import Record, RecordError
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alignlab.app import store
+from alignlab.app.dependencies import Caller, annotator
 from alignlab.app.models import Annotator, Label, Project, Task
-from alignlab.app.service import Caller, annotator
 
 router = APIRouter(prefix="/api")
 LOGIN_TTL = timedelta(hours=12)

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from alignlab.app import store
+from alignlab.app.dependencies import Caller, judge
 from alignlab.app.models import Label, Project, Task
-from alignlab.app.service import Caller, judge
 from alignlab.app.stats import pair_category
 from alignlab.data.records import Record, RecordError
 

@@ -1,17 +1,16 @@
-"""The FastAPI application: database, authentication, security headers, static pages."""
+"""The FastAPI application: database, routes, security headers, static pages."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from alignlab.app import store
+from alignlab.app import routes_admin, routes_annotate, routes_judge, store
 from alignlab.app.db import Database
 
 STATIC = Path(__file__).parent / "static"
@@ -23,8 +22,6 @@ CSP = (
 
 
 def create_app(db: Database, clock: Callable[[], datetime] = store.utcnow) -> FastAPI:
-    from alignlab.app import routes_admin, routes_annotate, routes_judge
-
     app = FastAPI(title="alignlab feedback", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.db = db
     app.state.clock = clock
@@ -63,55 +60,3 @@ def create_app(db: Database, clock: Callable[[], datetime] = store.utcnow) -> Fa
         return {"ok": True}
 
     return app
-
-
-# ------------------------------------------------------------------------------- request dependencies
-def now(request: Request) -> datetime:
-    return request.app.state.clock()
-
-
-def database(request: Request) -> Database:
-    return request.app.state.db
-
-
-def bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise HTTPException(
-            401, "send 'Authorization: Bearer <token>' (your invitation link holds the token)"
-        )
-    return value.strip()
-
-
-# Each dependency checks the token in its own short transaction and hands on plain ids; the routes open
-# their own transaction and commit it before answering, so an acknowledgement always means "stored".
-@dataclass(frozen=True)
-class Caller:
-    token_id: int
-    project_id: int | None = None
-    annotator_id: int | None = None
-
-
-def _caller(request: Request, plain: str, role: str) -> Caller:
-    with request.app.state.db.session() as s:
-        token = store.resolve_token(s, plain, request.app.state.clock())
-        if token is None:
-            raise HTTPException(
-                401, "this token is unknown, revoked or expired; ask your admin for a new link"
-            )
-        if token.role != role:
-            raise HTTPException(403, f"this route needs a {role} token")
-        return Caller(token.id, token.project_id, token.annotator_id)
-
-
-def admin(request: Request, plain: str = Depends(bearer)) -> Caller:
-    return _caller(request, plain, "admin")
-
-
-def annotator(request: Request, plain: str = Depends(bearer)) -> Caller:
-    return _caller(request, plain, "annotator")
-
-
-def judge(request: Request, plain: str = Depends(bearer)) -> Caller:
-    return _caller(request, plain, "judge")
