@@ -26,7 +26,7 @@ from torch import Tensor
 from alignlab.data.tokenize import encode_prompts
 from alignlab.generation.filters import draw, step_distribution
 from alignlab.generation.types import Rollout, SamplingParams
-from alignlab.scoring.engine import unwrap
+from alignlab.models.parts import unwrap
 
 # Drop finished rows from the batch once this share of the live rows has finished (dropping costs a copy
 # of the KV cache; a finished row left in costs its share of the next forwards).

@@ -18,7 +18,8 @@ from alignlab.data.batching import make_batch
 from alignlab.data.records import Record
 from alignlab.data.tokenize import TokenizedGroup
 from alignlab.generation.types import Rollout
-from alignlab.scoring.engine import Engine, unwrap
+from alignlab.models.parts import unwrap
+from alignlab.scoring.engine import Engine
 from alignlab.scoring.scores import Scores
 
 

@@ -198,7 +198,7 @@ class VLLMSampler:
             ) from None
         if not torch.cuda.is_available():
             raise ValueError("the vllm sampler needs a CUDA GPU; use sampler 'hf' on this machine")
-        from alignlab.scoring.engine import unwrap
+        from alignlab.models.parts import unwrap
 
         base = unwrap(model)
         path = getattr(base, "name_or_path", "") or ""
