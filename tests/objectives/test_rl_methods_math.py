@@ -273,10 +273,48 @@ def test_p3o_separate_clip_is_rloo_k2_with_sequence_clip():
     p3o = p3o_pair_loss(tokens.sum(-1), old.sum(-1), rewards, clip=0.2, variant="separate").sum()
     (g_p3o,) = torch.autograd.grad(p3o, tokens)
     adv = ADVANTAGES("rloo", AdvantageInputs(rewards)).advantages
-    np.testing.assert_allclose(adv.numpy(), torch.stack([rewards[:, 0] - rewards[:, 1]] * 2, 1).numpy() * [1, -1])
+    np.testing.assert_allclose(
+        adv.numpy(), torch.stack([rewards[:, 0] - rewards[:, 1]] * 2, 1).numpy() * [1, -1]
+    )
     per_token, metrics = POLICY_LOSSES("sequence_clip", tokens, old, adv, mask, epsilon=0.2)
     assert 0 < float(metrics["clip_fraction"]) < 1  # both branches of the clip are exercised
-    rloo = (per_token.sum(-1) / 4).mean(-1).sum()  # seq mean over the pair (the loss sits on each of 4 tokens)
+    rloo = (
+        (per_token.sum(-1) / 4).mean(-1).sum()
+    )  # seq mean over the pair (the loss sits on each of 4 tokens)
     (g_rloo,) = torch.autograd.grad(rloo, tokens)
     assert float(p3o) == pytest.approx(float(rloo), rel=1e-12)
     np.testing.assert_allclose(g_p3o.numpy(), g_rloo.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_quark_best_quantile_token_gives_higher_reward_on_a_bandit():
+    """METHODS `quark` test on a tabular bandit: one pool of π_ref samples, quantiles by reward, the Quark
+    loss minimised over a policy table conditioned on the quantile token; sampling with the best token
+    then has a higher expected reward than with the worst, and than π_ref."""
+    gen = torch.Generator().manual_seed(0)
+    num_y, k, n = 6, 3, 600
+    ref_logp = torch.log_softmax(torch.randn(num_y, generator=gen, dtype=D), -1)
+    reward = torch.randn(num_y, generator=gen, dtype=D)
+    samples = torch.multinomial(ref_logp.exp(), n, replacement=True, generator=gen)
+    pool = QuarkPool(num_quantiles=k)
+    pool.add(["x"] * n, [str(int(s)) for s in samples], reward[samples].tolist())
+    quantile = torch.tensor(pool.quantiles())
+    logits = ref_logp.repeat(k, 1).clone().requires_grad_(True)  # π(·|x, ⟨r_q⟩), initialised at π_ref
+    opt = torch.optim.LBFGS([logits], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        logp = torch.log_softmax(logits, -1)  # [K, Y]
+        p = logp.exp()
+        kl = (p * (logp - ref_logp)).sum(-1)  # KL(π(·|x,q) ‖ π_ref(·|x)) per quantile
+        ent = -(p * logp).sum(-1)
+        loss = quark_loss(
+            logp[quantile, samples][:, None], kl[quantile][:, None], ent[quantile][:, None], torch.ones(n, 1)
+        )
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    policy = torch.softmax(logits.detach(), -1)
+    expected = policy @ reward
+    assert expected[0] > expected[-1] + 0.5  # best token ≫ worst token
+    assert expected[0] > float(ref_logp.exp() @ reward)
