@@ -46,7 +46,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # TODO(issue 12): being moved down now; these entries go as each fix lands.
     ("alignlab.objectives.reward", "alignlab.models.reward"): "TODO(issue 12): gpm_score moves down",
     ("objectives", "judges"): "TODO(issue 12): the reward-model input templates move down",
-    ("judges", "sim"): "TODO(issue 12): simulated annotators read the world through a protocol",
     ("models", "scoring"): "TODO(issue 12): pooling moves into the engine",
 }
 if (SOURCE / "objectives" / "udm.py").exists():
@@ -63,7 +62,6 @@ KNOWN_CYCLES: list[list[str]] = [
         "alignlab.app.routes_judge",
         "alignlab.app.service",
     ],
-    ["alignlab.judges.preference", "alignlab.judges.reward_model"],
     [
         "alignlab.objectives",
         "alignlab.objectives.compose",

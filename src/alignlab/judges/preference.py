@@ -11,6 +11,7 @@ from torch import Tensor
 
 from alignlab.judges.base import PAIR_PM_TEMPLATE, Judge, Prompt, check_lengths, render_context
 from alignlab.judges.registry import register_judge
+from alignlab.judges.saved_models import load_trained_judge
 from alignlab.models.reward import RewardModel, gpm_score
 from alignlab.scoring.rows import default_truncation, score_rows
 
@@ -47,8 +48,6 @@ class GPMJudge(Judge):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> GPMJudge:
-        from alignlab.judges.reward_model import load_trained_judge
-
         return load_trained_judge(cls, path, device, **kwargs)
 
     def embed(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:

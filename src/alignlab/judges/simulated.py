@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +33,6 @@ from torch import Tensor
 
 from alignlab.data.records import Record
 from alignlab.judges.base import Judge, Prompt, check_lengths
-from alignlab.sim import tasks as T
 
 FEEDBACK_KINDS = ("pairs", "rankings", "thumbs", "ratings")
 # sure > ok > yes > sure: CYCLE[i][j] = +1 when style i beats style j in the cycle.
@@ -70,12 +69,29 @@ class AnnotatorSettings(BaseModel):
     seed: int = 0
 
 
+class World(Protocol):
+    """What simulated annotators read from a world (``alignlab.sim.worlds.TextWorld`` is one): the named
+    attributes of completions, the utility they weigh up to, the gold weights and each completion's style.
+    The world lives above the judges (in ``sim``), so the annotators know it only through this."""
+
+    attribute_names: Sequence[str]
+    config: Any  # config.gold.as_vector(): the gold weight of each attribute
+
+    def attributes(self, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, Tensor]: ...
+
+    def utility(
+        self, attributes: dict[str, Tensor], weights: Mapping[str, float] | None = None
+    ) -> Tensor: ...
+
+    def style(self, completion: str) -> str | None: ...
+
+
 class SimulatedAnnotators(Judge):
     """A pool of simulated annotators over a world (``world.attributes`` and ``world.config.gold``)."""
 
     name = "simulated"
 
-    def __init__(self, world: Any, settings: AnnotatorSettings | None = None):
+    def __init__(self, world: World, settings: AnnotatorSettings | None = None):
         self.world = world
         self.settings = settings or AnnotatorSettings()
         self.rng = random.Random(f"annotators/{self.settings.seed}")
@@ -83,7 +99,7 @@ class SimulatedAnnotators(Judge):
         self.group_weights = [g.weights or gold for g in self.settings.groups]
         shares = [g.share for g in self.settings.groups]
         self.group_probs = [s / sum(shares) for s in shares]
-        self.attribute_names = list(T.ATTRIBUTES)
+        self.attribute_names = list(world.attribute_names)
 
     # ---------------------------------------------------------------- utilities
     def utilities(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
@@ -106,7 +122,7 @@ class SimulatedAnnotators(Judge):
         s = self.settings
         ua, ub = self.utilities(prompts, a), self.utilities(prompts, b)
         cyc = torch.tensor(
-            [cyclic_term(T.parse_completion(x).style, T.parse_completion(y).style) for x, y in zip(a, b)],
+            [cyclic_term(self.world.style(x), self.world.style(y)) for x, y in zip(a, b)],
             dtype=torch.float64,
         )
         return ua - ub + s.cyclic_strength * cyc[:, None] + s.position_bias
@@ -241,6 +257,6 @@ def _to_scale(value: float) -> float:
     return float(round(1 + 4 * min(max(value, 0.0), 1.0)))
 
 
-def gold_annotator(world: Any) -> SimulatedAnnotators:
+def gold_annotator(world: World) -> SimulatedAnnotators:
     """The noise-free gold annotator: argmax of the gold utility, no flips, no biases."""
     return SimulatedAnnotators(world, AnnotatorSettings(temperature=0.0))

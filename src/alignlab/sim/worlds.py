@@ -86,6 +86,8 @@ class WorldConfig(BaseModel):
 class TextWorld:
     """A seeded text world; see the module docstring."""
 
+    attribute_names = T.ATTRIBUTES
+
     def __init__(self, config: WorldConfig | None = None):
         self.config = config or WorldConfig()
         self._tasks: dict[str, list[T.Task]] = {}
@@ -165,6 +167,10 @@ class TextWorld:
                 raise ValueError(f"weight for unknown attribute '{name}'; attributes are {list(attributes)}")
             total = total + w * attributes[name]
         return total
+
+    def style(self, completion: str) -> str | None:
+        """The completion's style marker (``sure``, ``ok``, ``yes``) or None."""
+        return T.parse_completion(completion).style
 
     def gold_reward(self, prompts: Sequence[str], completions: Sequence[str]) -> Tensor:
         return self.utility(self.attributes(prompts, completions))
