@@ -54,22 +54,6 @@ if (SOURCE / "objectives" / "udm.py").exists():
     ALLOWED[("alignlab.objectives.udm", "alignlab.models.loading")] = "UDM's encoder (moving to train)"
     ALLOWED[("alignlab.objectives.udm", "alignlab.models.parts")] = "UDM's encoder (moving to train)"
 
-# Import cycles still being taken apart (issue 12); each entry is the sorted member list.
-KNOWN_CYCLES: list[list[str]] = [
-    [
-        "alignlab.app.routes_admin",
-        "alignlab.app.routes_annotate",
-        "alignlab.app.routes_judge",
-        "alignlab.app.service",
-    ],
-    [
-        "alignlab.objectives",
-        "alignlab.objectives.compose",
-        "alignlab.objectives.functional",
-        "alignlab.objectives.registry",
-    ],
-]
-
 
 @dataclass(frozen=True)
 class Import:
@@ -234,8 +218,7 @@ def test_imports_point_down(package_graph):
 
 def test_no_import_cycles(package_graph):
     modules, imports = package_graph
-    cycles = [c for c in import_cycles(modules, imports) if c not in KNOWN_CYCLES]
-    problems = cycle_report(cycles, imports)
+    problems = cycle_report(import_cycles(modules, imports), imports)
     assert not problems, "\n".join(problems)
 
 

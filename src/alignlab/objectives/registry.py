@@ -13,9 +13,12 @@ persists across steps and is saved in checkpoints (running means, EMA statistics
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, NEEDS
@@ -172,7 +175,7 @@ _ALIASES: dict[str, str] = {}
 
 
 def get(name: str) -> ObjectiveSpec:
-    _load_catalog()
+    load_catalog()
     name = _ALIASES.get(name, name)
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY) + list(_ALIASES), n=3, cutoff=0.5)
@@ -182,13 +185,20 @@ def get(name: str) -> ObjectiveSpec:
 
 
 def all_specs() -> list[ObjectiveSpec]:
-    _load_catalog()
+    load_catalog()
     return sorted(_REGISTRY.values(), key=lambda s: (FAMILIES.index(s.family), s.name))
 
 
-def _load_catalog() -> None:
-    # Importing the package registers every objective module it lists.
-    import alignlab.objectives  # noqa: F401
+# Modules of this package that define machinery, not objectives; every other public module is the catalog.
+MACHINERY = frozenset({"registry", "views", "compose", "modifiers", "functional", "docs", "metrics"})
+
+
+def load_catalog() -> None:
+    """Import every catalog module of this package once; each registers its objectives on import."""
+    package = __name__.rpartition(".")[0]
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if info.name not in MACHINERY and not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
 
 
 def _coerce(objective_name: str, param: Param, value: Any, where: str) -> Any:
