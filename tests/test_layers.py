@@ -46,7 +46,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # TODO(issue 12): being moved down now; these entries go as each fix lands.
     ("alignlab.objectives.reward", "alignlab.models.reward"): "TODO(issue 12): gpm_score moves down",
     ("objectives", "judges"): "TODO(issue 12): the reward-model input templates move down",
-    ("models", "scoring"): "TODO(issue 12): pooling moves into the engine",
 }
 if (SOURCE / "objectives" / "udm.py").exists():
     # BCO's UDM classifier embeds prompts with a frozen causal LM; issue 12 moves that load into a train

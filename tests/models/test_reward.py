@@ -71,7 +71,7 @@ def _manual_rewards(model: RewardModel, pooling: str) -> np.ndarray:
 
 def _rewards(model: RewardModel, layout: str) -> np.ndarray:
     with torch.no_grad():
-        return model.eval()(_batch(layout)).double().numpy()
+        return Engine(layout)(model.eval(), _batch(layout), frozenset({"rewards"})).rewards.double().numpy()
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "cls"])
@@ -88,9 +88,7 @@ def test_packed_and_separate_layouts_give_the_same_rewards():
     assert packed.shape == (6,)
     assert np.allclose(packed, separate, atol=1e-5)
     assert np.allclose(packed, _manual_rewards(model, "last"), atol=1e-5)
-    # The engine's reward-model branch returns the same rewards (and no log-probs to speak of).
-    scores = Engine("packed")(model, _batch("packed"), frozenset({"rewards"}))
-    assert np.allclose(scores.rewards.detach().double().numpy(), packed, atol=1e-6)
+    # A reward model has no LM head: the engine refuses log-prob needs.
     with pytest.raises(ValueError, match="only rewards/hidden"):
         Engine("packed")(model, _batch("packed"), frozenset({"token_logps"}))
 

@@ -9,6 +9,7 @@ from alignlab.models.reward import RewardModel
 from alignlab.models.tiny import tiny_model
 from alignlab.scoring import flex
 from alignlab.scoring.engine import Engine
+from alignlab.scoring.hidden_states import pooled_hidden_states
 from tests.scoring.test_flex import SIZES, naive_logps, synthetic_groups
 
 # Group sizes (prompt once + completions) 600, 300 and 100 tokens, rows of at most 700 tokens (first-fit
@@ -103,7 +104,7 @@ def test_reward_model_with_segment_attention_equals_the_dense_mask(blocks_seen):
     model = RewardModel.from_base("tiny:llama", seed=5).eval()
     _, batch = long_batch()
     with torch.no_grad():
-        dense = model.pooled(batch, "sdpa")
-        segment = model.pooled(batch, "segment")
+        dense = pooled_hidden_states(model, batch, "sdpa")
+        segment = pooled_hidden_states(model, batch, "segment")
     assert blocks_seen
     assert torch.allclose(segment, dense, atol=1e-5)

@@ -9,7 +9,8 @@ one per named rating (multi-objective, ArmoRM stage 1) or a 2k-dimensional prefe
 Pooling: ``last`` (the last completion token; causal bodies, as TRL's AutoModelForSequenceClassification
 RMs do), ``mean`` (mean over the row's real tokens; encoders, as sentence-transformers does) or ``cls``
 (the first token). Encoders read the whole row in both directions, so they cannot use the engine's packed
-layout (completions would see each other); the engine scores them row by row.
+layout (completions would see each other); the engine scores them row by row. The engine runs the body
+and pools (``scoring/hidden_states.py``); this model maps pooled states to outputs.
 
 A saved reward model is a folder with ``config.json`` (the body's transformers config),
 ``model.safetensors`` (every weight: ``backbone.*`` and ``reward_head.*``), ``alignlab_reward_model.json``
@@ -88,42 +89,12 @@ class RewardModel(nn.Module):
     def supports_packed(self) -> bool:
         return not self.is_encoder and self.pooling == "last"
 
-    def pooled(self, batch: Any, attention: str = "sdpa") -> Tensor:
-        """The pooled hidden state [N, H] of every completion of an engine ``Batch``; ``attention`` for the
-        packed layout as the engine's (``scoring.engine.packed_attention_inputs``)."""
-        limit = getattr(self.config, "max_position_embeddings", None)
-        if limit is not None and int(batch.position_ids.max()) >= limit:
-            raise ValueError(
-                f"an input has {int(batch.position_ids.max()) + 1} tokens but the {self.config.model_type} body "
-                f"takes at most {limit}; set data.max_length: {limit} (and data.max_prompt_length below it)"
-            )
-        if batch.layout == "packed":
-            if not self.supports_packed():
-                raise ValueError(
-                    f"a reward model with {'an encoder body' if self.is_encoder else 'pooling ' + self.pooling} "
-                    "cannot use the packed layout; set train.layout: separate (or auto)"
-                )
-            from alignlab.scoring.engine import packed_attention_inputs
+    def forward(self, hidden: Tensor) -> Tensor:
+        """Reward-head outputs of pooled hidden states [N, H]: [N] for one attribute, [N, A] for several.
 
-            inputs = packed_attention_inputs(self.backbone, batch, attention)
-            out = self.backbone(
-                input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **inputs
-            )
-        else:
-            kwargs = {} if self.is_encoder else {"use_cache": False}
-            out = self.backbone(input_ids=batch.input_ids, attention_mask=batch.padding_mask_2d(), **kwargs)
-        hidden = out[0]
-        if self.pooling == "last":
-            return hidden[batch.last_rows, batch.last_cols]
-        rows = batch.last_rows  # separate layout: one row per completion
-        if self.pooling == "cls":
-            return hidden[rows, 0]
-        mask = (batch.segment_ids[rows] >= 0).to(hidden.dtype)[..., None]
-        return (hidden[rows] * mask).sum(1) / mask.sum(1).clamp(min=1)
-
-    def forward(self, batch: Any) -> Tensor:
-        """Reward-head outputs: [N] for one attribute, [N, A] for several."""
-        out = self.reward_head(self.pooled(batch)).float()
+        The engine runs the body over a batch's layout and pools (``scoring.hidden_states``); only it
+        knows the packed layout."""
+        out = self.reward_head(hidden).float()
         return out.squeeze(-1) if self.num_attributes == 1 else out
 
     # --------------------------------------------------------------- save/load

@@ -8,7 +8,6 @@ is ever kept. Everything an objective may need (see ``scoring.scores.NEEDS``) is
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from alignlab.data.batching import Batch
 from alignlab.models.parts import body_and_head, is_reward_model, unwrap
 from alignlab.scoring import flex
+from alignlab.scoring.hidden_states import hidden_states, pooled_hidden_states
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 
 
@@ -55,41 +55,6 @@ def _final_logit_transform(model: Any, temperature: float = 1.0) -> Callable[[Te
 
 
 ATTENTIONS = ("auto", "sdpa", "segment", "flex")
-_COMPILED_BODIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _compiled(body: Any) -> Any:
-    """``torch.compile`` of the model body, once per body; dynamic shapes, since every batch has its own."""
-    compiled = _COMPILED_BODIES.get(body)
-    if compiled is None:
-        compiled = _COMPILED_BODIES[body] = torch.compile(body, dynamic=True)
-    return compiled
-
-
-def packed_attention_inputs(model: Any, batch: Batch, attention: str) -> dict[str, Any]:
-    """The mask (and segment spans) a packed batch is run with under ``attention``: ``sdpa`` (dense 4D block
-    mask), ``segment`` (the dense mask, attention computed per segment) or ``flex`` (BlockMask)."""
-    if attention == "flex":
-        flex.use_packed_attention(unwrap(model))
-        return {"attention_mask": flex.packed_block_mask(batch.segment_ids, batch.branch_ids)}
-    mask = batch.attention_mask_4d(next(unwrap(model).parameters()).dtype)
-    if attention == "segment" and batch.input_ids.shape[1] >= flex.SEGMENT_MIN_ROW:
-        flex.use_packed_attention(unwrap(model))
-        return {"attention_mask": mask, "alignlab_segments": batch.segment_spans()}
-    return {"attention_mask": mask}
-
-
-def hidden_states(model: Any, batch: Batch, attention: str = "sdpa", compile: bool = False) -> Tensor:
-    """Last hidden states [R, L, H]. ``attention`` (packed layout): see :func:`packed_attention_inputs`;
-    ``compile``: run the body through ``torch.compile``."""
-    body, _ = body_and_head(model)
-    run = _compiled(body) if compile else body
-    if batch.layout == "packed":
-        inputs = packed_attention_inputs(model, batch, attention)
-        out = run(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **inputs)
-    else:
-        out = run(input_ids=batch.input_ids, attention_mask=batch.padding_mask_2d(), use_cache=False)
-    return out[0]
 
 
 def _takes_extra_kwargs(module: Any) -> bool:
@@ -229,14 +194,13 @@ class Engine:
                 "use a causal LM (model.kind: causal_lm) for log-prob objectives"
             )
         base = unwrap(model)
-        hidden = base.pooled(batch, self._attention_for(model))
+        hidden = pooled_hidden_states(model, batch, self._attention_for(model))
         n = batch.num_completions
         scores = Scores(
             logps=hidden.new_zeros(n, dtype=torch.float32), lengths=batch.lengths.to(hidden.device).float()
         )
         scores.hidden = hidden
-        rewards = base.reward_head(hidden).float()
-        scores.rewards = rewards.squeeze(-1) if rewards.shape[-1] == 1 else rewards
+        scores.rewards = base(hidden)
         return scores
 
     @torch.no_grad()
