@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from alignlab.data.records import Record, pair
+from alignlab.data.reward_templates import PAIR_PM_TEMPLATE
 from alignlab.judges.armorm import (
     ArmoRMJudge,
     DirectionalJudge,
@@ -17,7 +18,6 @@ from alignlab.judges.armorm import (
     fit_ridge,
     verbosity_penalties,
 )
-from alignlab.judges.base import PAIR_PM_TEMPLATE
 from alignlab.judges.calibration import CalibratedRewardJudge
 from alignlab.judges.ensemble import EnsembleJudge, PreferenceStrength
 from alignlab.judges.flr import FOLLOW_UP_TEMPLATE, FollowUpLikelihoodJudge

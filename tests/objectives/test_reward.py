@@ -81,7 +81,7 @@ def test_eurus_adds_absolute_term():
 def test_gpm_rock_paper_scissors_and_antisymmetry():
     angles = [0.0, 2 * math.pi / 3, 4 * math.pi / 3]
     v = torch.tensor([[math.cos(a), math.sin(a)] for a in angles], dtype=torch.float64)
-    from alignlab.models.reward import gpm_score
+    from alignlab.scoring.gpm import gpm_score
 
     cycle = gpm_score(v[[0, 1, 2]], v[[1, 2, 0]])
     assert torch.allclose(cycle, torch.full((3,), math.sin(2 * math.pi / 3), dtype=torch.float64))

@@ -9,8 +9,9 @@ import torch
 
 from alignlab.data.batching import feedback_tensors
 from alignlab.data.records import Record, RecordError, Span, pair
+from alignlab.data.reward_templates import PIT_TEMPLATE, POLAR_TEMPLATE, SEQ2SEQ_TEMPLATE
 from alignlab.data.tokenize import Truncation, tokenize_records
-from alignlab.judges.extended import PIT_TEMPLATE, POLAR_TEMPLATE, SEQ2SEQ_TEMPLATE, Seq2SeqRewardJudge
+from alignlab.judges.extended import Seq2SeqRewardJudge
 from alignlab.models.tiny import tiny_model
 from alignlab.objectives.registry import get
 from alignlab.objectives.views import build_view

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
+from alignlab.data.reward_templates import render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 
 ALPHAS = tuple(10.0**p for p in range(-4, 5))

@@ -13,11 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-Prompt = str | list[dict[str, str]]
-# The comparison prompt of pairwise preference models (objective and judge `pair_pm`).
-PAIR_PM_TEMPLATE = (
-    "[CONTEXT] {prompt}\n[RESPONSE A] {a}\n[RESPONSE B] {b}\nWhich response is better? Answer A or B:"
-)
+from alignlab.data.records import Prompt
 
 
 class Judge:
@@ -49,10 +45,3 @@ def check_lengths(prompts: Sequence[Prompt], *columns: Sequence[str]) -> None:
     for i, column in enumerate(columns):
         if len(column) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(column)} completions in argument {i + 2}")
-
-
-def render_context(prompt: Prompt) -> str:
-    """A prompt as plain text: chat messages become 'role: content' lines."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(f"{m['role']}: {m['content']}" for m in prompt)

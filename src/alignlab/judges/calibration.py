@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
+from alignlab.data.reward_templates import render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 
 TRANSFORMS = ("identity", "exp", "neg_exp")

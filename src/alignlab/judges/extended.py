@@ -15,20 +15,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from alignlab.data.reward_templates import (
+    PIT_PAPER,
+    PIT_TEMPLATE,
+    POLAR_PAPER,
+    POLAR_TEMPLATE,
+    SEQ2SEQ_PAPER,
+    SEQ2SEQ_TEMPLATE,
+    render_context,
+)
 from alignlab.data.tokenize import Truncation, encode_completion, encode_prompt
-from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 from alignlab.models.parts import unwrap
 from alignlab.scoring.rows import score_rows
-
-SEQ2SEQ_TEMPLATE = "\n[RESPONSE TO IMPROVE] {rejected}\n[IMPROVED RESPONSE]"
-POLAR_TEMPLATE = "\n[REFERENCE] {reference}\n[CANDIDATE]"
-PIT_TEMPLATE = "\n[REFERENCE RESPONSE] {reference}\n[IMPROVED RESPONSE]"
-SEQ2SEQ_PAPER = "Zhou et al. 2024 'Sequence to Sequence Reward Modeling: Improving RLHF by Language Feedback' (arXiv 2409.00162)"
-POLAR_PAPER = (
-    "Dou et al. 2025 POLAR 'Pre-Trained Policy Discriminators are General Reward Models' (arXiv 2507.05197)"
-)
-PIT_PAPER = "Wang et al. 2023 PIT 'Enable Language Models to Implicitly Learn Self-Improvement From Data' (arXiv 2310.00898)"
 
 
 @torch.no_grad()

@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
-from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
+from alignlab.data.reward_templates import render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 from alignlab.scoring.rows import score_rows
 

@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.judges.base import PAIR_PM_TEMPLATE, Judge, Prompt, check_lengths, render_context
+from alignlab.data.reward_templates import PAIR_PM_TEMPLATE, render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 from alignlab.judges.saved_models import load_trained_judge
-from alignlab.models.reward import RewardModel, gpm_score
+from alignlab.models.reward import RewardModel
+from alignlab.scoring.gpm import gpm_score
 from alignlab.scoring.rows import default_truncation, score_rows
 
 

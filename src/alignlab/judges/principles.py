@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from alignlab.data.records import Record
-from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
+from alignlab.data.reward_templates import render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 
 PRINCIPLE_TEMPLATE = "Judge the response by these principles:\n{principles}\n\n{prompt}"

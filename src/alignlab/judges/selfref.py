@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from alignlab.data.reward_templates import render_context
 from alignlab.data.tokenize import encode_prompt
-from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 from alignlab.models.parts import unwrap
 from alignlab.scoring.rows import score_rows

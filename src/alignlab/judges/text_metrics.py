@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alignlab.judges.base import Judge, Prompt, check_lengths, render_context
+from alignlab.data.reward_templates import render_context
+from alignlab.judges.base import Judge, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 
 SMOOTHING = ("exp", "add1", "none")

@@ -5,7 +5,8 @@
     model.save_pretrained("runs/rm/model");  RewardModel.from_pretrained("runs/rm/model")
 
 The head maps the pooled hidden state to ``num_attributes`` outputs: one scalar reward (Bradley–Terry),
-one per named rating (multi-objective, ArmoRM stage 1) or a 2k-dimensional preference embedding (GPM).
+one per named rating (multi-objective, ArmoRM stage 1) or a 2k-dimensional preference embedding (GPM,
+scored by ``scoring.gpm.gpm_score``).
 Pooling: ``last`` (the last completion token; causal bodies, as TRL's AutoModelForSequenceClassification
 RMs do), ``mean`` (mean over the row's real tokens; encoders, as sentence-transformers does) or ``cls``
 (the first token). Encoders read the whole row in both directions, so they cannot use the engine's packed
@@ -165,19 +166,3 @@ class RewardModel(nn.Module):
                     path, use_safetensors=True, trust_remote_code=trust_remote_code
                 )
             return cls(backbone, num_attributes, pooling, attribute_names)
-
-
-def gpm_score(v_i: Tensor, v_j: Tensor, eigenvalues: Tensor | None = None) -> Tensor:
-    """s(i ≻ j) = Σ_k λ_k (v_i[2k]·v_j[2k+1] − v_i[2k+1]·v_j[2k]) = v_iᵀ Rᵀ v_j (0-indexed).
-
-    R is block-diagonal with skew-symmetric 2×2 blocks [[0, −λ_k], [λ_k, 0]]; λ ≡ 1 without a prompt gate.
-    Antisymmetric: s(i, j) = −s(j, i) and s(i, i) = 0.
-    """
-    if v_i.shape[-1] % 2:
-        raise ValueError(f"gpm: the preference embedding needs an even size, got {v_i.shape[-1]}")
-    a_even, a_odd = v_i[..., 0::2], v_i[..., 1::2]
-    b_even, b_odd = v_j[..., 0::2], v_j[..., 1::2]
-    per_block = a_even * b_odd - a_odd * b_even
-    if eigenvalues is not None:
-        per_block = per_block * eigenvalues
-    return per_block.sum(-1)

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from alignlab.models.reward import gpm_score
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import PairBatch
+from alignlab.scoring.gpm import gpm_score
 
 BT_PAPER = "Stiennon et al. 2020 (arXiv 2009.01325); Ouyang et al. 2022 InstructGPT (arXiv 2203.02155)"
 

@@ -3,7 +3,8 @@ POLAR and PIT (a second response in context), FSPO (a user's few-shot pairs in t
 fine-grained RLHF (per-aspect segment classifiers).
 
 Second responses ride in ``meta["context_prefixes"]`` (attended to, never scored) with the templates of
-``alignlab.judges.extended``, so the judges there score exactly the layout trained here.
+``alignlab.data.reward_templates``, which the judges of ``alignlab.judges.extended`` use too, so they score
+exactly the layout trained here.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.data.records import Record, RecordError
-from alignlab.judges.base import render_context
-from alignlab.judges.extended import (
+from alignlab.data.reward_templates import (
     PIT_PAPER,
     PIT_TEMPLATE,
     POLAR_PAPER,
     POLAR_TEMPLATE,
     SEQ2SEQ_PAPER,
     SEQ2SEQ_TEMPLATE,
+    render_context,
 )
-from alignlab.judges.fine_grained import PAPER as FINE_GRAINED_PAPER
-from alignlab.judges.fine_grained import segment_labels, segment_text
+from alignlab.data.segments import FINE_GRAINED_PAPER, segment_labels, segment_text
 from alignlab.objectives.registry import objective
 from alignlab.objectives.reward import bt_loss, reward_metrics, scalar_rewards
 from alignlab.objectives.views import ListBatch, PairBatch, PointBatch

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.data.records import Record
-from alignlab.judges.base import PAIR_PM_TEMPLATE, render_context
+from alignlab.data.reward_templates import PAIR_PM_TEMPLATE, render_context
 from alignlab.objectives.registry import objective
 from alignlab.objectives.reward import bt_loss, reward_metrics, scalar_rewards
 from alignlab.objectives.views import ListBatch, PairBatch

@@ -100,7 +100,7 @@ def gpm_fits_cycles() -> tuple[bool, str, dict[str, Any]]:
         opt.step(closure)
         return table.detach()
 
-    from alignlab.models.reward import gpm_score
+    from alignlab.scoring.gpm import gpm_score
 
     bt_table = fit("bt", 1)[:, 0]
     bt_pred = torch.sigmoid(bt_table[:, None] - bt_table[None, :])
