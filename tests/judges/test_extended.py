@@ -14,7 +14,7 @@ import torch
 from alignlab.data.records import pair
 from alignlab.data.segments import segment_labels, segment_text
 from alignlab.judges.base import Judge
-from alignlab.judges.extended import Seq2SeqRewardJudge
+from alignlab.judges.context_conditioned import Seq2SeqRewardJudge
 from alignlab.judges.fine_grained import FineGrainedRewardJudge, dense_token_rewards
 from alignlab.judges.maxmin import MaxMinJudge, maxmin_em
 from alignlab.judges.registry import get_judge

@@ -19,7 +19,6 @@ JSON form (one object per JSONL line)::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -272,11 +271,3 @@ def pair(prompt: Prompt, chosen: str, rejected: str, **extra: Any) -> Record:
 def demonstration(prompt: Prompt, completion: str, **extra: Any) -> Record:
     """A K = 1 record with no feedback: a target for supervised fine-tuning."""
     return Record(prompt=prompt, completions=[completion], **extra)
-
-
-def count_kinds(records: Sequence[Record]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for record in records:
-        for kind in sorted(record.kinds) or ["demonstration"]:
-            counts[kind] = counts.get(kind, 0) + 1
-    return counts

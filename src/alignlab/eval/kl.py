@@ -30,13 +30,3 @@ def kl_from_logps(policy_logps: Tensor, reference_logps: Tensor) -> tuple[float,
         raise ValueError("kl_from_logps: no samples")
     se = float(diff.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
     return float(diff.mean()), se
-
-
-def sample_kl(
-    policy: Any, reference: Any, tokenizer: Any, prompts: Sequence[Any], samples: Sequence[str]
-) -> tuple[float, float]:
-    """KL(π ‖ π_ref) from ``samples`` drawn from ``policy`` for ``prompts`` (one sample per entry)."""
-    return kl_from_logps(
-        sequence_logps(policy, tokenizer, prompts, samples),
-        sequence_logps(reference, tokenizer, prompts, samples),
-    )

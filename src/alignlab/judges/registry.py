@@ -48,7 +48,7 @@ _MODULES = (
     "preference",
     "armorm",
     "calibration",
-    "extended",
+    "context_conditioned",
     "fine_grained",
     "maxmin",
     "selfref",

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.data.records import Record, RecordError
-from alignlab.objectives._feedback_text import is_good, nll, prefix_prompt, score_of, single, where
+from alignlab.objectives.metrics import pair_reward_metrics
+from alignlab.objectives.record_rewrites import is_good, prefix_prompt, score_of, single, where
 from alignlab.objectives.registry import objective
+from alignlab.objectives.score_tensors import nll
 from alignlab.objectives.views import PairBatch, PointBatch
 
 
@@ -295,12 +297,5 @@ def reward_augmented_relabel(
     """
     margin = batch.chosen.logratios - batch.rejected.logratios
     rw, rl = beta * batch.chosen.logratios.detach(), beta * batch.rejected.logratios.detach()
-    metrics = {
-        "rewards/chosen": rw,
-        "rewards/rejected": rl,
-        "rewards/margins": rw - rl,
-        "rewards/accuracies": (rw > rl).float(),
-        "logps/chosen": batch.chosen.logps.detach(),
-        "logps/rejected": batch.rejected.logps.detach(),
-    }
+    metrics = pair_reward_metrics(rw, rl, batch.chosen.logps, batch.rejected.logps)
     return -F.logsigmoid(beta * margin), metrics

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from alignlab.data.records import Record, RecordError
-from alignlab.objectives._feedback_text import best_indices, is_good, nll, single, token_fields, where
+from alignlab.objectives.record_rewrites import best_indices, is_good, single, where
 from alignlab.objectives.registry import objective
+from alignlab.objectives.score_tensors import nll, token_fields
 from alignlab.objectives.views import ListBatch, PointBatch
 
 CUT_PLAIN = "cut_plain"

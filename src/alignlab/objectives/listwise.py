@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from alignlab.objectives.metrics import pair_reward_metrics
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import ListBatch
 
@@ -47,15 +48,10 @@ def list_metrics(batch: ListBatch, rewards: Tensor) -> dict[str, Tensor]:
     rows = torch.arange(rewards.shape[0])
     chosen = rewards[rows, best_index(batch)].detach()
     rejected = rewards[rows, worst_index(batch)].detach()
-    logps = batch.items.logps.detach()
-    return {
-        "rewards/chosen": chosen,
-        "rewards/rejected": rejected,
-        "rewards/margins": chosen - rejected,
-        "rewards/accuracies": (chosen > rejected).float(),
-        "logps/chosen": logps[rows, best_index(batch)],
-        "logps/rejected": logps[rows, worst_index(batch)],
-    }
+    logps = batch.items.logps
+    return pair_reward_metrics(
+        chosen, rejected, logps[rows, best_index(batch)], logps[rows, worst_index(batch)]
+    )
 
 
 def _check_lists(batch: ListBatch, name: str) -> None:

@@ -58,3 +58,26 @@ def _pair_metrics(batch: PairBatch, params: dict[str, Any]) -> dict[str, Tensor]
     if has_reference:
         out["kl"] = torch.cat([chosen.logratios, rejected.logratios]).mean()
     return out
+
+
+def pair_reward_metrics(
+    rewards_chosen: Tensor,
+    rewards_rejected: Tensor,
+    logps_chosen: Tensor | None = None,
+    logps_rejected: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Per-pair TRL-named reward metrics (detached; the loop averages them): ``rewards/chosen``,
+    ``rewards/rejected``, ``rewards/margins``, ``rewards/accuracies`` (strictly greater), and the summed
+    log-probs ``logps/chosen``, ``logps/rejected`` when given. For objectives whose implicit reward is not
+    the standard β·ρ (they return these to override the standard metrics)."""
+    rw, rl = rewards_chosen.detach(), rewards_rejected.detach()
+    out = {
+        "rewards/chosen": rw,
+        "rewards/rejected": rl,
+        "rewards/margins": rw - rl,
+        "rewards/accuracies": (rw > rl).float(),
+    }
+    if logps_chosen is not None and logps_rejected is not None:
+        out["logps/chosen"] = logps_chosen.detach()
+        out["logps/rejected"] = logps_rejected.detach()
+    return out

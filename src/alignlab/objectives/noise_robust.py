@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.objectives.listwise import list_metrics
+from alignlab.objectives.metrics import pair_reward_metrics
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import ListBatch, PairBatch
 
@@ -138,10 +139,7 @@ def lcpo(
         (beta * batch.rejected.logratios).detach(),
     )
     metrics = {
-        "rewards/chosen": rewards_c,
-        "rewards/rejected": rewards_r,
-        "rewards/margins": rewards_c - rewards_r,
-        "rewards/accuracies": (rewards_c > rewards_r).float(),
+        **pair_reward_metrics(rewards_c, rewards_r),
         "label_correct_prob": w,
         "epsilon": torch.tensor(float(state.get("epsilon", eps))),
     }

@@ -20,7 +20,8 @@ def margin(batch: PairBatch) -> Tensor:
     return batch.chosen.logratios - batch.rejected.logratios
 
 
-def _check_beta(name: str, beta: float) -> None:
+def check_beta(name: str, beta: float) -> None:
+    """A clear error for β ≤ 0 (β scales the log-ratio margin of every DPO-style loss)."""
     if beta <= 0:
         raise ValueError(f"{name}: beta must be > 0 (it scales the log-ratio margin), got {beta}")
 
@@ -52,7 +53,7 @@ def dpo(batch: PairBatch, beta: float = 0.1) -> Tensor:
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="sigmoid",
     −logsigmoid(β·delta_score) with token-summed log-ratios); ContextualAI/HALOs train/trainers.py DPOTrainer.
     """
-    _check_beta("dpo", beta)
+    check_beta("dpo", beta)
     return -F.logsigmoid(beta * margin(batch))
 
 
@@ -100,7 +101,7 @@ def hinge(batch: PairBatch, beta: float = 0.1) -> Tensor:
     contributing. Default β = 0.1 (TRL).
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="hinge", relu(1 − β·delta)).
     """
-    _check_beta("hinge", beta)
+    check_beta("hinge", beta)
     return torch.relu(1.0 - beta * margin(batch))
 
 
@@ -137,7 +138,7 @@ def cdpo(batch: PairBatch, beta: float = 0.1, epsilon: float = 0.2) -> Tensor:
     β·h* = log((1−ε)/ε). ε = 0 is dpo. Default ε = 0.2 (HALOs `epsilon`).
     Checked: ContextualAI/HALOs train/trainers.py CDPOTrainer.loss + config/loss/cdpo.yaml.
     """
-    _check_beta("cdpo", beta)
+    check_beta("cdpo", beta)
     _check_epsilon("cdpo", epsilon, 0.5, closed=True)
     z = beta * margin(batch)
     return -(1.0 - epsilon) * F.logsigmoid(z) - epsilon * F.logsigmoid(-z)
@@ -160,7 +161,7 @@ def rdpo(batch: PairBatch, beta: float = 0.1, epsilon: float = 0.1) -> Tensor:
     Not to be confused with R-DPO (`rdpo_length`).
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="robust").
     """
-    _check_beta("rdpo", beta)
+    check_beta("rdpo", beta)
     _check_epsilon("rdpo", epsilon, 0.5, closed=False)
     z = beta * margin(batch)
     return (-(1.0 - epsilon) * F.logsigmoid(z) + epsilon * F.logsigmoid(-z)) / (1.0 - 2.0 * epsilon)
@@ -183,7 +184,7 @@ def rdpo_length(batch: PairBatch, beta: float = 0.1, alpha: float = 0.01) -> Ten
     α = 0.01 (paper sweeps 0.005–0.05 at β = 0.1).
     Checked against the paper's Eq. 9 (as also tabulated in Meng et al. 2024, SimPO, Table 3).
     """
-    _check_beta("rdpo_length", beta)
+    check_beta("rdpo_length", beta)
     length_gap = batch.chosen.lengths - batch.rejected.lengths
     return -F.logsigmoid(beta * margin(batch) + alpha * length_gap)
 
@@ -202,7 +203,7 @@ def dpop(batch: PairBatch, beta: float = 0.1, lambda_penalty: float = 50.0) -> T
     edit distance). Equals dpo whenever log π_θ(y_w) ≥ log π_ref(y_w). Default λ = 50 (paper's value).
     Checked against the paper's Eq. 3 (DPOP loss); λ = 50 from the paper's experiments.
     """
-    _check_beta("dpop", beta)
+    check_beta("dpop", beta)
     drop = torch.relu(-batch.chosen.logratios)
     return -F.logsigmoid(beta * (margin(batch) - lambda_penalty * drop))
 
@@ -221,7 +222,7 @@ def fdpo_rkl(batch: PairBatch, beta: float = 0.1) -> Tensor:
 
     u = π_θ/π_ref = e^ρ. Checked: huggingface/trl trl/trainer/dpo_trainer.py (f_divergence_type="reverse_kl").
     """
-    _check_beta("fdpo_rkl", beta)
+    check_beta("fdpo_rkl", beta)
     return _fdpo_loss(batch.chosen.logratios, batch.rejected.logratios, beta)
 
 
@@ -232,7 +233,7 @@ def fdpo_fkl(batch: PairBatch, beta: float = 0.1) -> Tensor:
     ψ ≤ 0: mass-covering, pushes less hard on ratios already above the reference.
     Checked: huggingface/trl trl/trainer/dpo_trainer.py (f_divergence_type="forward_kl", −exp(−logratio)).
     """
-    _check_beta("fdpo_fkl", beta)
+    check_beta("fdpo_fkl", beta)
     return _fdpo_loss(-torch.exp(-batch.chosen.logratios), -torch.exp(-batch.rejected.logratios), beta)
 
 
@@ -242,7 +243,7 @@ def fdpo_js(batch: PairBatch, beta: float = 0.1) -> Tensor:
 
     Checked: huggingface/trl trl/trainer/dpo_trainer.py (f_divergence_type="js_divergence", logsigmoid(logratio)).
     """
-    _check_beta("fdpo_js", beta)
+    check_beta("fdpo_js", beta)
     return _fdpo_loss(F.logsigmoid(batch.chosen.logratios), F.logsigmoid(batch.rejected.logratios), beta)
 
 
@@ -256,7 +257,7 @@ def fdpo_alpha(batch: PairBatch, beta: float = 0.1, alpha: float = 0.5) -> Tenso
     u^{−α} stays finite in float32.
     Checked: huggingface/trl trl/trainer/dpo_trainer.py (f_divergence_type="alpha_divergence").
     """
-    _check_beta("fdpo_alpha", beta)
+    check_beta("fdpo_alpha", beta)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"fdpo_alpha: alpha must lie in (0, 1) (paper convention), got {alpha}")
 

@@ -13,14 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from alignlab.objectives.pairwise import margin
+from alignlab.objectives.pairwise import check_beta, margin
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import PairBatch
-
-
-def _check_beta(name: str, beta: float) -> None:
-    if beta <= 0:
-        raise ValueError(f"{name}: beta must be > 0, got {beta}")
 
 
 @objective(
@@ -38,7 +33,7 @@ def nca(batch: PairBatch, beta: float = 0.1) -> Tensor:
     one (a failure mode of dpo). Default β = 0.1 (TRL).
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="nca_pair").
     """
-    _check_beta("nca", beta)
+    check_beta("nca", beta)
     chosen, rejected = beta * batch.chosen.logratios, beta * batch.rejected.logratios
     return -F.logsigmoid(chosen) - 0.5 * F.logsigmoid(-chosen) - 0.5 * F.logsigmoid(-rejected)
 
@@ -59,7 +54,7 @@ def exo(batch: PairBatch, beta: float = 0.1, epsilon: float = 1e-3) -> Tensor:
     would produce inf there, TRL's old code silently used 1e-3). Default ε = 1e-3 (TRL docs).
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="exo_pair", paper Eq. 16).
     """
-    _check_beta("exo", beta)
+    check_beta("exo", beta)
     if not 0.0 < epsilon < 1.0:
         raise ValueError(f"exo: epsilon must lie in (0, 1) (log ε appears in the loss), got {epsilon}")
     z = beta * margin(batch)
@@ -82,7 +77,7 @@ def apo_zero(batch: PairBatch, beta: float = 0.1) -> Tensor:
     independently. Not the Accelerated Preference Optimization of He et al. 2024.
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="apo_zero").
     """
-    _check_beta("apo_zero", beta)
+    check_beta("apo_zero", beta)
     return (1.0 - torch.sigmoid(beta * batch.chosen.logratios)) + torch.sigmoid(
         beta * batch.rejected.logratios
     )
@@ -103,7 +98,7 @@ def apo_down(batch: PairBatch, beta: float = 0.1) -> Tensor:
     and the rejected one more.
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="apo_down").
     """
-    _check_beta("apo_down", beta)
+    check_beta("apo_down", beta)
     return torch.sigmoid(beta * batch.chosen.logratios) + (1.0 - torch.sigmoid(beta * margin(batch)))
 
 
@@ -121,6 +116,6 @@ def sppo_hard(batch: PairBatch, beta: float = 0.1) -> Tensor:
     P̂(y_l ≻ π_t) = 0, η = 1/β. Unique minimiser ρ_w = 1/(2β), ρ_l = −1/(2β). Default β = 0.1 (targets ±5).
     Checked: huggingface/trl trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="sppo_hard", 0.5/β).
     """
-    _check_beta("sppo_hard", beta)
+    check_beta("sppo_hard", beta)
     target = 0.5 / beta
     return (batch.chosen.logratios - target) ** 2 + (batch.rejected.logratios + target) ** 2

@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.data.records import Record, RecordError
-from alignlab.objectives._feedback_text import best_indices, nll, rows_first, single, where
+from alignlab.objectives.metrics import pair_reward_metrics
+from alignlab.objectives.record_rewrites import best_indices, single, where
 from alignlab.objectives.registry import objective
+from alignlab.objectives.score_tensors import nll, rows_first
 from alignlab.objectives.views import ListBatch, PairBatch, PointBatch
 
 TPO_LOSSES = ("sigmoid", "hinge", "ipo", "tpo-l")
@@ -109,14 +111,7 @@ def tpo_triple(
 
 
 def _reward_metrics(rw: Tensor, rl: Tensor, chosen: Any, rejected: Any) -> dict[str, Tensor]:
-    return {
-        "rewards/chosen": rw,
-        "rewards/rejected": rl,
-        "rewards/margins": rw - rl,
-        "rewards/accuracies": (rw > rl).float(),
-        "logps/chosen": chosen.logps.detach(),
-        "logps/rejected": rejected.logps.detach(),
-    }
+    return pair_reward_metrics(rw, rl, chosen.logps, rejected.logps)
 
 
 # -------------------------------------------------------------------------------------- ASFT

@@ -190,7 +190,19 @@ def all_specs() -> list[ObjectiveSpec]:
 
 
 # Modules of this package that define machinery, not objectives; every other public module is the catalog.
-MACHINERY = frozenset({"registry", "views", "compose", "modifiers", "functional", "docs", "metrics"})
+MACHINERY = frozenset(
+    {
+        "registry",
+        "views",
+        "compose",
+        "modifiers",
+        "functional",
+        "docs",
+        "metrics",
+        "record_rewrites",
+        "score_tensors",
+    }
+)
 
 
 def load_catalog() -> None:

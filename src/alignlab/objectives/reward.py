@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from alignlab.objectives.metrics import pair_reward_metrics
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import PairBatch
 from alignlab.scoring.gpm import gpm_score
@@ -36,13 +37,8 @@ def scalar_rewards(batch: PairBatch, name: str) -> tuple[Tensor, Tensor]:
 
 
 def reward_metrics(rw: Tensor, rl: Tensor) -> dict[str, Tensor]:
-    with torch.no_grad():
-        return {
-            "rewards/chosen": rw.mean(),
-            "rewards/rejected": rl.mean(),
-            "rewards/margins": (rw - rl).mean(),
-            "rewards/accuracies": (rw > rl).float().mean(),
-        }
+    """The batch means of :func:`~alignlab.objectives.metrics.pair_reward_metrics` (no log-probs)."""
+    return {name: value.mean() for name, value in pair_reward_metrics(rw, rl).items()}
 
 
 def bt_loss(

@@ -17,21 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.data.records import Record, RecordError
-from alignlab.objectives._feedback_text import masked_sum, token_fields, where
+from alignlab.objectives.metrics import pair_reward_metrics
+from alignlab.objectives.record_rewrites import where
 from alignlab.objectives.registry import objective
+from alignlab.objectives.score_tensors import masked_sum, token_fields
 from alignlab.objectives.views import PairBatch
 from alignlab.scoring.scores import Scores
 
 
 def _pair_metrics(batch: PairBatch, rw: Tensor, rl: Tensor) -> dict[str, Tensor]:
-    return {
-        "rewards/chosen": rw.detach(),
-        "rewards/rejected": rl.detach(),
-        "rewards/margins": (rw - rl).detach(),
-        "rewards/accuracies": (rw > rl).float().detach(),
-        "logps/chosen": batch.chosen.logps.detach(),
-        "logps/rejected": batch.rejected.logps.detach(),
-    }
+    return pair_reward_metrics(rw, rl, batch.chosen.logps, batch.rejected.logps)
 
 
 # -------------------------------------------------------------------------------------- TDPO

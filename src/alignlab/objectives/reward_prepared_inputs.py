@@ -3,7 +3,7 @@ POLAR and PIT (a second response in context), FSPO (a user's few-shot pairs in t
 fine-grained RLHF (per-aspect segment classifiers).
 
 Second responses ride in ``meta["context_prefixes"]`` (attended to, never scored) with the templates of
-``alignlab.data.reward_templates``, which the judges of ``alignlab.judges.extended`` use too, so they score
+``alignlab.data.reward_templates``, which the judges of ``alignlab.judges.context_conditioned`` use too, so they score
 exactly the layout trained here.
 """
 

@@ -2,8 +2,9 @@
 conditioned reward and PIT's improvement gap.
 
 The second response rides in ``meta["context_prefixes"]`` (text between the prompt and the completion that
-the completion attends to but that is not scored), rendered from the templates below; the objectives in
-``alignlab.objectives.reward_extended`` use the same templates, so training and judging see one layout.
+the completion attends to but that is not scored), rendered from the templates of
+``alignlab.data.reward_templates``; the objectives in ``alignlab.objectives.reward_prepared_inputs`` use the
+same templates, so training and judging see one layout.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Helpers shared by the objectives whose method lives in a ``prepare`` hook (records in, records out).
+"""Record rewriting for the objectives whose method lives in a ``prepare`` hook (records in, records out).
 
 These hooks rewrite feedback into training text: control tokens, judgement templates, score prompts.
 They only build :class:`Record` objects; tokenisation and scoring stay with the data path and the
@@ -9,13 +9,9 @@ so that one record can still share its prompt across its completions.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
-from torch import Tensor
-
 from alignlab.data.records import Prompt, Record, RecordError
-from alignlab.scoring.scores import Scores
 
 
 def where(record: Record, index: int) -> str:
@@ -40,7 +36,7 @@ def best_indices(record: Record, index: int, score_key: str = "") -> list[int]:
         best = min(record.ranking)
         return [i for i, r in enumerate(record.ranking) if r == best]
     if record.scores is not None:
-        values = [_score(record, i, score_key, index) for i in range(record.k)]
+        values = [score_of(record, i, score_key, index) for i in range(record.k)]
         top = max(values)
         return [i for i, v in enumerate(values) if v == top]
     raise RecordError(
@@ -50,7 +46,8 @@ def best_indices(record: Record, index: int, score_key: str = "") -> list[int]:
     )
 
 
-def _score(record: Record, i: int, key: str, index: int) -> float:
+def score_of(record: Record, i: int, key: str, index: int) -> float:
+    """Completion i's rating ``key`` (or its only rating when ``key`` is empty), or a clear error."""
     ratings = record.scores[i] if record.scores is not None else {}
     if key:
         if key not in ratings:
@@ -67,10 +64,6 @@ def _score(record: Record, i: int, key: str, index: int) -> float:
             "set the objective's score_key",
         )
     return float(next(iter(ratings.values())))
-
-
-def score_of(record: Record, i: int, key: str, index: int) -> float:
-    return _score(record, i, key, index)
 
 
 def is_good(record: Record, i: int) -> bool:
@@ -97,54 +90,3 @@ def single(prompt: Prompt, completion: str, source: Record, prefix: str | None =
         id=source.id,
         meta=new_meta,
     )
-
-
-# ---------------------------------------------------------------------------- tensors
-def masked_sum(values: Tensor, mask: Tensor) -> Tensor:
-    return (values * mask.to(values.dtype)).sum(-1)
-
-
-def token_fields(scores: Scores, who: str) -> tuple[Tensor, Tensor]:
-    """(token_logps, float mask) or a clear error naming the objective."""
-    if scores.token_logps is None or scores.token_mask is None:
-        raise ValueError(
-            f"{who}: per-token log-probs are missing; the objective must declare needs 'token_logps'"
-        )
-    return scores.token_logps, scores.token_mask.to(scores.token_logps.dtype)
-
-
-def nll(items: Scores, normalize: str, who: str) -> Tensor:
-    """Per-completion NLL: token mean (``tokens``) or summed (``sum``)."""
-    if normalize == "tokens":
-        return -items.mean_logps
-    if normalize == "sum":
-        return -items.logps
-    raise ValueError(f"{who}: normalize must be 'tokens' or 'sum', got '{normalize}'")
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def rows_first(scores: Scores) -> Scores:
-    return scores.map(lambda t: t[:, 0])
-
-
-def as_float(mask: Tensor, like: Tensor) -> Tensor:
-    return mask.to(like.dtype)
-
-
-__all__ = [
-    "as_float",
-    "best_indices",
-    "finite",
-    "is_good",
-    "masked_sum",
-    "nll",
-    "prefix_prompt",
-    "rows_first",
-    "score_of",
-    "single",
-    "token_fields",
-    "where",
-]

@@ -1,4 +1,5 @@
-"""Extended pairwise objectives: numpy values/gradients, limits, prepare hooks, tabular behaviour."""
+"""DPO variants of section B (objectives/pairwise_margin_variants.py and pairwise_extra_completions.py):
+numpy values/gradients, limits, prepare hooks, tabular behaviour."""
 
 from __future__ import annotations
 

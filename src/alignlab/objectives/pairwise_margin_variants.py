@@ -1,8 +1,9 @@
-"""Extended DPO variants of section B: odpo, madpo, beta_dpo, bco_pair, copg, step_apo, dpo_3d_reg.
+"""DPO variants that offset, weight or rescale the pair's log-ratio margin (section B): odpo, madpo,
+beta_dpo, bco_pair, copg, step_apo, dpo_3d_reg.
 
 Margin-, reward- and advantage-based variants read the pair's rating gap from ``PairBatch.margin`` (built
 from one named rating per completion, ``Record.scores``, or a given ``margin``). Variants that need extra
-completions (selm, c3po, longpo) are in ``pairwise_aux.py``.
+completions (selm, c3po, longpo) are in ``pairwise_extra_completions.py``.
 """
 
 from __future__ import annotations

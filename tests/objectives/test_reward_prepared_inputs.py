@@ -11,7 +11,7 @@ from alignlab.data.batching import feedback_tensors
 from alignlab.data.records import Record, RecordError, Span, pair
 from alignlab.data.reward_templates import PIT_TEMPLATE, POLAR_TEMPLATE, SEQ2SEQ_TEMPLATE
 from alignlab.data.tokenize import Truncation, tokenize_records
-from alignlab.judges.extended import Seq2SeqRewardJudge
+from alignlab.judges.context_conditioned import Seq2SeqRewardJudge
 from alignlab.models.tiny import tiny_model
 from alignlab.objectives.registry import get
 from alignlab.objectives.views import build_view
@@ -71,7 +71,7 @@ def test_seq2seq_prepare_layout_and_sequence_nll():
 # ---------------------------------------------------------------------------------------------- POLAR
 def test_polar_triples_prefixes_and_loss():
     samples = {"q": {"p1": ["one a", "one b"], "p2": ["two a"], "p3": ["three a", "three b"]}}
-    from alignlab.objectives.reward_extended import polar_triples
+    from alignlab.objectives.reward_prepared_inputs import polar_triples
 
     records = polar_triples(samples)
     # p1 (2 samples) vs p2, p3; p3 (2 samples) vs p1, p2; p2 has one sample so it is never the anchor.
