@@ -10,8 +10,9 @@ import torch
 
 from alignlab.data.feedback import Feedback
 from alignlab.objectives import Objective, get
+from alignlab.objectives import loop_modifiers as lm
 from alignlab.objectives import modifier_catalog as mc
-from alignlab.objectives.modifiers import check, loop_modifiers, needs
+from alignlab.objectives.modifiers import callbacks, check, needs
 from alignlab.scoring.scores import Scores
 from tests.objectives._refs_listpoint import list_batch, np_dpo, softplus
 
@@ -48,7 +49,7 @@ def test_check_validates_and_normalises():
     with pytest.raises(ValueError, match="no parameter"):
         check({"tr_dpo": {"alpha": 0.5, "steps": 3}})
     assert needs(check({"ld_alpha": 0.5})) == {"token_logps", "reference"}
-    assert set(loop_modifiers(check({"tr_dpo": True, "sft_aux": 1.0}))) == {"tr_dpo"}
+    assert [c.name for c in callbacks(check({"tr_dpo": True, "sft_aux": 1.0}))] == ["tr_dpo"]
 
 
 def test_length_norm_is_dpo_on_mean_log_ratios_and_ignores_repetition():
@@ -178,8 +179,9 @@ def test_sft_aux_on_a_list_loss_adds_nll_of_the_best():
     from alignlab.objectives import modifiers as m
 
     part = obj.parts[0]
-    b = m.before(batch, part.modifiers)
-    loss, _ = m.after(b, get("listmle").fn(b, beta=1.0)[0], part.modifiers)
+    carry = {}
+    b = m.before(batch, part.modifiers, carry)
+    loss, _ = m.after(b, get("listmle").fn(b, beta=1.0)[0], part.modifiers, carry)
     s = np.array([-2.0, -1.0, -3.0])
     nll_pl = -(s[1] - np.log(np.exp(s).sum())) - (s[0] - np.log(np.exp(s[[0, 2]]).sum()))
     assert loss.item() == pytest.approx(nll_pl + 0.5 * (1.0 / 4.0))
@@ -189,14 +191,14 @@ def test_sft_aux_on_a_list_loss_adds_nll_of_the_best():
 def test_tr_dpo_update_soft_hard_and_alpha_zero():
     ref = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([0.5])}
     pol = {"w": torch.tensor([3.0, -2.0]), "b": torch.tensor([1.5])}
-    mc.tr_dpo_update(ref, pol, alpha=0.25)
+    lm.tr_dpo_update(ref, pol, alpha=0.25)
     np.testing.assert_allclose(ref["w"].numpy(), [0.25 * 3 + 0.75 * 1, 0.25 * -2 + 0.75 * 2])
     before = {k: v.clone() for k, v in ref.items()}
-    mc.tr_dpo_update(ref, pol, alpha=0.0)
+    lm.tr_dpo_update(ref, pol, alpha=0.0)
     assert all(torch.equal(ref[k], before[k]) for k in ref)
-    mc.tr_dpo_update(ref, pol, alpha=0.1, mode="hard")
+    lm.tr_dpo_update(ref, pol, alpha=0.1, mode="hard")
     assert all(torch.equal(ref[k], pol[k]) for k in ref)
-    assert [s for s in range(1, 8) if mc.tr_dpo_due(s, 3)] == [3, 6]
+    assert [s for s in range(1, 8) if lm.tr_dpo_due(s, 3)] == [3, 6]
 
 
 def test_tr_dpo_alpha_zero_training_equals_numpy_dpo_and_hard_sync_gives_log2():
@@ -220,13 +222,13 @@ def test_tr_dpo_alpha_zero_training_equals_numpy_dpo_and_hard_sync_gives_log2():
         with torch.no_grad():
             policy["z"] -= lr * policy["z"].grad
             policy["z"].grad = None
-        mc.tr_dpo_update(reference, {"z": policy["z"].detach()}, alpha=0.0)
+        lm.tr_dpo_update(reference, {"z": policy["z"].detach()}, alpha=0.0)
         # numpy DPO: d/dz of softplus(-βh), h = (z0 - z2) - const (the log-normaliser cancels)
         hn = (logp(z_np)[0] - logp(ref_logits)[0]) - (logp(z_np)[2] - logp(ref_logits)[2])
         coeff = -beta / (1 + np.exp(beta * hn))
         z_np = z_np - lr * coeff * np.array([1.0, 0.0, -1.0])
     np.testing.assert_allclose(policy["z"].detach().numpy(), z_np, rtol=1e-10)
-    mc.tr_dpo_update(reference, {"z": policy["z"].detach()}, alpha=0.6, mode="hard")
+    lm.tr_dpo_update(reference, {"z": policy["z"].detach()}, alpha=0.6, mode="hard")
     lp, lr_ = torch.log_softmax(policy["z"], 0), torch.log_softmax(reference["z"], 0)
     h = (lp[0] - lr_[0]) - (lp[2] - lr_[2])
     assert torch.nn.functional.softplus(-beta * h).item() == pytest.approx(math.log(2))
@@ -234,9 +236,9 @@ def test_tr_dpo_alpha_zero_training_equals_numpy_dpo_and_hard_sync_gives_log2():
 
 def test_soup_reference_and_hft_freeze():
     a, b = {"w": torch.tensor([1.0, 3.0])}, {"w": torch.tensor([3.0, 5.0])}
-    np.testing.assert_allclose(mc.soup_reference([a, b])["w"].numpy(), [2.0, 4.0])
-    assert torch.equal(mc.soup_reference([a, a])["w"], a["w"])
-    np.testing.assert_allclose(mc.soup_reference([a, b], [0.25, 0.75])["w"].numpy(), [2.5, 4.5])
+    np.testing.assert_allclose(lm.soup_reference([a, b])["w"].numpy(), [2.0, 4.0])
+    assert torch.equal(lm.soup_reference([a, a])["w"], a["w"])
+    np.testing.assert_allclose(lm.soup_reference([a, b], [0.25, 0.75])["w"].numpy(), [2.5, 4.5])
     model = torch.nn.ModuleDict(
         {
             "embed": torch.nn.Embedding(5, 4),
@@ -246,13 +248,13 @@ def test_soup_reference_and_hft_freeze():
         }
     )
     names = [n for n, _ in model.named_parameters()]
-    mask = mc.hft_freeze_mask(names, seed=1)
-    assert mask == mc.hft_freeze_mask(names, seed=1)
+    mask = lm.hft_freeze_mask(names, seed=1)
+    assert mask == lm.hft_freeze_mask(names, seed=1)
     for layer in range(3):
         members = [n for n in names if n.startswith(f"layers.{layer}.")]
         assert sum(mask[n] for n in members) == len(members) // 2
     assert mask["embed.weight"] is False
-    mc.apply_hft_freeze(model, seed=1)
+    lm.apply_hft_freeze(model, seed=1)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if mask[n]}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     x = model["embed"](torch.tensor([1, 2]))
@@ -265,7 +267,7 @@ def test_soup_reference_and_hft_freeze():
 
 def test_bvpo_mix():
     lt, le = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 0.0])
-    assert torch.equal(mc.bvpo_mix_losses(lt, le, 1.0), lt)
-    assert mc.bvpo_mix_losses(lt, le, 0.25).tolist() == [2.5, 0.5]
-    assert mc.bvpo_optimal_alpha(var_trace=0.0, var_empty=1.0, bias_sq=0.5) == 1.0
-    assert mc.bvpo_optimal_alpha(var_trace=1.0, var_empty=1.0, bias_sq=0.0) == pytest.approx(0.5)
+    assert torch.equal(lm.bvpo_mix_losses(lt, le, 1.0), lt)
+    assert lm.bvpo_mix_losses(lt, le, 0.25).tolist() == [2.5, 0.5]
+    assert lm.bvpo_optimal_alpha(var_trace=0.0, var_empty=1.0, bias_sq=0.5) == 1.0
+    assert lm.bvpo_optimal_alpha(var_trace=1.0, var_empty=1.0, bias_sq=0.0) == pytest.approx(0.5)

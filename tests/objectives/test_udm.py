@@ -10,7 +10,7 @@ import torch
 
 from alignlab.config import load_config
 from alignlab.data.records import Record
-from alignlab.objectives.udm import add_prob_desirable, fit_logistic_regression
+from alignlab.objectives.udm import add_prob_desirable, fit_logistic_regression, fit_udm
 from alignlab.train.trainer import Trainer
 
 
@@ -51,8 +51,8 @@ def test_same_prompts_in_both_classes_give_probability_one_half():
         Record(prompt=f"question {i} about topic {i % 3}", completions=["a", "b"], labels=[True, False])
         for i in range(6)
     ]
-    add_prob_desirable(records, "tiny:llama")
-    assert [r.meta["prob_desirable"] for r in records] == pytest.approx([0.5] * 6, abs=1e-6)
+    add_prob_desirable(records, "tiny:llama", fit_udm(records, "tiny:llama"))
+    assert [r.extras["prob_desirable"] for r in records] == pytest.approx([0.5] * 6, abs=1e-6)
 
 
 def test_density_ratio_weights_reach_the_bco_loss_in_a_run(tmp_path):
@@ -68,7 +68,7 @@ def test_density_ratio_weights_reach_the_bco_loss_in_a_run(tmp_path):
                            "train.batch_size=8", f"reference.cache_dir={tmp_path / 'cache'}"])
     )  # fmt: skip
     result = trainer.run()
-    probs = [r.meta["prob_desirable"] for r in trainer.train_data.records]
+    probs = [r.extras["prob_desirable"] for r in trainer.train_data.records]
     assert min(probs[:4]) > 0.5 > max(probs[4:])  # the classifier tells the two prompt sets apart
     ratio = [min(10.0, max(0.5, p / (1 - p))) for p in probs[4:]]  # undesirable rows' clipped p/(1-p)
     assert any(abs(r - 1) > 0.05 for r in ratio)  # the weights differ from BCO without UDM
@@ -96,5 +96,5 @@ def test_eval_records_are_weighted_by_the_classifier_fitted_on_training_data(tmp
                            f"reference.cache_dir={tmp_path / 'cache'}"])
     )  # fmt: skip
     trainer.run()
-    eval_probs = [r.meta["prob_desirable"] for r in trainer.eval_data.records]
+    eval_probs = [r.extras["prob_desirable"] for r in trainer.eval_data.records]
     assert min(eval_probs[:4]) > 0.5 > max(eval_probs[4:])  # cats still look desirable: the train fit

@@ -14,9 +14,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(
-    args: list[str], env: dict[str, str] | None = None, launcher: list[str] | None = None
+    args: list[str],
+    env: dict[str, str] | None = None,
+    launcher: list[str] | None = None,
+    module: str = "alignlab",
 ) -> subprocess.CompletedProcess:
-    command = (launcher or [sys.executable, "-m"]) + ["alignlab", *args]
+    command = (launcher or [sys.executable, "-m"]) + [module, *args]
     full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=REPO, timeout=600)
 

@@ -43,9 +43,7 @@ class CountingEngine(engine_module.Engine):
 
 
 def test_reference_logps_are_cached_and_recomputed_on_any_change(tmp_path, monkeypatch):
-    import alignlab.train.trainer as trainer_module
-
-    monkeypatch.setattr(trainer_module, "Engine", CountingEngine)
+    monkeypatch.setattr(Trainer, "engine_class", CountingEngine)
     dpo = ["data.train=builtin:pairs", "objectives.0.name=dpo", "train.steps=2"]
     train(config(tmp_path, "first", *dpo))
     first_calls = CountingEngine.reference_calls
@@ -70,9 +68,9 @@ def test_nan_loss_stops_with_step_and_last_checkpoint(tmp_path, monkeypatch):
     original = trainer.objective.__call__.__func__
     calls = {"n": 0}
 
-    def poisoned(self, scores, feedback):
+    def poisoned(self, scores, feedback, *args):
         calls["n"] += 1
-        loss, metrics = original(self, scores, feedback)
+        loss, metrics = original(self, scores, feedback, *args)
         return (loss * float("nan") if calls["n"] == 3 else loss), metrics
 
     monkeypatch.setattr(type(trainer.objective), "__call__", poisoned)
@@ -185,7 +183,7 @@ def test_tr_dpo_hard_sync_every_step_makes_the_next_loss_log2(tmp_path):
 
 def test_hft_freeze_leaves_the_frozen_half_unchanged(tmp_path):
     from alignlab.models.tiny import tiny_model
-    from alignlab.objectives.modifier_catalog import hft_freeze_mask
+    from alignlab.objectives.loop_modifiers import hft_freeze_mask
     from tests.train._runs import weights
 
     result = train(

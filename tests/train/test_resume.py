@@ -15,9 +15,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     straight = run_cli(["train", *SETTINGS, "--out", str(tmp_path / "straight")])
     assert straight.returncode == 0, straight.stderr
 
-    killed = run_cli(
-        ["train", *SETTINGS, "--out", str(tmp_path / "killed")], env={"ALIGNLAB_TEST_KILL_AT_STEP": "3"}
-    )
+    # A real SIGKILL right after step 3 (a test callback of the loop, tests/train/_kill_at.py).
+    killed = run_cli(["3", *SETTINGS, "--out", str(tmp_path / "killed")], module="tests.train._kill_at")
     assert killed.returncode == -signal.SIGKILL
     checkpoints = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir())
     assert checkpoints == ["step-2"]  # the checkpoint of step 2; step 3's work is lost with the process

@@ -94,9 +94,9 @@ class Batch:
     def to(self, device: torch.device | str) -> Batch:
         moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
         fb = self.feedback
-        moved["feedback"] = Feedback(
-            **{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in fb.__dict__.items()}
-        )
+        fields = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in fb.__dict__.items()}
+        fields["extras"] = {k: v.to(device) for k, v in fb.extras.items()}
+        moved["feedback"] = Feedback(**fields)
         return Batch(**moved)
 
 
@@ -104,8 +104,9 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
     """The feedback of ``groups`` (tokenised from ``records``) aligned with their flat completions."""
     group_index, ranks, labels, rows_ratings, roles, weights, margins = [], [], [], [], [], [], []
     names = sorted({name for g in groups for s in (records[g.record_index].scores or []) for name in s})
-    has = {"ranks": False, "labels": False, "margins": False, "prob_desirable": False}
-    probs: list[float] = []
+    has = {"ranks": False, "labels": False, "margins": False}
+    extra_names = sorted({name for g in groups for name in records[g.record_index].extras})
+    extras: dict[str, list[float]] = {name: [] for name in extra_names}
     token_weights = []
     for gi, group in enumerate(groups):
         record = records[group.record_index]
@@ -113,10 +114,10 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
         margin = record.meta.get("margin")
         margins.append(float(margin) if margin is not None else math.nan)
         has["margins"] |= margin is not None
-        prob = record.meta.get("prob_desirable")
-        probs.append(float(prob) if prob is not None else math.nan)
-        has["prob_desirable"] |= prob is not None
         for ci in range(len(group.completion_ids)):
+            for name in extra_names:
+                value = record.extras.get(name, math.nan)
+                extras[name].append(float(value[ci] if isinstance(value, list) else value))
             group_index.append(gi)
             roles.append(group.roles[ci] if ci < len(group.roles) else "")
             ranks.append(float(record.ranking[ci]) if record.ranking is not None else math.nan)
@@ -143,7 +144,7 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
         margins=torch.tensor(margins) if has["margins"] else None,
         token_weights=tw,
         roles=roles if any(roles) else [],
-        prob_desirable=torch.tensor(probs) if has["prob_desirable"] else None,
+        extras={name: torch.tensor(values, dtype=torch.float) for name, values in extras.items()},
     )
 
 

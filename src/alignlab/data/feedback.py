@@ -19,7 +19,9 @@ class Feedback:
     margins: Tensor | None = None  # [G] given preference margin (e.g. TRL's `margin` column)
     token_weights: Tensor | None = None  # [N, T] span feedback per completion token
     roles: list[str] = field(default_factory=list)  # [N] "" for a scored completion, else its aux role
-    prob_desirable: Tensor | None = None  # [G] BCO's UDM P(desirable | prompt); NaN where a record has none
+    extras: dict[str, Tensor] = field(
+        default_factory=dict
+    )  # [N] per completion, from Record.extras; NaN if none
 
     @property
     def num_groups(self) -> int:

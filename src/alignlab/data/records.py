@@ -13,7 +13,13 @@ JSON form (one object per JSONL line)::
      "scores": [{"helpfulness": 4}, {...}],  # named ratings per completion
      "critique": ["text or null", ...],      # text critique per completion
      "spans": [[{"start": 3, "end": 9, "label": "wrong"}], []],  # character spans per completion
+     "extras": {"prob_desirable": 0.8, "old_reward": [0.1, -0.3]},  # numbers a method reads (below)
      "weight": 1.0, "source": "hh-rlhf", "annotator": "a17", "id": "...", "meta": {...}}
+
+``extras`` holds the numbers a method or the loop attaches to a record for an objective to read: a number
+applies to every completion of the record, a list gives one number per completion. They reach the
+objective as ``Scores.extra[name]`` (one value per completion; NaN where a record has none). ``meta`` is
+free-form and never read by the training loop.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class Record:
     annotator: str | None = None
     id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, float | list[float]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ views
     @property
@@ -111,6 +118,8 @@ class Record:
                 out[key] = getattr(self, key)
         if self.meta:
             out["meta"] = self.meta
+        if self.extras:
+            out["extras"] = self.extras
         return out
 
     @classmethod
@@ -118,7 +127,17 @@ class Record:
         """Build and validate a record from its JSON form; errors name ``where`` (file:line)."""
         if not isinstance(obj, dict):
             raise RecordError(f"expected a JSON object, got {type(obj).__name__}", where)
-        known = {"prompt", "completions", "weight", "source", "annotator", "id", "meta", *FEEDBACK_KINDS}
+        known = {
+            "prompt",
+            "completions",
+            "weight",
+            "source",
+            "annotator",
+            "id",
+            "meta",
+            "extras",
+            *FEEDBACK_KINDS,
+        }
         unknown = sorted(set(obj) - known)
         if unknown:
             raise RecordError(
@@ -152,6 +171,7 @@ class Record:
             annotator=obj.get("annotator"),
             id=obj.get("id"),
             meta=obj.get("meta") or {},
+            extras=obj.get("extras") or {},
         )
         record.validate(where)
         return record
@@ -206,6 +226,7 @@ class Record:
                         )
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight >= 0:
             raise RecordError(f"'weight' must be a number >= 0, got {self.weight!r}", where)
+        _validate_extras(self.extras, k, where)
 
 
 _FORMAT_HINT = (
@@ -218,6 +239,24 @@ def _check_len(name: str, value: Any, k: int, where: str) -> None:
     if not isinstance(value, list) or len(value) != k:
         got = len(value) if isinstance(value, list) else type(value).__name__
         raise RecordError(f"'{name}' must be a list with one entry per completion ({k}), got {got}", where)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_extras(extras: Any, k: int, where: str) -> None:
+    if not isinstance(extras, dict):
+        raise RecordError("'extras' must be an object of named numbers", where)
+    for name, value in extras.items():
+        if _is_number(value):
+            continue
+        if isinstance(value, list) and len(value) == k and all(_is_number(v) for v in value):
+            continue
+        raise RecordError(
+            f"extras.{name} must be a number or a list of {k} numbers (one per completion), got {value!r}",
+            where,
+        )
 
 
 def _validate_prompt(prompt: Any, where: str) -> None:

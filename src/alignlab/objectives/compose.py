@@ -5,6 +5,12 @@ Config form (``objectives:`` in a run config)::
     objectives:
       - {name: dpo, beta: 0.1, modifiers: {length_norm: true}}
       - {name: sft, weight: 0.2}
+
+**A step's loss does not depend on how it is cut.** Each part's loss is a weighted mean over the examples
+of the *global* batch, ``Σ_e w_e·ℓ_e / Σ_e w_e``; when the loop cuts that batch into micro-batches (and
+across processes) it first sums every part's normalisers over all of them (:meth:`Objective.totals`,
+then an all-reduce), and each micro-batch contributes ``Σ_{e in micro} w_e·ℓ_e / W_global``
+(:class:`Normalisers`). The contributions add up to the loss of the uncut batch, exactly.
 """
 
 from __future__ import annotations
@@ -17,10 +23,52 @@ from torch import Tensor
 
 from alignlab.data.feedback import Feedback
 from alignlab.objectives import modifiers as modifier_registry
+from alignlab.objectives.callbacks import Callback
 from alignlab.objectives.metrics import standard_metrics
-from alignlab.objectives.registry import ObjectiveSpec, get
+from alignlab.objectives.registry import ObjectiveSpec, ObjectiveState, get
 from alignlab.objectives.views import build_view
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
+
+
+@dataclass(frozen=True)
+class Normalisers:
+    """What one part's loss is normalised by, summed over the whole global batch (every micro-batch, every
+    process): ``weight`` Σ of its examples' weights, ``tokens`` scored completion tokens, ``sequences``
+    scored completions, ``groups`` records. An objective registered with ``reduction="sum"`` receives
+    them as its ``normalisers`` argument and normalises its per-example loss itself (token means over the
+    global batch); every other objective is reduced as ``Σ w·ℓ / weight``."""
+
+    weight: float
+    tokens: float
+    sequences: float
+    groups: float
+
+
+@dataclass
+class BatchTotals:
+    """The normalisers of every part of an :class:`Objective` for a set of completions; they add up."""
+
+    part_weights: list[float]
+    tokens: float
+    sequences: float
+    groups: float
+
+    def as_tensor(self) -> Tensor:
+        """One float64 vector, for an all-reduce across processes."""
+        return torch.tensor(
+            [*self.part_weights, self.tokens, self.sequences, self.groups], dtype=torch.float64
+        )
+
+    @classmethod
+    def from_tensor(cls, values: Tensor) -> BatchTotals:
+        v = [float(x) for x in values.tolist()]
+        return cls(v[:-3], v[-3], v[-2], v[-1])
+
+    def __add__(self, other: BatchTotals) -> BatchTotals:
+        return BatchTotals.from_tensor(self.as_tensor() + other.as_tensor())
+
+    def for_part(self, i: int) -> Normalisers:
+        return Normalisers(self.part_weights[i], self.tokens, self.sequences, self.groups)
 
 
 @dataclass
@@ -29,7 +77,7 @@ class BoundObjective:
     params: dict[str, Any]
     weight: float = 1.0
     modifiers: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: ObjectiveState = field(default_factory=ObjectiveState)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any] | str, where: str = "") -> BoundObjective:
@@ -44,27 +92,63 @@ class BoundObjective:
 
     @property
     def needs(self) -> frozenset[str]:
-        needs = self.spec.needs | modifier_registry.needs(self.modifiers)
-        if "reference_free" in self.modifiers:
-            needs = needs - {"reference"}  # log π_ref ≡ 0: no reference model is loaded at all
-        return needs
+        needs = self.spec.needs_with(self.params) | modifier_registry.needs(self.modifiers)
+        return needs - modifier_registry.drops_needs(self.modifiers)
 
-    def per_example(self, scores: Scores, feedback: Feedback) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    @property
+    def callbacks(self) -> list[Callback]:
+        """What this objective and its modifiers need from the training loop (``objectives/callbacks.py``)."""
+        own = self.spec.callback(self.params) if self.spec.callback is not None else None
+        return ([own] if own is not None else []) + modifier_registry.callbacks(self.modifiers)
+
+    def per_example(
+        self,
+        scores: Scores,
+        feedback: Feedback,
+        training: bool = True,
+        normalisers: Normalisers | None = None,
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """(loss per example, example weights, metrics) for this objective alone."""
         batch = build_view(self.spec.feedback, scores, feedback)
-        batch = modifier_registry.before(batch, self.modifiers)
+        carry: modifier_registry.Carry = {}
+        batch = modifier_registry.before(batch, self.modifiers, carry)
         kwargs = dict(self.params)
         if self.spec.stateful:
-            kwargs["state"] = self.state
+            kwargs["state"] = self.state if training else self.state.copy_for_eval()
+        if self.spec.reduction == "sum":
+            kwargs["normalisers"] = normalisers
         out = self.spec.fn(batch, **kwargs)
         loss, metrics = out if isinstance(out, tuple) else (out, {})
-        loss, extra = modifier_registry.after(batch, loss, self.modifiers)
+        loss, extra = modifier_registry.after(batch, loss, self.modifiers, carry)
         standard = standard_metrics(batch, self.params)
         return loss, batch.weight.to(loss.dtype), {**standard, **metrics, **extra}
 
-    def __call__(self, scores: Scores, feedback: Feedback) -> tuple[Tensor, dict[str, Tensor]]:
-        loss, weight, metrics = self.per_example(scores, feedback)
-        return weighted_mean(loss, weight), metrics
+    def local_weight(self, feedback: Feedback) -> float:
+        """Σ of this part's example weights in ``feedback``'s batch (known before any forward pass)."""
+        n = feedback.num_completions
+        zeros = Scores(logps=torch.zeros(n, dtype=torch.float64), lengths=torch.ones(n, dtype=torch.float64))
+        return float(build_view(self.spec.feedback, zeros, feedback).weight.sum())
+
+    def __call__(
+        self,
+        scores: Scores,
+        feedback: Feedback,
+        training: bool = True,
+        normalisers: Normalisers | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """This part's loss: the weighted mean over ``scores`` (``normalisers`` None), or this batch's
+        share of the global batch's loss (``normalisers`` from :meth:`Objective.totals`)."""
+        loss, weight, metrics = self.per_example(scores, feedback, training, normalisers)
+        if self.spec.reduction == "sum":
+            return (loss.sum() if loss.dim() else loss), metrics
+        if normalisers is None:
+            return weighted_mean(loss, weight), metrics
+        if loss.dim() == 0:
+            # A loss the objective already reduced over its batch: this batch's share by records.
+            return loss * (feedback.num_groups / max(normalisers.groups, 1.0)), metrics
+        if normalisers.weight <= 0:
+            return loss.sum() * 0.0, metrics
+        return (loss * weight).sum() / normalisers.weight, metrics
 
 
 def weighted_mean(loss: Tensor, weight: Tensor) -> Tensor:
@@ -107,20 +191,44 @@ class Objective:
     def names(self) -> list[str]:
         return [p.spec.name for p in self.parts]
 
+    @property
+    def callbacks(self) -> list[Callback]:
+        return [c for p in self.parts for c in p.callbacks]
+
+    def totals(self, feedback: Feedback, lengths: Tensor) -> BatchTotals:
+        """Every part's normalisers over one batch (``lengths``: scored tokens per completion); the loop
+        sums them over the micro-batches and processes of a step before any forward pass."""
+        scored = feedback.role_mask("").to(lengths.device)
+        return BatchTotals(
+            [p.local_weight(feedback) for p in self.parts],
+            tokens=float(lengths[scored].sum()),
+            sequences=float(scored.sum()),
+            groups=float(feedback.num_groups),
+        )
+
     def state_dict(self) -> dict[str, Any]:
-        return {str(i): p.state for i, p in enumerate(self.parts)}
+        return {str(i): dict(p.state) for i, p in enumerate(self.parts)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for i, p in enumerate(self.parts):
             p.state.clear()
             p.state.update(state.get(str(i), {}))
 
-    def __call__(self, scores: Scores, feedback: Feedback) -> tuple[Tensor, dict[str, float]]:
+    def __call__(
+        self,
+        scores: Scores,
+        feedback: Feedback,
+        training: bool = True,
+        totals: BatchTotals | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
+        """``Σ_i w_i·loss_i`` and the metrics. ``training`` False (evaluation) leaves running state untouched;
+        ``totals`` (the global batch's, from :meth:`totals`) makes the loss this batch's exact share."""
         total = torch.zeros((), dtype=scores.logps.dtype, device=scores.logps.device)
         metrics: dict[str, float] = {}
         single = len(self.parts) == 1
-        for part in self.parts:
-            loss, part_metrics = part(scores, feedback)
+        for i, part in enumerate(self.parts):
+            normalisers = totals.for_part(i) if totals is not None else None
+            loss, part_metrics = part(scores, feedback, training, normalisers)
             total = total + part.weight * loss
             prefix = "" if single else f"{part.spec.name}/"
             if not single:

@@ -1,182 +1,25 @@
-"""The modifier catalog: transformations that apply across losses (METHODS.md "Modifiers").
+"""The batch modifiers: transformations of the batch an objective receives or of its per-example loss.
 
-A modifier acts at one of three places:
-
-- ``before``: on the batch an objective receives (length_norm, ld_alpha, reference_free,
-  label_smoothing, and the weight/NLL targets that wpo_weight and sft_aux read later);
-- ``after``: on the per-example loss (sft_aux adds α·NLL(y_w); wpo_weight multiplies by w(y_w)·w(y_l));
-- ``loop``: on the reference model, the optimiser or the scoring (tr_dpo, salsa_soup_ref, hft_freeze,
-  bvpo_mix). For those this module gives the pure update functions; the training loop calls them
-  (see :data:`LOOP_HOOKS`).
-
-Config form: ``modifiers: {length_norm: true, sft_aux: 1.0, tr_dpo: {alpha: 0.6, sync_steps: 512}}``.
-A scalar value sets the modifier's main parameter, ``true`` takes its defaults, ``false``/``null`` drops it.
+Registered in the order the chain applies them (see ``modifiers.py``): ``wpo_weight`` and ``sft_aux``
+first (they read the untransformed scores), then ``ld_alpha``, ``length_norm``, ``reference_free`` and
+``label_smoothing`` (which appends every pair flipped, so it comes last). The loop modifiers (tr_dpo,
+salsa_soup_ref, hft_freeze, bvpo_mix) are in ``loop_modifiers.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from alignlab.objectives.modifiers import Carry, Modifier, register
 from alignlab.objectives.views import ListBatch, PairBatch, PointBatch
 from alignlab.scoring.scores import Scores
 
 Batch = PairBatch | ListBatch | PointBatch
-SFT_NLL = "sft_aux_nll"  # Scores.extra key: token-mean NLL of the SFT target, taken before any transform
-WPO_WEIGHT = "wpo_weight"  # Scores.extra key: detached WPO sequence weight
 LOG_SQ_MASS = "token_log_sq_mass"  # Scores.extra key the engine fills for wpo: log Σ_v π(v|·)² per token
-
-
-@dataclass(frozen=True)
-class ModifierDef:
-    name: str
-    stage: str  # "before", "after" or "loop"
-    defaults: dict[str, Any]
-    main: str | None  # the parameter a scalar value sets
-    needs: frozenset[str] = frozenset()
-    summary: str = ""
-    hook: str = ""  # for loop modifiers: the training-loop hook that applies it
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-CATALOG: dict[str, ModifierDef] = {
-    d.name: d
-    for d in (
-        ModifierDef(
-            "ld_alpha",
-            "before",
-            {"alpha": 1.0},
-            "alpha",
-            frozenset({"token_logps", "reference"}),
-            "LD-DPO: log π = Σ over the first min(|y_w|,|y_l|) tokens + α·Σ over the rest (pairs)",
-        ),
-        ModifierDef(
-            "length_norm",
-            "before",
-            {"enabled": True},
-            "enabled",
-            frozenset(),
-            "replace summed log-probs (policy and reference) by per-token means",
-        ),
-        ModifierDef(
-            "reference_free",
-            "before",
-            {"enabled": True},
-            "enabled",
-            frozenset(),
-            "log π_ref ≡ 0 (implicit reference of probability 1)",
-        ),
-        ModifierDef(
-            "label_smoothing",
-            "before",
-            {"epsilon": 0.1},
-            "epsilon",
-            frozenset(),
-            "(1-ε)·ℓ(y_w ≻ y_l) + ε·ℓ(y_l ≻ y_w) for any pair loss",
-        ),
-        ModifierDef(
-            "wpo_weight",
-            "after",
-            {"clamp": False},
-            "clamp",
-            frozenset({"token_logps", "token_sq_mass"}),
-            "WPO: loss × w(y_w)·w(y_l), w = exp(mean_t[log π(y_t) - log Σ_v π(v)²]) (detached)",
-        ),
-        ModifierDef(
-            "sft_aux", "after", {"alpha": 1.0}, "alpha", frozenset(), "RPO: loss + α·NLL(y_w) (token mean)"
-        ),
-        ModifierDef(
-            "tr_dpo",
-            "loop",
-            {"alpha": 0.6, "sync_steps": 512, "mode": "soft"},
-            "alpha",
-            frozenset(),
-            "TR-DPO: every τ steps θ_ref ← α·θ + (1-α)·θ_ref (soft) or θ_ref ← θ (hard)",
-            hook="on_step_end(step, policy, reference)",
-        ),
-        ModifierDef(
-            "salsa_soup_ref",
-            "loop",
-            {"paths": [], "weights": []},
-            "paths",
-            frozenset(),
-            "SALSA: reference = weight average of several SFT models",
-            hook="on_reference_load(state_dicts) -> state_dict",
-        ),
-        ModifierDef(
-            "hft_freeze",
-            "loop",
-            {"fraction": 0.5, "seed": 0},
-            "seed",
-            frozenset(),
-            "Half Fine-Tuning: freeze a seeded random half of each layer's parameter tensors",
-            hook="on_train_start(policy)",
-        ),
-        ModifierDef(
-            "bvpo_mix",
-            "loop",
-            {"alpha": 0.5, "role": "no_trace"},
-            "alpha",
-            frozenset(),
-            "BVPO: loss = α·loss(pairs with reasoning traces) + (1-α)·loss(empty-trace pairs, meta.role)",
-            hook="on_data_loaded(records) -> record weights",
-        ),
-    )
-}
-ORDER = ("ld_alpha", "length_norm", "reference_free", "label_smoothing")
-LOOP_HOOKS = {name: d.hook for name, d in CATALOG.items() if d.stage == "loop"}
-
-
-# ------------------------------------------------------------------------------------------ config values
-def normalise(name: str, value: Any, where: str = "") -> dict[str, Any] | None:
-    """The full parameter dict of modifier ``name`` from its config value (None = modifier off)."""
-    spec = CATALOG[name]
-    if value is None or value is False:
-        return None
-    params = dict(spec.defaults)
-    if value is True:
-        return params
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(spec.defaults))
-        if unknown:
-            raise ValueError(
-                f"{where}modifier '{name}' has no parameter(s) {unknown} (allowed: {sorted(spec.defaults)})"
-            )
-        params.update(value)
-    elif spec.main is not None:
-        params[spec.main] = value
-    else:
-        raise ValueError(f"{where}modifier '{name}' takes true/false or a mapping, got {value!r}")
-    _validate(name, params, where)
-    return params
-
-
-def _validate(name: str, p: dict[str, Any], where: str) -> None:
-    def bad(msg: str) -> ValueError:
-        return ValueError(f"{where}modifier '{name}': {msg}")
-
-    if name == "ld_alpha" and not 0.0 <= float(p["alpha"]) <= 1.0:
-        raise bad(f"alpha must be in [0, 1], got {p['alpha']}")
-    if name == "label_smoothing" and not 0.0 <= float(p["epsilon"]) < 0.5:
-        raise bad(f"epsilon must be in [0, 0.5), got {p['epsilon']}")
-    if name == "tr_dpo":
-        if not 0.0 <= float(p["alpha"]) <= 1.0:
-            raise bad(f"alpha must be in [0, 1], got {p['alpha']}")
-        if int(p["sync_steps"]) < 1:
-            raise bad(f"sync_steps must be >= 1, got {p['sync_steps']}")
-        if p["mode"] not in ("soft", "hard"):
-            raise bad(f"mode must be 'soft' or 'hard', got {p['mode']!r}")
-    if name == "hft_freeze" and not 0.0 <= float(p["fraction"]) <= 1.0:
-        raise bad(f"fraction must be in [0, 1], got {p['fraction']}")
-    if name == "bvpo_mix" and not 0.0 <= float(p["alpha"]) <= 1.0:
-        raise bad(f"alpha must be in [0, 1], got {p['alpha']}")
 
 
 # ------------------------------------------------------------------------------------- batch transforms
@@ -185,10 +28,6 @@ def map_scores(batch: Batch, fn: Any) -> Batch:
     if isinstance(batch, PairBatch):
         return dataclasses.replace(batch, chosen=fn(batch.chosen), rejected=fn(batch.rejected))
     return dataclasses.replace(batch, items=fn(batch.items))
-
-
-def with_extra(scores: Scores, **values: Tensor) -> Scores:
-    return scores.with_(extra={**scores.extra, **values})
 
 
 def length_normalise(scores: Scores) -> Scores:
@@ -251,15 +90,11 @@ def smooth_labels(batch: Batch, epsilon: float) -> Batch:
         return Scores(**values, extra=extra)
 
     chosen, rejected = batch.chosen, batch.rejected
-    # The SFT target of a flipped pair is still the original chosen answer.
-    flipped_chosen = with_extra(
-        rejected, **{k: chosen.extra[k] for k in (SFT_NLL, WPO_WEIGHT) if k in chosen.extra}
-    )
     margin = None if batch.margin is None else torch.cat([batch.margin, -batch.margin])
     aux = {k: v.map(lambda t: torch.cat([t, t], 0)) for k, v in batch.aux.items()}
     aux_mask = {k: torch.cat([v, v], 0) for k, v in batch.aux_mask.items()}
     return PairBatch(
-        chosen=cat(chosen, flipped_chosen),
+        chosen=cat(chosen, rejected),
         rejected=cat(rejected, chosen),
         weight=torch.cat([(1 - epsilon) * batch.weight, epsilon * batch.weight]),
         margin=margin,
@@ -293,121 +128,92 @@ def wpo_sequence_weight(scores: Scores) -> Tensor:
     return torch.exp(aligned.sum(-1) / mask.sum(-1).clamp(min=1)).detach()
 
 
-# ------------------------------------------------------------------------- loop modifiers: pure updates
-@torch.no_grad()
-def tr_dpo_update(
-    reference: Mapping[str, Tensor], policy: Mapping[str, Tensor], alpha: float, mode: str = "soft"
-) -> None:
-    """TR-DPO reference update, in place: soft θ_ref ← α·θ + (1-α)·θ_ref; hard θ_ref ← θ.
+# ----------------------------------------------------------------------------------------- the modifiers
+class WpoWeight(Modifier):
+    name, defaults, main = "wpo_weight", {"clamp": False}, "clamp"
+    needs = frozenset({"token_logps", "token_sq_mass"})
+    summary = "WPO: loss × w(y_w)·w(y_l), w = exp(mean_t[log π(y_t) - log Σ_v π(v)²]) (detached)"
 
-    Checked: huggingface/trl trl/trainer/callbacks.py SyncRefModelCallback.sync_target_model
-    (``target.mul_(1 - alpha).add_(model, alpha=alpha)``) and dpo_config.py (ref_model_mixup_alpha 0.6,
-    ref_model_sync_steps 512; paper Gorbatovski et al. 2024, arXiv 2404.09656).
-    """
-    if mode not in ("soft", "hard"):
-        raise ValueError(f"tr_dpo: mode must be 'soft' or 'hard', got {mode!r}")
-    missing = sorted(set(reference) ^ set(policy))
-    if missing:
-        raise ValueError(f"tr_dpo: reference and policy parameters differ: {missing[:5]}")
-    a = 1.0 if mode == "hard" else float(alpha)
-    for name, ref in reference.items():
-        ref.mul_(1 - a).add_(policy[name].to(ref.dtype), alpha=a)
+    def before(self, batch: Batch, params: dict[str, Any], carry: Carry) -> Batch:
+        if not isinstance(batch, PairBatch):
+            raise ValueError("modifier 'wpo_weight' applies to pair losses only")
+        weight = wpo_sequence_weight(batch.chosen) * wpo_sequence_weight(batch.rejected)
+        if params.get("clamp"):
+            weight = weight.clamp(max=1.0)  # TRL-old clamps the product at 1; TRL-new does not
+        carry[self.name] = weight
+        return batch
 
-
-def tr_dpo_due(step: int, sync_steps: int) -> bool:
-    """Whether the reference is synced after optimiser step ``step`` (1-based): every ``sync_steps`` steps."""
-    return step > 0 and step % sync_steps == 0
+    def after(
+        self, batch: Batch, loss: Tensor, params: dict[str, Any], carry: Carry
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        weight = carry[self.name]
+        return loss * weight, {"wpo_weight": weight}
 
 
-def soup_reference(
-    state_dicts: list[Mapping[str, Tensor]], weights: list[float] | None = None
-) -> dict[str, Tensor]:
-    """SALSA reference θ_ref = Σ_i w_i θ_i (equal weights by default: ½(θ_1 + θ_2) in the paper).
+class SftAux(Modifier):
+    name, defaults, main = "sft_aux", {"alpha": 1.0}, "alpha"
+    summary = "RPO: loss + α·NLL(y_w) (token mean)"
 
-    Chegini et al. 2024, arXiv 2411.01798 (paper recall; equal weights unverified).
-    """
-    if not state_dicts:
-        raise ValueError("salsa_soup_ref: give at least one model (paths)")
-    w = [1.0 / len(state_dicts)] * len(state_dicts) if not weights else [float(x) for x in weights]
-    if len(w) != len(state_dicts):
-        raise ValueError(f"salsa_soup_ref: {len(w)} weights for {len(state_dicts)} models")
-    keys = set(state_dicts[0])
-    for i, sd in enumerate(state_dicts[1:], 1):
-        if set(sd) != keys:
-            raise ValueError(f"salsa_soup_ref: model {i} has different parameter names than model 0")
-    return {
-        k: sum(wi * sd[k].double() for wi, sd in zip(w, state_dicts, strict=True)).to(state_dicts[0][k].dtype)
-        for k in keys
-    }
+    def before(self, batch: Batch, params: dict[str, Any], carry: Carry) -> Batch:
+        carry[self.name] = sft_target_nll(batch)  # the target before any transform
+        return batch
+
+    def after(
+        self, batch: Batch, loss: Tensor, params: dict[str, Any], carry: Carry
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        nll = carry[self.name]
+        if nll.shape != loss.shape:
+            raise ValueError(
+                f"modifier 'sft_aux': the loss has shape {tuple(loss.shape)}, the NLL {tuple(nll.shape)}"
+            )
+        return loss + float(params["alpha"]) * nll, {"nll_loss": nll}
 
 
-_LAYER = re.compile(r"\.(\d+)\.")
+class LdAlpha(Modifier):
+    name, defaults, main = "ld_alpha", {"alpha": 1.0}, "alpha"
+    needs = frozenset({"token_logps", "reference"})
+    summary = "LD-DPO: log π = Σ over the first min(|y_w|,|y_l|) tokens + α·Σ over the rest (pairs)"
+
+    def validate(self, params: dict[str, Any]) -> None:
+        if not 0.0 <= float(params["alpha"]) <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {params['alpha']}")
+
+    def before(self, batch: Batch, params: dict[str, Any], carry: Carry) -> Batch:
+        return apply_ld_alpha(batch, float(params["alpha"]))
 
 
-def hft_freeze_mask(param_names: list[str], seed: int = 0, fraction: float = 0.5) -> dict[str, bool]:
-    """Half Fine-Tuning: {name: frozen?}. Within each numbered layer (``...layers.3...``) a seeded random
-    ``fraction`` of its parameter tensors (rounded down) is frozen; parameters outside layers
-    (embeddings, final norm, head) stay trainable. Hui et al. 2024, arXiv 2404.18466 (paper recall:
-    per-layer random half of the parameter matrices; unverified in code).
-    """
-    groups: dict[str, list[str]] = {}
-    for name in param_names:
-        match = _LAYER.search(name)
-        if match:
-            groups.setdefault(name[: match.end()], []).append(name)
-    rng = random.Random(seed)
-    frozen: set[str] = set()
-    for key in sorted(groups):
-        members = sorted(groups[key])
-        frozen.update(rng.sample(members, int(len(members) * fraction)))
-    return {name: name in frozen for name in param_names}
+class LengthNorm(Modifier):
+    name, defaults, main = "length_norm", {"enabled": True}, "enabled"
+    summary = "replace summed log-probs (policy and reference) by per-token means"
+
+    def before(self, batch: Batch, params: dict[str, Any], carry: Carry) -> Batch:
+        return map_scores(batch, length_normalise)
 
 
-def apply_hft_freeze(model: torch.nn.Module, seed: int = 0, fraction: float = 0.5) -> dict[str, bool]:
-    """Set ``requires_grad=False`` on the parameters :func:`hft_freeze_mask` selects; returns the mask."""
-    mask = hft_freeze_mask([n for n, _ in model.named_parameters()], seed, fraction)
-    for name, param in model.named_parameters():
-        if mask[name]:
-            param.requires_grad_(False)
-    return mask
+class ReferenceFree(Modifier):
+    name, defaults, main = "reference_free", {"enabled": True}, "enabled"
+    drops_needs = frozenset({"reference"})  # log π_ref ≡ 0: no reference model is loaded at all
+    summary = "log π_ref ≡ 0 (implicit reference of probability 1)"
+
+    def before(self, batch: Batch, params: dict[str, Any], carry: Carry) -> Batch:
+        return map_scores(batch, drop_reference)
 
 
-def bvpo_mix_losses(loss_trace: Tensor, loss_empty: Tensor, alpha: float) -> Tensor:
-    """BVPO: α·L(with trace) + (1-α)·L(empty trace); the gradient mixes the same way."""
-    return alpha * loss_trace + (1 - alpha) * loss_empty
+class LabelSmoothing(Modifier):
+    name, defaults, main = "label_smoothing", {"epsilon": 0.1}, "epsilon"
+    summary = "(1-ε)·ℓ(y_w ≻ y_l) + ε·ℓ(y_l ≻ y_w) for any pair loss"
+
+    def validate(self, params: dict[str, Any]) -> None:
+        if not 0.0 <= float(params["epsilon"]) < 0.5:
+            raise ValueError(f"epsilon must be in [0, 0.5), got {params['epsilon']}")
+
+    def before(self, batch: Batch, params: dict[str, Any], carry: Carry) -> Batch:
+        smoothed = smooth_labels(batch, float(params["epsilon"]))
+        # A flipped pair keeps its original targets (sft_aux still imitates the original chosen answer).
+        for key, value in carry.items():
+            carry[key] = torch.cat([value, value], 0)
+        return smoothed
 
 
-def bvpo_record_weights(is_empty_trace: list[bool], alpha: float) -> list[float]:
-    """Record weights that make the loop's weighted mean the BVPO mixture.
-
-    BVPO (arXiv 2510.05095) mixes a trace-based gradient estimator with an empty-trace one:
-    g = α·g_trace + (1-α)·g_empty. With N records, N_t with traces and N_e = N - N_t without, weights
-    α·N/N_t (trace) and (1-α)·N/N_e (empty) make the weighted mean over all records
-    Σ w·ℓ / Σ w = α·mean_trace ℓ + (1-α)·mean_empty ℓ exactly (Σ w = N); over a random mini-batch it is the
-    ratio estimate of the same mixture. Unverified (abstract only, no official code found).
-    """
-    n, n_empty = len(is_empty_trace), sum(is_empty_trace)
-    n_trace = n - n_empty
-    if n_trace == 0 and alpha > 0:
-        raise ValueError(
-            f"bvpo_mix: alpha={alpha} needs pairs with reasoning traces, but every record is empty-trace"
-        )
-    if n_empty == 0 and alpha < 1:
-        raise ValueError(
-            f"bvpo_mix: alpha={alpha} needs empty-trace pairs, but no record is marked as one; mark them "
-            "with meta.role (the modifier's 'role' parameter, default 'no_trace'), or set alpha: 1"
-        )
-    trace = alpha * n / n_trace if n_trace else 0.0
-    empty = (1 - alpha) * n / n_empty if n_empty else 0.0
-    return [empty if e else trace for e in is_empty_trace]
-
-
-def bvpo_optimal_alpha(var_trace: float, var_empty: float, bias_sq: float, covariance: float = 0.0) -> float:
-    """MSE-optimal α for g = α·g_trace + (1-α)·g_empty with g_trace unbiased (variance σ_t²) and g_empty
-    biased (squared bias b², variance σ_e²): α* = (σ_e² + b² - c) / (σ_t² + σ_e² + b² - 2c), clipped to
-    [0, 1]. Derived from the MSE of the mixture (the paper's closed form is from its abstract; unverified).
-    """
-    denominator = var_trace + var_empty + bias_sq - 2 * covariance
-    if denominator <= 0:
-        return 1.0
-    return float(min(1.0, max(0.0, (var_empty + bias_sq - covariance) / denominator)))
+for _modifier in (WpoWeight(), SftAux(), LdAlpha(), LengthNorm(), ReferenceFree(), LabelSmoothing()):
+    register(_modifier)

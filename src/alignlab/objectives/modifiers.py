@@ -1,29 +1,115 @@
-"""Modifiers that apply across losses (length normalisation, an SFT term, ...).
+"""Modifiers: transformations that apply across losses (METHODS.md "Modifiers"), as registered objects.
 
-This file is the seam between ``compose.py`` and the modifier catalog (``modifier_catalog.py``):
-``check`` validates a ``modifiers:`` mapping into ``{name: params}``, ``needs`` says what they add to the
-engine's work, ``before`` transforms the batch an objective receives and ``after`` transforms its
-per-example loss. Loop modifiers (tr_dpo, salsa_soup_ref, hft_freeze, bvpo_mix) pass through
-``before``/``after`` untouched; the training loop reads them with :func:`loop_modifiers` and calls the
-pure updates in ``modifier_catalog`` (hooks in ``modifier_catalog.LOOP_HOOKS``).
+A modifier is a :class:`Modifier` with a name, its parameters (``defaults``; a scalar config value sets
+``main``), what it adds to the engine's work (``needs``) or removes (``drops_needs``), and up to four
+parts, each optional:
+
+- ``validate(params)``: raise ``ValueError`` on a bad parameter (the config loader adds where);
+- ``before(batch, params, carry)``: transform the batch an objective receives (length normalisation,
+  label smoothing), or put a per-example target into ``carry`` for ``after`` to read (the SFT NLL of the
+  chosen answer, taken before any transform);
+- ``after(batch, loss, params, carry)``: transform the per-example loss (add α·NLL, multiply by a weight),
+  returning ``(loss, metrics)``;
+- ``callback(params)``: a :class:`~alignlab.objectives.callbacks.Callback` for what the training loop must
+  do (sync the reference, freeze parameters, reweight records).
+
+The modifiers on an objective compose as a chain (optax's ``chain`` is the model): every ``before`` in
+:data:`MODIFIERS` order, the loss, then every ``after`` in the same order. The order is the catalog's, not
+the config's, so each composition is well defined: target-capturing modifiers come first (they read the
+untransformed scores), score transforms next, label smoothing (which appends every pair flipped) last.
+``carry`` holds per-example tensors aligned with the batch's examples; a ``before`` that changes the
+number of examples maps it too. So RPO is ``dpo`` with ``modifiers: {sft_aux: α}``, not an objective.
+
+Config form: ``modifiers: {length_norm: true, sft_aux: 1.0, tr_dpo: {alpha: 0.6, sync_steps: 512}}``. A
+scalar value sets the modifier's main parameter, ``true`` takes its defaults, ``false``/``null`` drops it.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from alignlab.objectives import modifier_catalog as cat
+from alignlab.objectives.callbacks import Callback
 
-MODIFIERS: dict[str, Any] = cat.CATALOG
+Carry = dict[str, Tensor]
+
+
+class Modifier:
+    """Base class; a subclass sets the attributes and overrides the parts it has."""
+
+    name: str = ""
+    defaults: dict[str, Any] = {}
+    main: str | None = None  # the parameter a scalar config value sets
+    needs: frozenset[str] = frozenset()
+    drops_needs: frozenset[str] = frozenset()  # what the objective no longer needs (reference_free)
+    summary: str = ""
+
+    def validate(self, params: dict[str, Any]) -> None:
+        """Raise ValueError naming the bad parameter."""
+
+    def before(self, batch: Any, params: dict[str, Any], carry: Carry) -> Any:
+        return batch
+
+    def after(
+        self, batch: Any, loss: Tensor, params: dict[str, Any], carry: Carry
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        return loss, {}
+
+    def callback(self, params: dict[str, Any]) -> Callback | None:
+        return None
+
+
+MODIFIERS: dict[str, Modifier] = {}
 ALIASES = {"wpo": "wpo_weight", "rpo": "sft_aux", "tr": "tr_dpo"}  # names METHODS.md and TRL users know
 
 
+def register(modifier: Modifier) -> Modifier:
+    """Add ``modifier`` to the catalog; the registration order is the order the chain applies them."""
+    if modifier.name in MODIFIERS:
+        raise ValueError(f"modifier '{modifier.name}' is registered twice")
+    MODIFIERS[modifier.name] = modifier
+    return modifier
+
+
+def _load_catalog() -> None:
+    # The catalog modules register their modifiers on import, in the order the chain applies them.
+    import alignlab.objectives.loop_modifiers  # noqa: F401
+    import alignlab.objectives.modifier_catalog  # noqa: F401
+
+
+def normalise(name: str, value: Any, where: str = "") -> dict[str, Any] | None:
+    """The full parameter dict of modifier ``name`` from its config value (None = modifier off)."""
+    modifier = MODIFIERS[name]
+    if value is None or value is False:
+        return None
+    params = dict(modifier.defaults)
+    if value is True:
+        return params
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(modifier.defaults))
+        if unknown:
+            raise ValueError(
+                f"{where}modifier '{name}' has no parameter(s) {unknown} (allowed: {sorted(modifier.defaults)})"
+            )
+        params.update(value)
+    elif modifier.main is not None:
+        params[modifier.main] = value
+    else:
+        raise ValueError(f"{where}modifier '{name}' takes true/false or a mapping, got {value!r}")
+    try:
+        modifier.validate(params)
+    except ValueError as err:
+        raise ValueError(f"{where}modifier '{name}': {err}") from None
+    return params
+
+
 def check(mods: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Validate a ``modifiers:`` mapping; returns ``{name: full params}`` for the modifiers that are on."""
+    """Validate a ``modifiers:`` mapping; returns ``{name: full params}`` for the modifiers that are on,
+    in the order the chain applies them."""
+    _load_catalog()
     if not isinstance(mods, dict):
         raise ValueError(f"{where}'modifiers' must be a mapping of modifier name to value, got {mods!r}")
     mods = {ALIASES.get(name, name): value for name, value in mods.items()}
@@ -31,79 +117,54 @@ def check(mods: dict[str, Any], where: str = "") -> dict[str, Any]:
     if unknown:
         raise ValueError(f"{where}unknown modifier(s) {unknown}; known: {sorted(MODIFIERS) or 'none'}")
     out: dict[str, Any] = {}
-    for name, value in mods.items():
-        params = cat.normalise(name, value, where)
-        if params is not None and params.get("enabled", True) is not False:
-            out[name] = params
+    for name in MODIFIERS:
+        if name in mods:
+            params = normalise(name, mods[name], where)
+            if params is not None and params.get("enabled", True) is not False:
+                out[name] = params
     return out
 
 
 def needs(mods: dict[str, Any]) -> frozenset[str]:
+    """What the modifiers add to the engine's work."""
     out: frozenset[str] = frozenset()
     for name in mods:
         out |= MODIFIERS[name].needs
     return out
 
 
-def loop_modifiers(mods: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The modifiers the training loop must apply itself (reference sync, soup, freezing, trace mixing)."""
-    return {name: params for name, params in mods.items() if MODIFIERS[name].stage == "loop"}
+def drops_needs(mods: dict[str, Any]) -> frozenset[str]:
+    """What the objective no longer needs under these modifiers (log π_ref ≡ 0 needs no reference)."""
+    out: frozenset[str] = frozenset()
+    for name in mods:
+        out |= MODIFIERS[name].drops_needs
+    return out
 
 
-def before(batch: Any, mods: dict[str, Any]) -> Any:
-    if not mods:
-        return batch
-    # Targets that `after` reads are taken from the log-probs before any transform.
-    extras: dict[str, Tensor] = {}
-    if "wpo_weight" in mods:
-        if not isinstance(batch, cat.PairBatch):
-            raise ValueError("modifier 'wpo_weight' applies to pair losses only")
-        weight = cat.wpo_sequence_weight(batch.chosen) * cat.wpo_sequence_weight(batch.rejected)
-        if mods["wpo_weight"].get("clamp"):
-            weight = weight.clamp(max=1.0)  # TRL-old clamps the product at 1; TRL-new does not
-        extras[cat.WPO_WEIGHT] = weight
-    sft_nll = cat.sft_target_nll(batch) if "sft_aux" in mods else None
-    if isinstance(batch, cat.PairBatch):
-        if sft_nll is not None:
-            extras[cat.SFT_NLL] = sft_nll
-        if extras:
-            batch = dataclasses.replace(batch, chosen=cat.with_extra(batch.chosen, **extras))
-    for name in cat.ORDER:
-        if name not in mods:
-            continue
-        params = mods[name]
-        if name == "ld_alpha":
-            batch = cat.apply_ld_alpha(batch, float(params["alpha"]))
-        elif name == "length_norm":
-            batch = cat.map_scores(batch, cat.length_normalise)
-        elif name == "reference_free":
-            batch = cat.map_scores(batch, cat.drop_reference)
-        elif name == "label_smoothing":
-            batch = cat.smooth_labels(batch, float(params["epsilon"]))
-    if sft_nll is not None and not isinstance(batch, cat.PairBatch):
-        # Lists and single completions carry one target per row; set after the transforms (which copy).
-        batch = dataclasses.replace(batch)
-        batch.sft_target_nll = sft_nll
+def callbacks(mods: dict[str, Any]) -> list[Callback]:
+    out = []
+    for name, params in mods.items():
+        callback = MODIFIERS[name].callback(params)
+        if callback is not None:
+            out.append(callback)
+    return out
+
+
+def before(batch: Any, mods: dict[str, Any], carry: Carry | None = None) -> Any:
+    """Every modifier's ``before`` in chain order. ``carry`` (filled here) goes to :func:`after`."""
+    carry = {} if carry is None else carry
+    for name, params in mods.items():
+        batch = MODIFIERS[name].before(batch, params, carry)
     return batch
 
 
-def after(batch: Any, loss: Tensor, mods: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+def after(
+    batch: Any, loss: Tensor, mods: dict[str, Any], carry: Carry | None = None
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Every modifier's ``after`` in chain order; metrics detached."""
+    carry = {} if carry is None else carry
     metrics: dict[str, Tensor] = {}
-    if not mods:
-        return loss, metrics
-    if "wpo_weight" in mods:
-        weight = batch.chosen.extra[cat.WPO_WEIGHT]
-        loss = loss * weight
-        metrics["wpo_weight"] = weight
-    if "sft_aux" in mods:
-        if isinstance(batch, cat.PairBatch):
-            nll = batch.chosen.extra[cat.SFT_NLL]
-        else:
-            nll = batch.sft_target_nll
-        if nll.shape != loss.shape:
-            raise ValueError(
-                f"modifier 'sft_aux': the loss has shape {tuple(loss.shape)}, the NLL {tuple(nll.shape)}"
-            )
-        loss = loss + float(mods["sft_aux"]["alpha"]) * nll
-        metrics["nll_loss"] = nll.detach()
+    for name, params in mods.items():
+        loss, more = MODIFIERS[name].after(batch, loss, params, carry)
+        metrics.update(more)
     return loss, {k: v.detach() if torch.is_tensor(v) else v for k, v in metrics.items()}

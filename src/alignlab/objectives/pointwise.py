@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.data.records import Record, RecordError, with_aux_completion
+from alignlab.objectives.callbacks import Callback
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import PointBatch
 
@@ -177,20 +178,14 @@ def udm_weight(
     return (prob_desirable / (1 - prob_desirable + 1e-8)).clamp(min=min_density_ratio, max=max_density_ratio)
 
 
-def bco_prepare(
-    records: list[Record],
-    udm_encoder: str | None = None,
-    prompt_sample_size: int = 1024,
-    fit_on: list[Record] | None = None,
-    **_: Any,
-) -> list[Record]:
-    """With ``udm_encoder`` set, fit BCO's UDM classifier (on ``fit_on``, the training records, when given)
-    and attach P(desirable | prompt) to each record."""
-    if udm_encoder is None:
-        return records
-    from alignlab.objectives.udm import add_prob_desirable
+def bco_callback(params: dict[str, Any]) -> Callback | None:
+    """With ``udm_encoder`` set, BCO's UDM classifier is fitted on the training records and attaches
+    P(desirable | prompt) to every record (``objectives/udm.py``)."""
+    if params["udm_encoder"] is None:
+        return None
+    from alignlab.objectives.udm import UdmWeights
 
-    return add_prob_desirable(records, udm_encoder, prompt_sample_size, fit_on=fit_on)
+    return UdmWeights(params["udm_encoder"], params["prompt_sample_size"])
 
 
 @objective(
@@ -199,7 +194,7 @@ def bco_prepare(
     feedback="labels",
     needs=("reference",),
     paper="Jung et al. 2024, Binary Classifier Optimization for LLM Alignment, arXiv 2404.04656",
-    prepare=bco_prepare,
+    callback=bco_callback,
 )
 def bco(
     batch: PointBatch,
@@ -212,15 +207,16 @@ def bco(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """BCO: r = β·ρ(y); desirable -log σ(r - δ); undesirable -w(x)·log σ(-(r - δ)).
 
-    δ is the running mean of every reward seen so far, this batch included (updated before use, as TRL's
-    RunningMoments), kept in ``state`` ({"delta": mean, "count": n}) and saved with checkpoints. UDM
+    δ is the running mean of every training reward seen so far, this batch included (updated before use, as
+    TRL's RunningMoments), kept in ``state`` ({"delta": mean, "count": n}) and saved with checkpoints;
+    evaluation reads δ and never moves it (TRL's ``bco_loss(do_train=False)``). UDM
     weight w(x) = clip(p/(1-p), min_density_ratio, max_density_ratio) (:func:`udm_weight`) where
     p = P(desirable | prompt) arrives as ``Scores.extra["prob_desirable"]``: set ``udm_encoder`` (a frozen
-    text encoder: hub id, folder or ``tiny:ARCH``) and the prepare hook fits a logistic regression on the
-    embeddings of up to ``prompt_sample_size`` prompts per class (``objectives/udm.py``), or give each
-    record ``meta.prob_desirable`` yourself; without it w = 1 (BCO without UDM; also where a record has
-    none). At ρ = 0 the loss is log 2 per example.
-    Checked: huggingface/trl trl/experimental/bco/bco_trainer.py (bco_loss, RunningMoments,
+    text encoder: hub id, folder or ``tiny:ARCH``) and BCO's loop callback fits a logistic regression on
+    the embeddings of up to ``prompt_sample_size`` training prompts per class (``objectives/udm.py``), or
+    give each record ``extras.prob_desirable`` yourself; without it w = 1 (BCO without UDM; also where a
+    record has none). At ρ = 0 the loss is log 2 per example.
+    Checked: huggingface/trl trl/experimental/bco/bco_trainer.py (bco_loss with do_train, RunningMoments,
     _get_udm_weight) and bco_config.py (β 0.1, density ratio clip [0.5, 10]).
     """
     labels = _labels(batch, "bco")
@@ -229,7 +225,7 @@ def bco(
         n_old = float(state.get("count", 0.0))
         n_new = float(rewards.numel())
         mean_old = float(state.get("delta", 0.0))
-        if n_new > 0:
+        if n_new > 0 and getattr(state, "training", True):
             mean_new = mean_old + (float(rewards.mean()) - mean_old) * n_new / (n_old + n_new)
             state["delta"], state["count"] = mean_new, n_old + n_new
     delta = torch.as_tensor(float(state.get("delta", 0.0)), dtype=rewards.dtype)

@@ -6,8 +6,21 @@
 
 The function's keyword parameters (with defaults and type hints) are its hyper-parameters; the
 registry validates a config against them. It returns the loss per example (per pair, per list, per
-completion) before reduction, or ``(loss, metrics)``. A parameter named ``state`` receives a dict that
-persists across steps and is saved in checkpoints (running means, EMA statistics).
+completion) before reduction, or ``(loss, metrics)``. A parameter named ``state`` receives an
+:class:`ObjectiveState`: a dict that persists across training steps and is saved in checkpoints (running
+means, EMA statistics); during evaluation it is a copy with ``state.training`` False, so evaluation never
+moves it (an objective that updates a statistic "this batch included" checks ``state.training``).
+
+How a part's per-example losses become one number is the loop's job (``compose.py``): by default the
+weighted mean ``Σ w·ℓ / Σ w`` over the global batch. An objective registered with ``reduction="sum"``
+(token-mean RL losses, whose normaliser is the global batch's token count) takes a ``normalisers``
+parameter (:class:`~alignlab.objectives.compose.Normalisers`: the global batch's total weight, tokens,
+sequences and records) and returns per-example losses that already carry their normalisation; the loop
+sums them.
+
+Beyond the loss, a registration may give ``needs_for(params)`` (engine needs that depend on the
+hyper-parameters, e.g. sft's prompt loss) and ``callback(params)`` (what the objective needs from the
+training loop: see ``objectives/callbacks.py``).
 """
 
 from __future__ import annotations
@@ -16,11 +29,12 @@ import difflib
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignlab.objectives.callbacks import CallbackFactory
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, NEEDS
 
 # What an objective consumes; see objectives/views.py for the batch each one receives.
@@ -46,8 +60,24 @@ FAMILIES = (
 )
 
 
+REDUCTIONS = ("weighted_mean", "sum")
+
+
 class ObjectiveError(ValueError):
     """A user named an unknown objective or gave it a bad hyper-parameter."""
+
+
+class ObjectiveState(dict):
+    """An objective's running state; ``training`` is False during evaluation (then it is a throw-away copy)."""
+
+    training: bool = True
+
+    def copy_for_eval(self) -> ObjectiveState:
+        import copy
+
+        out = ObjectiveState(copy.deepcopy(dict(self)))
+        out.training = False
+        return out
 
 
 @dataclass(frozen=True)
@@ -69,7 +99,13 @@ class ObjectiveSpec:
     stateful: bool
     prepare: Callable[..., Any] | None = None
     aliases: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    needs_for: Callable[[dict[str, Any]], Iterable[str]] | None = None
+    callback: CallbackFactory | None = None
+    reduction: str = "weighted_mean"
+
+    def needs_with(self, params: dict[str, Any]) -> frozenset[str]:
+        """What the engine must compute for this objective with these hyper-parameters."""
+        return self.needs | frozenset(self.needs_for(params) if self.needs_for else ())
 
     @property
     def summary(self) -> str:
@@ -123,12 +159,17 @@ def objective(
     needs: tuple[str, ...] | set[str] = (),
     prepare: Callable[..., Any] | None = None,
     aliases: tuple[str, ...] = (),
+    needs_for: Callable[[dict[str, Any]], Iterable[str]] | None = None,
+    callback: CallbackFactory | None = None,
+    reduction: str = "weighted_mean",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the objective ``name`` (see the module docstring)."""
     if family not in FAMILIES:
         raise ValueError(f"objective '{name}': family must be one of {FAMILIES}, got '{family}'")
     if feedback not in FEEDBACK:
         raise ValueError(f"objective '{name}': feedback must be one of {sorted(FEEDBACK)}, got '{feedback}'")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"objective '{name}': reduction must be one of {REDUCTIONS}, got '{reduction}'")
     unknown = set(needs) - set(NEEDS)
     if unknown:
         raise ValueError(f"objective '{name}': unknown needs {sorted(unknown)}; known: {sorted(NEEDS)}")
@@ -145,6 +186,8 @@ def objective(
             if pname == "state":
                 stateful = True
                 continue
+            if pname == "normalisers":
+                continue  # given by the loop to reduction="sum" objectives
             if p.default is inspect.Parameter.empty:
                 raise ValueError(f"objective '{name}': hyper-parameter '{pname}' needs a default")
             annotation = (
@@ -162,7 +205,12 @@ def objective(
             stateful=stateful,
             prepare=prepare,
             aliases=tuple(aliases),
+            needs_for=needs_for,
+            callback=callback,
+            reduction=reduction,
         )
+        if reduction == "sum" and "normalisers" not in signature.parameters:
+            raise ValueError(f"objective '{name}': reduction='sum' needs a 'normalisers' parameter")
         _REGISTRY[name] = spec
         for alias in aliases:
             _ALIASES[alias] = name
@@ -196,6 +244,7 @@ MACHINERY = frozenset(
         "views",
         "compose",
         "modifiers",
+        "callbacks",
         "functional",
         "docs",
         "metrics",

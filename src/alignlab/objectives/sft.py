@@ -14,6 +14,7 @@ from alignlab.objectives.views import PointBatch
     feedback="demonstrations",
     paper="Ouyang et al. 2022 (InstructGPT, arXiv 2203.02155), supervised fine-tuning stage",
     needs=(),
+    needs_for=lambda params: ("prompt_logps",) if params["prompt_loss_weight"] > 0 else (),
 )
 def sft(batch: PointBatch, prompt_loss_weight: float = 0.0, normalize: str = "tokens") -> Tensor:
     """Token-level cross-entropy on the completion: L = -(1/|y|) Σ_t log π(y_t | x, y_<t).

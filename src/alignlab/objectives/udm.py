@@ -9,6 +9,10 @@ trl/experimental/bco/bco_trainer.py (``_vectorize_prompt``, ``_get_prompt_embedd
 ``_get_udm_weight``) and bco_config.py (``prompt_sample_size`` 1024). TRL uses scikit-learn; here the
 same model — L2-penalised (C = 1) logistic regression with balanced class weights — is fitted with
 torch's L-BFGS, so alignlab needs no scikit-learn.
+
+In training, :class:`UdmWeights` is BCO's loop callback: it fits the classifier once, on the training
+records, and puts P(desirable | prompt) into ``Record.extras["prob_desirable"]`` of the training and the
+evaluation records.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import torch
 from torch import Tensor
 
 from alignlab.data.records import Record
+from alignlab.objectives.callbacks import Callback
 
-META_KEY = "prob_desirable"
+EXTRAS_KEY = "prob_desirable"  # Record.extras key, and the Scores.extra key the BCO loss reads
 
 
 @torch.no_grad()
@@ -88,29 +93,50 @@ def fit_logistic_regression(
     return w.detach(), b.detach()
 
 
-def add_prob_desirable(
-    records: list[Record],
-    encoder: str,
-    prompt_sample_size: int = 1024,
-    seed: int = 0,
-    fit_on: list[Record] | None = None,
-) -> list[Record]:
-    """Fit the UDM classifier on up to ``prompt_sample_size`` prompts of desirable and of undesirable
-    completions of ``fit_on`` (default: ``records``; sampled without replacement, TRL samples with) and set
-    ``meta["prob_desirable"]`` on every record of ``records``."""
-    source = records if fit_on is None else fit_on
+def fit_udm(
+    records: list[Record], encoder: str, prompt_sample_size: int = 1024, seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """The UDM classifier (w, b) fitted on up to ``prompt_sample_size`` prompts of desirable and of
+    undesirable completions of ``records`` (sampled without replacement; TRL samples with)."""
     desirable, undesirable = [], []
-    for i, record in enumerate(source):
+    for i, record in enumerate(records):
         for label in record.labels or []:
             (desirable if label else undesirable).append(i)
     rng = random.Random(seed)
     desirable = rng.sample(desirable, min(prompt_sample_size, len(desirable)))
     undesirable = rng.sample(undesirable, min(prompt_sample_size, len(undesirable)))
-    fit_texts = [source[i].prompt_text() for i in desirable + undesirable]
-    embeddings = embed_texts(fit_texts + [r.prompt_text() for r in records], encoder)
+    embeddings = embed_texts([records[i].prompt_text() for i in desirable + undesirable], encoder)
     labels = torch.tensor([1.0] * len(desirable) + [0.0] * len(undesirable))
-    w, b = fit_logistic_regression(embeddings[: len(fit_texts)], labels)
-    probs = torch.sigmoid(embeddings[len(fit_texts) :].double() @ w + b)
+    return fit_logistic_regression(embeddings, labels)
+
+
+def add_prob_desirable(
+    records: list[Record], encoder: str, classifier: tuple[Tensor, Tensor]
+) -> list[Record]:
+    """Set ``extras["prob_desirable"]`` = σ(w·embed(prompt) + b) on every record of ``records``."""
+    w, b = classifier
+    embeddings = embed_texts([r.prompt_text() for r in records], encoder)
+    probs = torch.sigmoid(embeddings.double() @ w + b)
     for record, prob in zip(records, probs.tolist()):
-        record.meta = {**(record.meta or {}), META_KEY: prob}
+        record.extras[EXTRAS_KEY] = prob
     return records
+
+
+class UdmWeights(Callback):
+    """BCO's loop callback: fit the UDM classifier on the training records (once), weight every split."""
+
+    name = "bco (udm)"
+
+    def __init__(self, encoder: str, prompt_sample_size: int = 1024):
+        self.encoder, self.prompt_sample_size = encoder, prompt_sample_size
+        self.classifier: tuple[Tensor, Tensor] | None = None
+
+    def on_data(
+        self, split: str, records: list[Record], used: list[int], train_records: list[Record]
+    ) -> list[str]:
+        if self.classifier is None:
+            self.classifier = fit_udm(train_records, self.encoder, self.prompt_sample_size)
+        add_prob_desirable(records, self.encoder, self.classifier)
+        return [
+            f"bco: P(desirable | prompt) from the UDM classifier ({self.encoder}) fitted on training prompts"
+        ]

@@ -229,9 +229,9 @@ def build_view(kind: str, scores: Scores, feedback: Feedback) -> PairBatch | Lis
         scores = scores.with_(ratings=feedback.ratings.to(dtype))
     if feedback.token_weights is not None:
         scores = scores.with_(token_weights=feedback.token_weights.to(dtype))
-    if feedback.prob_desirable is not None:  # BCO's UDM, per record: one value per completion
-        prob = feedback.prob_desirable.to(dtype)[feedback.group_index]
-        scores = scores.with_(extra={**scores.extra, "prob_desirable": prob})
+    if feedback.extras:  # Record.extras, one value per completion
+        extras = {name: values.to(dtype) for name, values in feedback.extras.items()}
+        scores = scores.with_(extra={**scores.extra, **extras})
     if kind in ("pairs", "rewards"):
         return pair_view(scores, feedback)
     if kind in ("ranking", "scores", "critique"):

@@ -61,23 +61,12 @@ def apply_conversion(records: list[Record], settings: DataSettings) -> tuple[lis
     return list(converted.records), converted.summary().splitlines()
 
 
-def prepare_records(
-    records: list[Record], objective: Any, fit_on: list[Record] | None = None
-) -> list[Record]:
-    """Run the objectives' ``prepare`` hooks (critique templates, KTO's mismatched pairs, ...). A hook that
-    fits something to the data (BCO's UDM classifier) and takes ``fit_on`` fits on those records instead
-    (the training records, when preparing eval data)."""
-    import inspect
-
+def prepare_records(records: list[Record], objective: Any) -> list[Record]:
+    """Run the objectives' ``prepare`` hooks (critique templates, KTO's mismatched pairs, ...)."""
     for part in objective.parts:
         hook = part.spec.prepare
         if hook is not None:
-            extra = (
-                {"fit_on": fit_on}
-                if fit_on is not None and "fit_on" in inspect.signature(hook).parameters
-                else {}
-            )
-            records = hook(records, **part.params, **extra)
+            records = hook(records, **part.params)
     return records
 
 
@@ -100,13 +89,9 @@ def load_data(
         records = [records[i] for i in sorted(order[cut:])]
     truncation = truncation_of(settings)
 
-    converted_train: list[Record] = []
-
     def finish(recs: list[Record], label: str) -> PreparedData:
         recs, conv_notes = apply_conversion(recs, settings)
-        if label == "train":
-            converted_train.extend(recs)
-        recs = prepare_records(recs, objective, fit_on=converted_train if label == "eval" else None)
+        recs = prepare_records(recs, objective)
         groups, report = tokenize_records(recs, tokenizer, truncation)
         return PreparedData(recs, groups, report, [f"{label}: {n}" for n in conv_notes + report.lines()])
 

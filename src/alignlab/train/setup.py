@@ -1,0 +1,145 @@
+"""Set a run up: the accelerator, the data (with the callbacks' ``on_data``), the policy (with
+``on_policy``), the engine, the reference and its cached log-probs, the optimiser and the scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from alignlab.config import ConfigError, RunConfig, TrainSettings
+from alignlab.data.batching import make_batch
+from alignlab.models.loading import load_model, load_tokenizer
+from alignlab.objectives import Objective
+from alignlab.objectives.callbacks import Callback
+from alignlab.objectives.views import FeedbackMismatch, build_view
+from alignlab.scoring.engine import Engine
+from alignlab.scoring.reference_cache import ReferenceLogps
+from alignlab.scoring.scores import Scores
+from alignlab.train.context import LoopContext, PolicyScorer
+from alignlab.train.data import PreparedData, load_data
+from alignlab.train.reference import (
+    check_reference_settings,
+    make_reference,
+    reference_is_cacheable,
+    reference_logps,
+)
+
+Note = Callable[[str], None]
+
+
+def make_accelerator(tc: TrainSettings, project_dir: str) -> Any:
+    from accelerate import Accelerator
+
+    cpu = not torch.cuda.is_available()
+    mixed = tc.mixed_precision
+    if mixed == "auto":
+        mixed = "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
+    log_with = None if tc.tracker == "none" else tc.tracker
+    return Accelerator(cpu=cpu, mixed_precision=mixed, log_with=log_with, project_dir=project_dir)
+
+
+def prepare_data(
+    config: RunConfig, tokenizer: Any, objective: Objective, callbacks: list[Callback], note: Note
+) -> tuple[PreparedData, PreparedData | None]:
+    """Read, convert, prepare and tokenise both splits; then every callback's ``on_data``, train first."""
+    train, evaluation = load_data(config.data, tokenizer, objective, config.train.seed)
+    for line in train.notes + (evaluation.notes if evaluation else []):
+        note(line)
+    check_feedback(config, objective, train)
+    for split, data in (("train", train), ("eval", evaluation)):
+        if data is None:
+            continue
+        used = sorted({g.record_index for g in data.groups})
+        for callback in callbacks:
+            try:
+                lines = callback.on_data(split, data.records, used, train.records)
+            except ValueError as err:
+                raise ConfigError(f"{split} data: {err}") from None
+            for line in lines:
+                note(line)
+    return train, evaluation
+
+
+def check_feedback(config: RunConfig, objective: Objective, data: PreparedData) -> None:
+    """Every objective can read the feedback the data carries (checked on a probe batch, before training)."""
+    if not data.groups:
+        raise ConfigError(
+            f"data.train '{config.data.train}' has no usable records (" + "; ".join(data.report.lines()) + ")"
+        )
+    probe = make_batch(data.records, data.groups[: min(8, len(data.groups))], "separate")
+    fake = Scores(logps=torch.zeros(probe.num_completions), lengths=torch.ones(probe.num_completions))
+    for part in objective.parts:
+        try:
+            build_view(part.spec.feedback, fake, probe.feedback)
+        except FeedbackMismatch as err:
+            raise ConfigError(f"objective '{part.spec.name}': {err}") from None
+
+
+def build_context(
+    config: RunConfig,
+    accelerator: Any,
+    objective: Objective,
+    note: Note,
+    engine_class: type[Engine] = Engine,
+) -> tuple[LoopContext, PreparedData, PreparedData | None]:
+    """Everything but the optimiser: tokenizer, data, policy, engine, reference (and its cache)."""
+    callbacks = objective.callbacks
+    check_reference_settings(config, callbacks)
+    tokenizer = load_tokenizer(config.model)
+    needs = objective.needs
+    train, evaluation = prepare_data(config, tokenizer, objective, callbacks, note)
+    policy = load_model(config.model, wants_rewards="rewards" in needs)
+    for callback in callbacks:
+        for line in callback.on_policy(policy):
+            note(line)
+    tc = config.train
+    engine = engine_class(tc.layout, tc.logits_chunk_size, tc.attention, tc.compile)
+    layout = engine.choose_layout(policy)
+    note(f"engine layout: {layout}; objective(s): {', '.join(objective.names)}")
+    reference = None
+    if objective.uses_reference:
+        reference = make_reference(config, policy, callbacks, note)
+    else:
+        note("no objective uses a reference policy: no reference model loaded")
+    cache: dict[str, ReferenceLogps | None] = {"train": None, "eval": None}
+    if reference is not None and reference_is_cacheable(config, needs, callbacks):
+        for split, data in (("train", train), ("eval", evaluation)):
+            if data is not None:
+                cache[split] = reference_logps(
+                    config, engine, reference, data, split, tokenizer, layout, "token_logps" in needs,
+                    accelerator.device, accelerator.is_main_process, note,
+                )  # fmt: skip
+        if not reference.adapters_off:
+            reference = None  # every reference log-prob is cached: the reference model's memory goes back
+    context = LoopContext(
+        config=config,
+        accelerator=accelerator,
+        objective=objective,
+        callbacks=callbacks,
+        tokenizer=tokenizer,
+        needs=needs,
+        policy=policy,
+        engine=engine,
+        layout=layout,
+        scorer=PolicyScorer(policy, engine),
+        reference=reference,
+        reference_cache=cache,
+    )
+    return context, train, evaluation
+
+
+def build_optimizer(context: LoopContext, total_steps: int) -> tuple[Any, Any]:
+    """AdamW over the trainable parameters and the schedule; the scorer and optimiser go through
+    accelerate (the scheduler stays unprepared: accelerate would step it once per process)."""
+    from transformers import get_scheduler
+
+    tc = context.config.train
+    params = [p for p in context.policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=tc.learning_rate, betas=tc.adam_betas, weight_decay=tc.weight_decay
+    )
+    scheduler = get_scheduler(tc.schedule, optimizer, tc.warmup_steps, total_steps)
+    context.scorer, optimizer = context.accelerator.prepare(context.scorer, optimizer)
+    return optimizer, scheduler
