@@ -307,13 +307,13 @@ def timed_alignlab_steps(
     return the timed steps' times and the record ids each of them trained on."""
     times, ids_per_step = [], []
     for step in range(1, warmup + steps + 1):
-        ids = trainer.source.next()
+        batch = trainer.source.next()
         t = time.perf_counter()
-        trainer.train_step(ids, step)
+        trainer.train_step(batch, step)
         meter.sync()
         if step > warmup:
             times.append(time.perf_counter() - t)
-            ids_per_step.append(ids)
+            ids_per_step.append(batch.reference_rows)
     return times, ids_per_step
 
 

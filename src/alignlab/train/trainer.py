@@ -30,7 +30,7 @@ from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_c
 from alignlab.train.evaluation import evaluate
 from alignlab.train.logger import MetricsLogger
 from alignlab.train.setup import build_context, build_optimizer, make_accelerator
-from alignlab.train.source import BatchSource, OfflineSource
+from alignlab.train.source import BatchSource, OfflineSource, StepBatch
 from alignlab.train.step import TrainingStopped, train_step
 
 __all__ = ["RunResult", "StepHook", "Trainer", "TrainingStopped", "train"]
@@ -164,10 +164,23 @@ class Trainer:
         acc.end_training()
         return RunResult(self.run_dir, self.total_steps, model_dir, metrics, eval_before, eval_after)
 
+    @property
+    def layout(self) -> str:
+        return self.context.layout
+
     def _step(self, step: int) -> dict[str, float]:
-        """One optimiser step: the source's batch, forward/backward, clip, step, then the callbacks."""
-        t0 = time.perf_counter()
+        """One step of the run: the source's batch, the optimiser step, then the callbacks and the source."""
         batch = self.source.next()
+        metrics = self.train_step(batch, step)
+        reference = self.context.reference.model if self.context.reference is not None else None
+        for callback in self.context.callbacks:
+            callback.on_step_end(step, self.context.unwrapped_policy(), reference)
+        self.source.after_optimizer_step(step)
+        return metrics
+
+    def train_step(self, batch: StepBatch, step: int) -> dict[str, float]:
+        """Forward/backward over ``batch``, clip, optimiser and scheduler step; the step's metrics."""
+        t0 = time.perf_counter()
         metrics = train_step(self.context, batch, step, self._last_checkpoint)
         if self.config.train.max_grad_norm:
             grad_norm = self.accelerator.clip_grad_norm_(
@@ -180,10 +193,6 @@ class Trainer:
         metrics["lr"] = self.scheduler.get_last_lr()[0]
         metrics["tokens_per_s"] = metrics.get("tokens", 0.0) / max(time.perf_counter() - t0, 1e-9)
         metrics.update(batch.metrics)
-        reference = self.context.reference.model if self.context.reference is not None else None
-        for callback in self.context.callbacks:
-            callback.on_step_end(step, self.context.unwrapped_policy(), reference)
-        self.source.after_optimizer_step(step)
         return metrics
 
     def _last_checkpoint(self) -> str:
