@@ -43,13 +43,6 @@ FORBIDDEN: dict[tuple[str, str], str] = {
 
 # Edges allowed against the rules above, each with its reason. (package, package) or (module, module).
 ALLOWED: dict[tuple[str, str], str] = {}
-_UDM = SOURCE / "objectives" / "udm.py"
-if _UDM.exists() and "alignlab.models" in _UDM.read_text(encoding="utf-8"):
-    # BCO's UDM classifier embeds prompts with a frozen causal LM; issue 12 moves that load into a train
-    # callback (owner: the loop work). Until then the objective module loads the model itself; the
-    # exception lapses by itself once the module no longer imports models.
-    ALLOWED[("alignlab.objectives.udm", "alignlab.models.loading")] = "UDM's encoder (moving to train)"
-    ALLOWED[("alignlab.objectives.udm", "alignlab.models.parts")] = "UDM's encoder (moving to train)"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 
 from alignlab.config import load_config
 from alignlab.data.records import Record
+from alignlab.models.embedding import embed_texts
 from alignlab.objectives.udm import add_prob_desirable, fit_logistic_regression, fit_udm
 from alignlab.train.trainer import Trainer
 
@@ -51,7 +52,7 @@ def test_same_prompts_in_both_classes_give_probability_one_half():
         Record(prompt=f"question {i} about topic {i % 3}", completions=["a", "b"], labels=[True, False])
         for i in range(6)
     ]
-    add_prob_desirable(records, "tiny:llama", fit_udm(records, "tiny:llama"))
+    add_prob_desirable(records, embed_texts, "tiny:llama", fit_udm(records, embed_texts, "tiny:llama"))
     assert [r.extras["prob_desirable"] for r in records] == pytest.approx([0.5] * 6, abs=1e-6)
 
 

@@ -6,8 +6,9 @@ classifier fitted on the data, record reweighting, a reference built or moved in
 registered callback at these points, in this order:
 
 1. :meth:`Callback.on_data` — once per split (``train`` first, then ``eval``), after the records are
-   read, converted, prepared and tokenised, before any batch is built. It may change record weights and
-   ``Record.extras`` (BVPO reweights records; BCO fits its UDM classifier on the training records).
+   read, converted, prepared and tokenised, before any batch is built, with a :class:`DataContext`. It
+   may change record weights and ``Record.extras`` (BVPO reweights records; BCO fits its UDM classifier
+   on the training records' prompt embeddings, which the loop computes: objectives load no model).
 2. :meth:`Callback.on_policy` — once, on the freshly loaded policy, before the optimiser is built (Half
    Fine-Tuning freezes parameters here).
 3. :meth:`Callback.build_reference` — once, when the objective uses a reference: a callback may return the
@@ -20,17 +21,32 @@ training, so its log-probs are never cached) and ``needs_separate_reference`` (t
 own model, not the policy with adapters off, so LoRA is refused). Errors a callback raises as
 ``ValueError`` reach the user as configuration errors naming the split and the callback.
 
-This module knows nothing of the loop: callbacks receive records and torch modules only.
+This module knows nothing of the loop: callbacks receive records, tensors and torch modules only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from alignlab.data.records import Record
+
+
+@dataclass
+class DataContext:
+    """What :meth:`Callback.on_data` sees: the ``records`` of ``split`` (``train`` or ``eval``), the indices
+    ``used`` of those that survived tokenisation (in order), the training split's records
+    ``train_records`` (to fit on), and ``embed(texts, encoder)``: mean-pooled embeddings [len(texts), H] of
+    a frozen text encoder (a hub id, folder or ``tiny:ARCH``), loaded once per run by the loop."""
+
+    split: str
+    records: list[Record]
+    used: list[int]
+    train_records: list[Record]
+    embed: Callable[[Sequence[str], str], Tensor]
 
 
 class Callback:
@@ -40,12 +56,9 @@ class Callback:
     moves_reference: bool = False
     needs_separate_reference: bool = False
 
-    def on_data(
-        self, split: str, records: list[Record], used: list[int], train_records: list[Record]
-    ) -> list[str]:
-        """``records`` of ``split`` (``train`` or ``eval``) after tokenisation; ``used`` indexes the records
-        that survived it (in order); ``train_records`` are the training split's (to fit on). May set
-        ``record.weight`` and ``record.extras``. Returns notes for the run log."""
+    def on_data(self, data: DataContext) -> list[str]:
+        """A split's records after tokenisation (see :class:`DataContext`). May set ``record.weight`` and
+        ``record.extras``. Returns notes for the run log."""
         return []
 
     def on_policy(self, policy: nn.Module) -> list[str]:

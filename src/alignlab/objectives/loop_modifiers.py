@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from alignlab.data.records import Record
-from alignlab.objectives.callbacks import Callback
+from alignlab.objectives.callbacks import Callback, DataContext
 from alignlab.objectives.modifiers import Modifier, register
 
 
@@ -230,15 +229,14 @@ class MixTraces(Callback):
     def __init__(self, params: dict[str, Any]):
         self.alpha, self.role = float(params["alpha"]), params["role"]
 
-    def on_data(
-        self, split: str, records: list[Record], used: list[int], train_records: list[Record]
-    ) -> list[str]:
+    def on_data(self, data: DataContext) -> list[str]:
+        used, records = data.used, data.records
         empty = [records[i].meta.get("role") == self.role for i in used]
         weights = bvpo_record_weights(empty, self.alpha)
         for i, w in zip(used, weights):
             records[i].weight *= w
         return [
-            f"bvpo_mix ({split}): {len(used) - sum(empty)} trace pairs, {sum(empty)} empty-trace pairs "
+            f"bvpo_mix ({data.split}): {len(used) - sum(empty)} trace pairs, {sum(empty)} empty-trace pairs "
             f"(meta.role '{self.role}'), alpha {self.alpha}"
         ]
 

@@ -67,17 +67,13 @@ ALIASES = {"wpo": "wpo_weight", "rpo": "sft_aux", "tr": "tr_dpo"}  # names METHO
 
 
 def register(modifier: Modifier) -> Modifier:
-    """Add ``modifier`` to the catalog; the registration order is the order the chain applies them."""
+    """Add ``modifier`` to the catalog; the registration order is the order the chain applies them. The
+    catalog modules (``modifier_catalog.py``, ``loop_modifiers.py``) register theirs when the objectives
+    package is imported."""
     if modifier.name in MODIFIERS:
         raise ValueError(f"modifier '{modifier.name}' is registered twice")
     MODIFIERS[modifier.name] = modifier
     return modifier
-
-
-def _load_catalog() -> None:
-    # The catalog modules register their modifiers on import, in the order the chain applies them.
-    import alignlab.objectives.loop_modifiers  # noqa: F401
-    import alignlab.objectives.modifier_catalog  # noqa: F401
 
 
 def normalise(name: str, value: Any, where: str = "") -> dict[str, Any] | None:
@@ -109,7 +105,6 @@ def normalise(name: str, value: Any, where: str = "") -> dict[str, Any] | None:
 def check(mods: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Validate a ``modifiers:`` mapping; returns ``{name: full params}`` for the modifiers that are on,
     in the order the chain applies them."""
-    _load_catalog()
     if not isinstance(mods, dict):
         raise ValueError(f"{where}'modifiers' must be a mapping of modifier name to value, got {mods!r}")
     mods = {ALIASES.get(name, name): value for name, value in mods.items()}

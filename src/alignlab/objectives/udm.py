@@ -1,5 +1,8 @@
 """BCO's underlying distribution matching (UDM): P(desirable | prompt) from a classifier on prompt embeddings.
 
+The embeddings come from the loop (``DataContext.embed``, ``models/embedding.py``): objectives load no
+model.
+
 Jung et al. 2024 (arXiv 2404.04656) weight each undesirable example by the density ratio
 w(x) = p(x) / (1 - p(x)), clipped to [min_density_ratio, max_density_ratio], where p(x) is the probability
 that prompt x comes from the desirable set, estimated by logistic regression on frozen prompt embeddings
@@ -18,46 +21,17 @@ evaluation records.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from alignlab.data.records import Record
-from alignlab.objectives.callbacks import Callback
+from alignlab.objectives.callbacks import Callback, DataContext
+
+Embed = Callable[[Sequence[str], str], Tensor]  # (texts, encoder) -> mean-pooled embeddings
 
 EXTRAS_KEY = "prob_desirable"  # Record.extras key, and the Scores.extra key the BCO loss reads
-
-
-@torch.no_grad()
-def embed_texts(texts: Sequence[str], encoder: str, batch_size: int = 32, max_length: int = 512) -> Tensor:
-    """Mean-pooled last hidden states of a frozen encoder (a hub id, a local folder or ``tiny:ARCH``)."""
-    from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer
-    from alignlab.models.parts import body_and_head
-
-    settings = ModelSettings(path=encoder)
-    tokenizer = load_tokenizer(settings)
-    if encoder.startswith("tiny:"):
-        model, _ = body_and_head(load_causal_lm(settings, for_training=False))
-    else:
-        from transformers import AutoModel
-
-        model = AutoModel.from_pretrained(encoder)
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(
-            list(texts[start : start + batch_size]),
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        ).to(device)
-        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, 0)
 
 
 def fit_logistic_regression(
@@ -94,7 +68,7 @@ def fit_logistic_regression(
 
 
 def fit_udm(
-    records: list[Record], encoder: str, prompt_sample_size: int = 1024, seed: int = 0
+    records: list[Record], embed: Embed, encoder: str, prompt_sample_size: int = 1024, seed: int = 0
 ) -> tuple[Tensor, Tensor]:
     """The UDM classifier (w, b) fitted on up to ``prompt_sample_size`` prompts of desirable and of
     undesirable completions of ``records`` (sampled without replacement; TRL samples with)."""
@@ -105,17 +79,17 @@ def fit_udm(
     rng = random.Random(seed)
     desirable = rng.sample(desirable, min(prompt_sample_size, len(desirable)))
     undesirable = rng.sample(undesirable, min(prompt_sample_size, len(undesirable)))
-    embeddings = embed_texts([records[i].prompt_text() for i in desirable + undesirable], encoder)
+    embeddings = embed([records[i].prompt_text() for i in desirable + undesirable], encoder)
     labels = torch.tensor([1.0] * len(desirable) + [0.0] * len(undesirable))
     return fit_logistic_regression(embeddings, labels)
 
 
 def add_prob_desirable(
-    records: list[Record], encoder: str, classifier: tuple[Tensor, Tensor]
+    records: list[Record], embed: Embed, encoder: str, classifier: tuple[Tensor, Tensor]
 ) -> list[Record]:
     """Set ``extras["prob_desirable"]`` = σ(w·embed(prompt) + b) on every record of ``records``."""
     w, b = classifier
-    embeddings = embed_texts([r.prompt_text() for r in records], encoder)
+    embeddings = embed([r.prompt_text() for r in records], encoder)
     probs = torch.sigmoid(embeddings.double() @ w + b)
     for record, prob in zip(records, probs.tolist()):
         record.extras[EXTRAS_KEY] = prob
@@ -131,12 +105,10 @@ class UdmWeights(Callback):
         self.encoder, self.prompt_sample_size = encoder, prompt_sample_size
         self.classifier: tuple[Tensor, Tensor] | None = None
 
-    def on_data(
-        self, split: str, records: list[Record], used: list[int], train_records: list[Record]
-    ) -> list[str]:
+    def on_data(self, data: DataContext) -> list[str]:
         if self.classifier is None:
-            self.classifier = fit_udm(train_records, self.encoder, self.prompt_sample_size)
-        add_prob_desirable(records, self.encoder, self.classifier)
+            self.classifier = fit_udm(data.train_records, data.embed, self.encoder, self.prompt_sample_size)
+        add_prob_desirable(data.records, data.embed, self.encoder, self.classifier)
         return [
             f"bco: P(desirable | prompt) from the UDM classifier ({self.encoder}) fitted on training prompts"
         ]

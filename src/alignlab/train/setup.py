@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -12,7 +12,7 @@ from alignlab.config import ConfigError, RunConfig, TrainSettings
 from alignlab.data.batching import make_batch
 from alignlab.models.loading import load_model, load_tokenizer
 from alignlab.objectives import Objective
-from alignlab.objectives.callbacks import Callback
+from alignlab.objectives.callbacks import Callback, DataContext
 from alignlab.objectives.views import FeedbackMismatch, build_view
 from alignlab.scoring.engine import Engine
 from alignlab.scoring.reference_cache import ReferenceLogps
@@ -48,18 +48,34 @@ def prepare_data(
     for line in train.notes + (evaluation.notes if evaluation else []):
         note(line)
     check_feedback(config, objective, train)
+    embed = Encoders()
     for split, data in (("train", train), ("eval", evaluation)):
         if data is None:
             continue
         used = sorted({g.record_index for g in data.groups})
+        context = DataContext(split, data.records, used, train.records, embed)
         for callback in callbacks:
             try:
-                lines = callback.on_data(split, data.records, used, train.records)
+                lines = callback.on_data(context)
             except ValueError as err:
                 raise ConfigError(f"{split} data: {err}") from None
             for line in lines:
                 note(line)
     return train, evaluation
+
+
+class Encoders:
+    """``embed(texts, encoder)`` for the callbacks' :class:`DataContext`: each encoder loaded once."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, Any] = {}
+
+    def __call__(self, texts: Sequence[str], encoder: str) -> torch.Tensor:
+        from alignlab.models.embedding import TextEncoder
+
+        if encoder not in self.loaded:
+            self.loaded[encoder] = TextEncoder(encoder)
+        return self.loaded[encoder].embed(texts)
 
 
 def check_feedback(config: RunConfig, objective: Objective, data: PreparedData) -> None:
