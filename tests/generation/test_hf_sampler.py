@@ -171,6 +171,12 @@ def test_eos_is_kept_when_emitted(llama) -> None:
     for r in rollouts:
         if eos not in r.completion_ids:
             assert len(r.completion_ids) == 40 and not r.finished
+    # ignore_eos: the same model runs every sample to max_new_tokens, EOS drawn along the way.
+    forced = build_sampler("hf", model, tokenizer).sample(
+        PROMPTS, SamplingParams(n=4, max_new_tokens=40, seed=2, ignore_eos=True)
+    )
+    assert all(len(r.completion_ids) == 40 and not r.finished for r in forced)
+    assert sum(r.completion_ids.count(eos) for r in forced) > len(forced)
 
 
 def test_qwen2_and_gpt2_logprobs_equal_the_engine() -> None:

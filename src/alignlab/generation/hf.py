@@ -51,6 +51,9 @@ def encode_sampler_prompts(tokenizer: Any, prompts: Sequence[Any]) -> list[list[
 
 
 def stop_ids(tokenizer: Any, params: SamplingParams) -> list[int]:
+    """The ids that end a sample: the tokenizer's EOS and ``params.stop_token_ids`` (none with ignore_eos)."""
+    if params.ignore_eos:
+        return []
     eos = tokenizer.eos_token_id
     return sorted({*([eos] if eos is not None else []), *params.stop_token_ids})
 
@@ -79,11 +82,13 @@ class HFSampler:
         device = next(base.parameters()).device
         encoded = encode_sampler_prompts(self.tokenizer, prompts)
         stops = stop_ids(self.tokenizer, params)
-        if not stops:
+        if not stops and not params.ignore_eos:
             raise ValueError(
                 "the tokenizer has no EOS token and params.stop_token_ids is empty: nothing ends a sample"
             )
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0]
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = stops[0] if stops else 0
         generator = torch.Generator(device=device).manual_seed(params.seed)
         per_chunk = max(1, self.batch_size // params.n)
         meta = {
@@ -180,7 +185,7 @@ def _decode_chunk(
     mask = mask.repeat_interleave(n, dim=0)
     last_position = positions[:, -1:].repeat_interleave(n, dim=0)
     rows = len(prompts) * n
-    stop_tensor = torch.tensor(stops, device=device)
+    stop_tensor = torch.tensor(stops, dtype=torch.long, device=device)
     live = torch.arange(rows, device=device)  # the chunk row of each batch row
     running = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: not finished yet
     tokens = torch.full((rows, params.max_new_tokens), pad, dtype=torch.long, device=device)

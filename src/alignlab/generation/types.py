@@ -19,7 +19,9 @@ class SamplingParams(BaseModel):
 
     ``temperature = 0`` is greedy (then all n samples are equal). ``top_k = 0``, ``top_p = 1`` and
     ``min_p = 0`` switch the corresponding filter off. ``stop_token_ids`` end a completion like EOS (the
-    stop token is kept in the completion ids). ``seed`` makes sampling reproducible.
+    stop token is kept in the completion ids). ``seed`` makes sampling reproducible. ``ignore_eos``: neither
+    EOS nor the stop ids end a sample, so every sample has exactly ``max_new_tokens`` tokens (for
+    benchmarks with forced lengths; the tokens are still drawn from the same distribution).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,6 +34,7 @@ class SamplingParams(BaseModel):
     min_p: float = Field(0.0, ge=0.0, lt=1.0)
     stop_token_ids: tuple[int, ...] = ()
     seed: int = 0
+    ignore_eos: bool = False
 
 
 @dataclass

@@ -57,6 +57,7 @@ def vllm_sampling_kwargs(params: SamplingParams, prompt_index: int, stops: Seque
         "top_k": params.top_k if params.top_k > 0 else -1,  # vLLM: -1 considers every token
         "min_p": params.min_p,
         "stop_token_ids": [int(t) for t in stops],
+        "ignore_eos": params.ignore_eos,
         "seed": (params.seed * 1_000_003 + prompt_index) % (2**31 - 1),
         "logprobs": 0,
         "skip_special_tokens": True,

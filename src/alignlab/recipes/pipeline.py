@@ -20,9 +20,9 @@ import torch
 from alignlab.config import load_config
 from alignlab.data.io import write_records
 from alignlab.data.records import Record
-from alignlab.eval.kl import kl_from_logps, sequence_logps
-from alignlab.eval.sampling import sample_completions
+from alignlab.eval.kl import rollout_kl
 from alignlab.eval.winrate import judged_win_rate
+from alignlab.generation import Rollout, SamplingParams, build_sampler
 from alignlab.judges.simulated import SimulatedAnnotators, gold_annotator
 from alignlab.sim.worlds import TextWorld
 
@@ -94,16 +94,28 @@ def load_policy(model_dir: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def sample(
+    model: Any, tokenizer: Any, prompts: list[str], n: int, seed: int, max_new_tokens: int = 24
+) -> list[Rollout]:
+    """``n`` rollouts per prompt from ``model`` (temperature 1, no filters), grouped by prompt."""
+    sampler = build_sampler("hf", model, tokenizer)
+    return sampler.sample(prompts, SamplingParams(n=n, max_new_tokens=max_new_tokens, seed=seed))
+
+
+def sample_texts(rollouts: list[Rollout]) -> list[str]:
+    """The completions as the simulated world reads them (special tokens dropped, whitespace stripped)."""
+    return [r.text.strip() for r in rollouts]
+
+
 def sample_pairs(
     model: Any, tokenizer: Any, prompts: list[str], seed: int, max_new_tokens: int = 16, per_prompt: int = 1
 ) -> tuple[list[str], list[str], list[str]]:
     """``per_prompt`` pairs of fresh samples per prompt: (prompts, a, b), flat."""
-    samples = sample_completions(
-        model, tokenizer, prompts, n=2 * per_prompt, max_new_tokens=max_new_tokens, seed=seed
-    )
+    texts = sample_texts(sample(model, tokenizer, prompts, 2 * per_prompt, seed, max_new_tokens))
+    n = 2 * per_prompt
     flat_p = [p for p in prompts for _ in range(per_prompt)]
-    a = [s[2 * k] for s in samples for k in range(per_prompt)]
-    b = [s[2 * k + 1] for s in samples for k in range(per_prompt)]
+    a = [texts[i * n + 2 * k] for i in range(len(prompts)) for k in range(per_prompt)]
+    b = [texts[i * n + 2 * k + 1] for i in range(len(prompts)) for k in range(per_prompt)]
     return flat_p, a, b
 
 
@@ -136,10 +148,11 @@ def evaluate_policy(
     reference_samples: list[str] | None = None,
     samples_per_prompt: int = 1,
 ) -> dict[str, Any]:
-    """Gold reward and attributes of samples on ``prompts``; with a reference: win rate and KL to it."""
-    samples = sample_completions(model, tokenizer, prompts, n=samples_per_prompt, seed=seed)
+    """Gold reward and attributes of samples on ``prompts``; with a reference: win rate and KL to it (the KL
+    scored on the sampled token ids)."""
+    rollouts = sample(model, tokenizer, prompts, samples_per_prompt, seed)
     flat_prompts = [p for p in prompts for _ in range(samples_per_prompt)]
-    flat = [c for s in samples for c in s]
+    flat = sample_texts(rollouts)
     attrs = world.attributes(flat_prompts, flat)
     gold = world.utility(attrs)
     out: dict[str, Any] = {
@@ -150,11 +163,8 @@ def evaluate_policy(
         "prompts": flat_prompts,
     }
     if reference is not None:
-        kl, kl_se = kl_from_logps(
-            sequence_logps(model, tokenizer, flat_prompts, flat),
-            sequence_logps(reference, tokenizer, flat_prompts, flat),
-        )
-        out["kl"], out["kl_se"] = kl, kl_se
+        pad = int(tokenizer.pad_token_id or 0)
+        out["kl"], out["kl_se"] = rollout_kl(model, reference, rollouts, pad_id=pad)
     if reference_samples is not None:
         wr = judged_win_rate(gold_annotator(world), flat_prompts, flat, reference_samples)
         out["winrate"] = wr.to_dict()

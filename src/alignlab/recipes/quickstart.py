@@ -22,7 +22,6 @@ from alignlab.data.io import write_records
 from alignlab.eval import plots
 from alignlab.eval.curves import best_of_n_curve
 from alignlab.eval.report import embed_png, table_html, write_report
-from alignlab.eval.sampling import sample_completions
 from alignlab.judges.simulated import AnnotatorSettings, SimulatedAnnotators
 from alignlab.recipes import pipeline as P
 from alignlab.sim.worlds import TextWorld, WorldConfig
@@ -218,9 +217,8 @@ def _pair_accuracy(judge: Any, pairs: list[Any]) -> float:
 def _best_of_n(
     world: TextWorld, judge: Any, policy: Any, tokenizer: Any, prompts: list[str], m: int, seed: int
 ) -> dict:
-    samples = sample_completions(policy, tokenizer, prompts, n=m, seed=seed, max_new_tokens=16)
+    flat = P.sample_texts(P.sample(policy, tokenizer, prompts, m, seed, max_new_tokens=16))
     flat_p = [p for p in prompts for _ in range(m)]
-    flat = [c for s in samples for c in s]
     proxy = P.proxy_scores(judge, flat_p, flat).reshape(len(prompts), m).numpy()
     gold = world.gold_reward(flat_p, flat).reshape(len(prompts), m).numpy()
     ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= m]
