@@ -149,7 +149,7 @@ def test_wpo_weight_value_detached_and_deterministic_policy():
         logps=logps,
         token_logps=tok,
         token_mask=torch.ones(4, 2, dtype=torch.bool),
-        extra={mc.LOG_SQ_MASS: sq},
+        token_log_sq_mass=sq,
     )
     w = np.exp(((tok - sq).numpy()).mean(1))
     weight = w[0::2] * w[1::2]
@@ -166,7 +166,7 @@ def test_wpo_weight_value_detached_and_deterministic_policy():
         lengths=torch.ones(1),
         token_logps=torch.zeros(1, 3),
         token_mask=torch.ones(1, 3),
-        extra={mc.LOG_SQ_MASS: torch.zeros(1, 3)},
+        token_log_sq_mass=torch.zeros(1, 3),
     )
     assert mc.wpo_sequence_weight(one_hot).item() == 1.0
 

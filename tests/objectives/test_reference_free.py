@@ -206,7 +206,7 @@ def test_raft_and_superhf_losses():
     mask = np.array([[1, 1, 0], [1, 1, 1]], dtype=bool)
     kl = np.array([[0.2, 0.4, 5.0], [0.1, 0.0, 0.3]])
     items = token_scores(lp, mask)
-    items.extra["token_kl_reverse"] = t(kl)
+    items.token_kl_reverse = t(kl)
     batch = PointBatch(items, torch.ones(2, dtype=torch.float64))
     nll = -(lp * mask).sum(-1) / mask.sum(-1)
     np.testing.assert_allclose(run("raft", batch)[0].numpy(), nll, rtol=1e-12)

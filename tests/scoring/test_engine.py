@@ -99,7 +99,7 @@ def test_entropy_kl_hidden_and_prompt_logps_match_full_forward():
     assert torch.allclose(scores.token_entropy[1, : len(c)], entropy.float(), atol=1e-5)
     assert torch.allclose(scores.token_kl[1, : len(c)], kl.float(), atol=1e-5)
     reverse = torch.stack([(logp[t].exp() * (logp[t] - ref_logp[t])).sum() for t in positions])
-    assert torch.allclose(scores.extra["token_kl_reverse"][1, : len(c)], reverse.float(), atol=1e-5)
+    assert torch.allclose(scores.token_kl_reverse[1, : len(c)], reverse.float(), atol=1e-5)
     assert (reverse - kl).abs().max() > 1e-4  # the two directions differ here, so each is really checked
     # Pooled hidden state = the final layer's state at the completion's last token (after the final norm).
     assert torch.allclose(scores.hidden[1], out.hidden_states[-1][0, -1], atol=1e-5)

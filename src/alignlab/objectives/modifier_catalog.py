@@ -19,7 +19,6 @@ from alignlab.objectives.views import ListBatch, PairBatch, PointBatch
 from alignlab.scoring.scores import Scores
 
 Batch = PairBatch | ListBatch | PointBatch
-LOG_SQ_MASS = "token_log_sq_mass"  # Scores.extra key the engine fills for wpo: log Σ_v π(v|·)² per token
 
 
 # ------------------------------------------------------------------------------------- batch transforms
@@ -118,20 +117,20 @@ def sft_target_nll(batch: Batch) -> Tensor:
 
 def wpo_sequence_weight(scores: Scores) -> Tensor:
     """w(y) = exp( (1/|y|) Σ_t [log π(y_t) - log Σ_v π(v|·)²] ), detached (WPO Eq. 2)."""
-    if scores.token_logps is None or scores.token_mask is None or LOG_SQ_MASS not in scores.extra:
+    if scores.token_logps is None or scores.token_mask is None or scores.token_log_sq_mass is None:
         raise ValueError(
-            "modifier 'wpo_weight' needs per-token log-probs and Scores.extra['token_log_sq_mass'] "
+            "modifier 'wpo_weight' needs per-token log-probs and Scores.token_log_sq_mass "
             "(log Σ_v π(v)² = logsumexp(2z) - 2·logsumexp(z) per completion token) from the engine"
         )
     mask = scores.token_mask.to(scores.token_logps.dtype)
-    aligned = (scores.token_logps - scores.extra[LOG_SQ_MASS]) * mask
+    aligned = (scores.token_logps - scores.token_log_sq_mass) * mask
     return torch.exp(aligned.sum(-1) / mask.sum(-1).clamp(min=1)).detach()
 
 
 # ----------------------------------------------------------------------------------------- the modifiers
 class WpoWeight(Modifier):
     name, defaults, main = "wpo_weight", {"clamp": False}, "clamp"
-    needs = frozenset({"token_logps", "token_sq_mass"})
+    needs = frozenset({"token_logps", "token_log_sq_mass"})
     summary = "WPO: loss × w(y_w)·w(y_l), w = exp(mean_t[log π(y_t) - log Σ_v π(v)²]) (detached)"
 
     def before(self, batch: Batch, params: dict[str, Any], carry: Carry) -> Batch:

@@ -294,13 +294,13 @@ def superhf(
     sample y*.
 
     KL_t is the full-vocabulary KL(π_θ(·|x, y_<t) ‖ π_ref(·|x, y_<t)) at each completion position, the
-    paper's direction (the engine need ``token_kl_reverse``, in ``extra["token_kl_reverse"]``).
+    paper's direction (the engine need and Scores field ``token_kl_reverse``).
     Filtering (top-1 of K by reward) is :func:`raft_prepare`; with β = 0 this is `raft`. Sampling,
     super-batches and prompt accumulation belong to the online loop.
     Unverified: paper description (β = 0.35 from METHODS.md).
     """
     items = batch.items
-    token_kl = items.extra.get("token_kl_reverse")
+    token_kl = items.token_kl_reverse
     if token_kl is None or items.token_mask is None:
         raise ValueError("superhf needs per-token KL(π_θ‖π_ref) (engine need 'token_kl_reverse')")
     kl = (token_kl * items.token_mask.to(token_kl.dtype)).sum(-1) / items.lengths.clamp(min=1)

@@ -19,9 +19,10 @@ from torch.utils.checkpoint import checkpoint
 
 from alignlab.data.batching import Batch
 from alignlab.models.parts import body_and_head, is_reward_model, unwrap
-from alignlab.scoring import flex
+from alignlab.scoring import flex, token_statistics
 from alignlab.scoring.hidden_states import hidden_states, pooled_hidden_states
-from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
+from alignlab.scoring.scores import Scores
+from alignlab.scoring.token_statistics import TokenStatistic
 
 
 @dataclass
@@ -131,13 +132,12 @@ class Engine:
         hidden = hidden_states(model, batch, self._attention_for(model), self.compile)
         _, head = body_and_head(model)
         transform = _final_logit_transform(model, self.temperature)
-        want_entropy = "token_entropy" in needs
-        want_sq_mass = "token_sq_mass" in needs
+        statistics = token_statistics.requested(needs)
         ref_hidden = ref_head = None
-        kl_directions = tuple(d for d in ("token_kl", "token_kl_reverse") if d in needs)
-        if kl_directions:
+        if any(stat.needs_reference for stat in statistics):
             if reference is None:
-                raise ValueError(f"{kl_directions[0]} needs a reference model")
+                first = next(stat.name for stat in statistics if stat.needs_reference)
+                raise ValueError(f"{first} needs a reference model")
             with torch.no_grad(), reference.context():
                 ref_hidden = hidden_states(
                     reference.model, batch, self._attention_for(reference.model), self.compile
@@ -150,11 +150,9 @@ class Engine:
             batch.targets,
             head,
             transform,
-            want_entropy,
+            statistics,
             ref_hidden,
             ref_head,
-            want_sq_mass,
-            kl_directions,
         )
         scores = self._assemble(batch, token, needs)
         if "hidden" in needs or "rewards" in needs:
@@ -167,7 +165,7 @@ class Engine:
         if "prompt_logps" in needs and batch.prompt_targets.numel():
             prompt = self._token_stats(
                 hidden, batch.prompt_pred_rows, batch.prompt_pred_cols, batch.prompt_targets, head, transform
-            )["logps"]
+            )["token_logps"]
             num_groups = int(batch.prompt_lengths.shape[0])
             per_group = torch.zeros(num_groups, dtype=prompt.dtype, device=prompt.device)
             per_group = per_group.index_add(0, batch.prompt_token_group, prompt)
@@ -219,30 +217,21 @@ class Engine:
         targets: Tensor,
         head: Any,
         transform: Callable[[Tensor], Tensor],
-        want_entropy: bool = False,
+        statistics: tuple[TokenStatistic, ...] = token_statistics.requested(frozenset()),
         ref_hidden: Tensor | None = None,
         ref_head: Any = None,
-        want_sq_mass: bool = False,
-        kl_directions: tuple[str, ...] = ("token_kl",),
     ) -> dict[str, Tensor]:
+        """``{statistic name: [M]}`` at the positions ``(rows, cols)`` predicting ``targets``, computed
+        chunk by chunk (``logits_chunk_size`` positions) with the log-softmax recomputed in backward."""
         h = hidden[rows, cols]
         ref_h = ref_hidden[rows, cols] if ref_hidden is not None else None
 
         def chunk_fn(h_chunk: Tensor, t_chunk: Tensor, ref_chunk: Tensor | None) -> tuple[Tensor, ...]:
             logp = transform(head(h_chunk)).float().log_softmax(-1)
-            out = [logp.gather(-1, t_chunk[:, None])[:, 0]]
-            if want_entropy:
-                out.append(-(logp.exp() * logp).sum(-1))
-            if want_sq_mass:
-                out.append(torch.logsumexp(2 * logp, -1))  # log Σ_v π(v)²
+            ref_logp = None
             if ref_chunk is not None:
                 ref_logp = transform(ref_head(ref_chunk)).float().log_softmax(-1)
-                for direction in kl_directions:
-                    if direction == "token_kl":  # KL(π_ref || π_θ), TDPO's sequential KL
-                        out.append((ref_logp.exp() * (ref_logp - logp)).sum(-1))
-                    else:  # KL(π_θ || π_ref), the RLHF penalty's direction
-                        out.append((logp.exp() * (logp - ref_logp)).sum(-1))
-            return tuple(out)
+            return tuple(stat.compute(logp, t_chunk, ref_logp) for stat in statistics)
 
         pieces: list[tuple[Tensor, ...]] = []
         for start in range(0, h.shape[0], self.logits_chunk_size):
@@ -253,31 +242,18 @@ class Engine:
             else:
                 pieces.append(chunk_fn(*args))
         if not pieces:
-            empty = h.new_zeros(0, dtype=torch.float32)
-            width = (
-                1 + int(want_entropy) + int(want_sq_mass) + (len(kl_directions) if ref_h is not None else 0)
-            )
-            pieces = [(empty,) * width]
-        columns = [torch.cat([p[i] for p in pieces]) for i in range(len(pieces[0]))]
-        out = {"logps": columns.pop(0)}
-        if want_entropy:
-            out["entropy"] = columns.pop(0)
-        if want_sq_mass:
-            out["sq_mass"] = columns.pop(0)
-        if ref_h is not None:
-            for direction in kl_directions:
-                out[direction] = columns.pop(0)
-        return out
+            return {stat.name: h.new_zeros(0, dtype=torch.float32) for stat in statistics}
+        return {stat.name: torch.cat([p[i] for p in pieces]) for i, stat in enumerate(statistics)}
 
     def _assemble(self, batch: Batch, token: dict[str, Tensor], needs: frozenset[str]) -> Scores:
         n = batch.num_completions
-        tok_logps = token["logps"]
+        tok_logps = token["token_logps"]
         device = tok_logps.device
         logps = torch.zeros(n, dtype=tok_logps.dtype, device=device).index_add(
             0, batch.token_completion, tok_logps
         )
         scores = Scores(logps=logps, lengths=batch.lengths.to(device=device, dtype=tok_logps.dtype))
-        if needs & {"token_logps", "token_entropy", "token_sq_mass"} | FULL_VOCAB_REFERENCE_NEEDS:
+        if needs & set(token_statistics.TOKEN_STATISTICS):
             width = int(batch.lengths.max()) if n else 0
             index = (batch.token_completion, batch.token_position)
 
@@ -285,15 +261,8 @@ class Engine:
                 return torch.zeros(n, width, dtype=values.dtype, device=device).index_put(index, values)
 
             scores.token_mask = padded(torch.ones_like(tok_logps))
-            scores.token_logps = padded(tok_logps)
-            if "entropy" in token:
-                scores.token_entropy = padded(token["entropy"])
-            if "token_kl" in token:
-                scores.token_kl = padded(token["token_kl"])
-            if "token_kl_reverse" in token:
-                scores.extra["token_kl_reverse"] = padded(token["token_kl_reverse"])
-            if "sq_mass" in token:
-                scores.extra["token_log_sq_mass"] = padded(token["sq_mass"])
+            for name, values in token.items():
+                setattr(scores, name, padded(values))
         return scores
 
 

@@ -13,21 +13,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
-# What an objective may ask the engine for. "logps" and "lengths" are always computed.
+from alignlab.scoring.token_statistics import TOKEN_STATISTICS
+
+# What an objective may ask the engine for. "logps" and "lengths" are always computed; the per-token
+# statistics are the table in token_statistics.py, each filling the Scores field of its name.
 NEEDS = {
     "reference": "reference log-probs (summed; per token too when token_logps is needed)",
-    "token_logps": "per-token policy log-probs of completion tokens, padded [.., T] with token_mask",
-    "token_kl": "per-token KL(pi_ref || pi_theta) over the full vocabulary at each completion position",
-    "token_kl_reverse": "per-token KL(pi_theta || pi_ref) over the full vocabulary, in extra['token_kl_reverse']",
-    "token_entropy": "per-token entropy of the policy's next-token distribution",
+    **{name: stat.doc for name, stat in TOKEN_STATISTICS.items()},
     "hidden": "pooled hidden state of the last completion token",
     "rewards": "reward-head outputs (scalar or one per attribute) of a reward model",
     "prompt_logps": "summed log-probs of the prompt tokens (for SFT with prompt loss)",
-    "token_sq_mass": "per-token log Σ_v π(v)² in extra['token_log_sq_mass'] (WPO's weight)",
 }
 
 # Needs that run the reference model's LM head at every completion position, so they cannot be cached.
-FULL_VOCAB_REFERENCE_NEEDS = frozenset({"token_kl", "token_kl_reverse"})
+FULL_VOCAB_REFERENCE_NEEDS = frozenset(
+    name for name, stat in TOKEN_STATISTICS.items() if stat.needs_reference
+)
 
 
 @dataclass
@@ -39,7 +40,9 @@ class Scores:
     token_mask: Tensor | None = None
     ref_token_logps: Tensor | None = None
     token_kl: Tensor | None = None
+    token_kl_reverse: Tensor | None = None
     token_entropy: Tensor | None = None
+    token_log_sq_mass: Tensor | None = None
     hidden: Tensor | None = None
     rewards: Tensor | None = None
     prompt_logps: Tensor | None = None
@@ -47,7 +50,7 @@ class Scores:
     # Feedback aligned with the completions (filled from the batch, not by the engine).
     ratings: Tensor | None = None  # [.., A] named ratings; names in Feedback.rating_names
     token_weights: Tensor | None = None  # [.., T] per-token span feedback (e.g. 1 on flagged tokens)
-    extra: dict[str, Tensor] = field(default_factory=dict)
+    extra: dict[str, Tensor] = field(default_factory=dict)  # Record.extras, one value per completion
 
     # ----------------------------------------------------------------- derived
     @property

@@ -1,0 +1,86 @@
+"""The per-token statistics the engine computes: one table, each statistic with one name.
+
+Each entry is computed at every scored completion position from the policy's next-token log-probabilities
+``logp [M, V]`` (and the reference's, ``ref_logp``, when it compares the two), chunk by chunk with the
+log-softmax recomputed in backward, and fills the :class:`~alignlab.scoring.scores.Scores` field of the
+same name, padded ``[.., T]`` with ``token_mask``. The name is also the engine need that asks for it
+(``scoring.scores.NEEDS``). ``token_logps`` is always computed (the summed ``logps`` are its sums).
+Adding a statistic is one entry here and one ``Scores`` field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class TokenStatistic:
+    name: str  # the engine need and the Scores field
+    compute: Callable[[Tensor, Tensor, Tensor | None], Tensor]  # (logp [M,V], targets [M], ref_logp) -> [M]
+    doc: str
+    needs_reference: bool = False  # runs the reference model's LM head at every position (never cached)
+
+
+def _target_logp(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Tensor:
+    return logp.gather(-1, targets[:, None])[:, 0]
+
+
+def _entropy(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Tensor:
+    return -(logp.exp() * logp).sum(-1)
+
+
+def _log_sq_mass(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Tensor:
+    return torch.logsumexp(2 * logp, -1)
+
+
+def _kl_ref_policy(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Tensor:
+    assert ref_logp is not None
+    return (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+
+
+def _kl_policy_ref(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Tensor:
+    assert ref_logp is not None
+    return (logp.exp() * (logp - ref_logp)).sum(-1)
+
+
+TOKEN_STATISTICS: dict[str, TokenStatistic] = {
+    s.name: s
+    for s in (
+        TokenStatistic(
+            "token_logps",
+            _target_logp,
+            "per-token policy log-probs log π(y_t | x, y_<t) of completion tokens, padded [.., T] with token_mask",
+        ),
+        TokenStatistic(
+            "token_entropy", _entropy, "per-token entropy -Σ_v π(v) log π(v) of the policy's next token"
+        ),
+        TokenStatistic(
+            "token_log_sq_mass",
+            _log_sq_mass,
+            "per-token log Σ_v π(v)² of the policy's next token (WPO's weight)",
+        ),
+        TokenStatistic(
+            "token_kl",
+            _kl_ref_policy,
+            "per-token KL(π_ref ‖ π_θ) over the full vocabulary (TDPO's sequential KL)",
+            needs_reference=True,
+        ),
+        TokenStatistic(
+            "token_kl_reverse",
+            _kl_policy_ref,
+            "per-token KL(π_θ ‖ π_ref) over the full vocabulary (the RLHF penalty's direction)",
+            needs_reference=True,
+        ),
+    )
+}
+
+
+def requested(needs: frozenset[str]) -> tuple[TokenStatistic, ...]:
+    """The statistics ``needs`` asks for, ``token_logps`` first and always."""
+    return (TOKEN_STATISTICS["token_logps"],) + tuple(
+        s for name, s in TOKEN_STATISTICS.items() if name != "token_logps" and name in needs
+    )
