@@ -11,7 +11,6 @@ Writers are atomic: a temporary file in the same folder, flushed and fsynced, th
 from __future__ import annotations
 
 import gzip
-import io as _io
 import itertools
 import json
 import os
@@ -25,13 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from alignlab.data.containers import (
+    RowOrError,
+    check_container,
+    columnar_row,
+    json_array_rows,
+    jsonl_rows,
+    parquet_rows,
+    starts_with,
+)
 from alignlab.data.formats import FORMATS, Dropped, detect_format, get_format
 from alignlab.data.records import Record, RecordError
 
-RowOrError = tuple[str, Any]  # (where, row dict or RecordError)
 _DETECT_ROWS = 20
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-JSONL_FIX = "each line must hold one JSON object; fix or delete this line"
+SKIP_HINT = "or leave bad rows out, counted, with `data.on_error: skip` (CLI: --skip-bad)"
+EMPTY_FIX = "give a file with one JSON object per line (or a JSON array, Parquet file or dataset)"
 
 
 @dataclass
@@ -92,7 +100,7 @@ def read_records(
 
     def keep(err: RecordError) -> None:
         if on_error == "raise":
-            raise err
+            raise RecordError(err.detail, err.where, f"{err.fix}; {SKIP_HINT}" if err.fix else SKIP_HINT)
         report.errors.append(err)
 
     def good_rows() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -103,9 +111,17 @@ def read_records(
             else:
                 yield where, row
 
+    fmt = None if format == "auto" else get_format(format)
     stream = good_rows()
     head = list(itertools.islice(stream, _DETECT_ROWS))
-    fmt = detect_format([r for _, r in head], str(source)) if format == "auto" else get_format(format)
+    if report.rows == 0:
+        raise RecordError("the file is empty: it holds no rows", str(source), EMPTY_FIX)
+    if not head:  # every row so far was unreadable: report those, do not guess a format from nothing
+        report.format = fmt.name if fmt else "unknown"
+        for _ in stream:
+            pass
+        return _finish([], report, own_report)
+    fmt = fmt or detect_format([r for _, r in head], str(source))
     report.format = fmt.name
     records: list[Record] = []
     for outcome in fmt.to_records(itertools.chain(head, stream)):
@@ -115,9 +131,13 @@ def read_records(
             report.dropped.append(outcome)
         else:
             keep(outcome)
+    return _finish(records, report, own_report)
+
+
+def _finish(records: list[Record], report: LoadReport, own_report: bool) -> list[Record]:
     report.records = len(records)
     if own_report and report.skipped:
-        warnings.warn(report.summary(), stacklevel=2)
+        warnings.warn(report.summary(), stacklevel=3)
     return records
 
 
@@ -139,89 +159,23 @@ def _open_rows(source: str | os.PathLike, split: str | None, report: LoadReport)
         yield from _dataset_rows(_load_from_disk(path, split, report), str(path))
     elif path.is_file():
         if name.endswith(".parquet"):
-            yield from _parquet_rows(path)
-        elif name.endswith((".json", ".json.gz")) and _starts_with(path, "["):
-            yield from _json_array_rows(path)
+            yield from parquet_rows(path)
+            return
+        check_container(path)
+        if name.endswith((".json", ".json.gz")) and starts_with(path, "["):
+            yield from json_array_rows(path)
         else:
-            yield from _jsonl_rows(path)
+            yield from jsonl_rows(path, report.notes)
+    elif path.exists():
+        raise RecordError(
+            "not a file or folder that holds data", str(path), "give a JSONL/JSON/Parquet file or a folder"
+        )
     elif _HUB_ID.match(str(source)) and not str(source).startswith((".", "/")):
         yield from _dataset_rows(_load_hub(str(source), split, report), f"{source}[{split or 'train'}]")
     else:
         raise RecordError(
             "no such file or folder", str(source), "check the path (or give a Hub id as owner/name)"
         )
-
-
-def _open_text(path: Path) -> _io.TextIOBase:
-    if path.name.lower().endswith(".gz"):
-        return _io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def _starts_with(path: Path, char: str) -> bool:
-    with _open_text(path) as f:
-        head = f.read(4096).lstrip()
-    return head.startswith(char)
-
-
-def _jsonl_rows(path: Path) -> Iterator[RowOrError]:
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue  # blank lines hold no record
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                yield where, RecordError(f"invalid JSON ({err.msg} at column {err.colno})", where, JSONL_FIX)
-                continue
-            if not isinstance(row, dict):
-                yield (
-                    where,
-                    RecordError(f"expected a JSON object, got {type(row).__name__}", where, JSONL_FIX),
-                )
-                continue
-            yield where, row
-
-
-def _json_array_rows(path: Path) -> Iterator[RowOrError]:
-    with _open_text(path) as f:
-        try:
-            items = json.load(f)
-        except json.JSONDecodeError as err:
-            raise RecordError(
-                f"invalid JSON ({err.msg} at line {err.lineno}, column {err.colno})",
-                str(path),
-                "fix the JSON array",
-            ) from None
-    for i, row in enumerate(items):
-        where = f"{path}: item {i}"
-        yield (
-            where,
-            row
-            if isinstance(row, dict)
-            else RecordError(
-                f"expected a JSON object, got {type(row).__name__}",
-                where,
-                "the array must hold one object per record",
-            ),
-        )
-
-
-def _parquet_rows(path: Path) -> Iterator[RowOrError]:
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        raise RecordError(
-            f"cannot read Parquet: {err}", str(path), "check that the file is a complete Parquet file"
-        ) from None
-    index = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield f"{path}:row {index}", row
-            index += 1
 
 
 def _pick_split(dataset: Any, split: str | None, where: str, report: LoadReport) -> Any:
@@ -270,7 +224,7 @@ def _load_hub(name: str, split: str | None, report: LoadReport) -> Any:
 
 def _dataset_rows(dataset: Any, where: str) -> Iterator[RowOrError]:
     for i, row in enumerate(dataset):
-        yield f"{where}:row {i}", row
+        yield columnar_row(row, f"{where}:row {i}")
 
 
 # ------------------------------------------------------------------ writing
@@ -295,7 +249,12 @@ def write_records(records: Sequence[Record], path: str | os.PathLike, format: st
     elif name.endswith((".jsonl", ".jsonl.gz")):
         _atomic(path, lambda f: _write_lines(rows, f, gz=name.endswith(".gz")))
     elif name.endswith(".json"):
-        _atomic(path, lambda f: f.write(json.dumps(rows, ensure_ascii=False, indent=1).encode("utf-8")))
+        _atomic(
+            path,
+            lambda f: f.write(
+                json.dumps(rows, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
+            ),
+        )
     elif path.suffix == "":
         _save_dataset(to_arrow(rows, fmt.name, str(path)), path)
     else:
@@ -310,7 +269,7 @@ def write_records(records: Sequence[Record], path: str | os.PathLike, format: st
 def _write_lines(rows: Iterable[dict[str, Any]], f: Any, gz: bool) -> None:
     out = gzip.GzipFile(fileobj=f, mode="wb", mtime=0) if gz else f
     for row in rows:
-        out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        out.write((json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
     if gz:
         out.close()  # writes the gzip trailer; f stays open
 
@@ -372,7 +331,9 @@ def to_arrow(rows: Sequence[dict[str, Any]], format: str, where: str) -> Any:
     for name in names:
         values = [row.get(name) for row in rows]
         if format == "alignlab" and name == "meta":
-            columns[name] = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+            columns[name] = pa.array(
+                [None if v is None else json.dumps(v, allow_nan=False) for v in values], pa.string()
+            )
             continue
         if format == "alignlab" and name == "prompt" and len({type(v) for v in values}) > 1:
             columns["prompt"] = pa.array([v if isinstance(v, str) else None for v in values], pa.string())

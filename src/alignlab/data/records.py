@@ -148,16 +148,14 @@ class Record:
         for required in ("prompt", "completions"):
             if required not in obj:
                 raise RecordError(f"missing field '{required}'", where, _FORMAT_HINT)
-        spans = obj.get("spans")
-        if spans is not None:
-            if not isinstance(spans, list) or not all(isinstance(s, list) for s in spans):
-                raise RecordError("'spans' must be a list (one per completion) of lists of spans", where)
-            try:
-                spans = [[Span(**s) for s in per] for per in spans]
-            except TypeError as err:
-                raise RecordError(
-                    f"bad span: {err}; a span is {{start, end, label, weight}}", where
-                ) from None
+        spans = _spans(obj.get("spans"), where)
+        meta = obj.get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise RecordError(
+                f"'meta' must be an object, got {type(meta).__name__} {meta!r:.40}",
+                where,
+                'write meta as {"key": value, ...} or leave it out',
+            )
         record = cls(
             prompt=obj["prompt"],
             completions=obj["completions"],
@@ -170,7 +168,7 @@ class Record:
             source=obj.get("source"),
             annotator=obj.get("annotator"),
             id=obj.get("id"),
-            meta=obj.get("meta") or {},
+            meta=meta or {},
             extras=obj.get("extras") or {},
         )
         record.validate(where)
@@ -178,13 +176,19 @@ class Record:
 
     # ------------------------------------------------------------- validation
     def validate(self, where: str = "") -> None:
-        """Raise :class:`RecordError` naming the field and the fix if anything is malformed."""
+        """Raise :class:`RecordError` naming the field, what was expected and the fix if anything is off."""
         _validate_prompt(self.prompt, where)
         if not isinstance(self.completions, list) or not self.completions:
-            raise RecordError("'completions' must be a non-empty list of strings", where)
+            raise RecordError(
+                "'completions' must be a non-empty list of strings",
+                where,
+                'write "completions": ["...", ...]',
+            )
         for i, text in enumerate(self.completions):
             if not isinstance(text, str):
-                raise RecordError(f"completions[{i}] must be a string, got {type(text).__name__}", where)
+                raise RecordError(
+                    f"completions[{i}] must be a string, got {type(text).__name__}", where, _TEXT_FIX
+                )
             if not text.strip():
                 raise RecordError(
                     f"completions[{i}] is empty", where, "remove the record or give the completion text"
@@ -192,41 +196,137 @@ class Record:
         k = len(self.completions)
         if self.ranking is not None:
             _check_len("ranking", self.ranking, k, where)
-            if not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in self.ranking):
-                raise RecordError("'ranking' must hold integers >= 0 (0 = best; ties share a rank)", where)
+            if not all(_is_int(r) and r >= 0 for r in self.ranking):
+                raise RecordError(
+                    f"'ranking' must hold integers >= 0 (0 = best; ties share a rank), got {self.ranking!r:.60}",
+                    where,
+                    "give each completion its rank as a whole number, e.g. [0, 1]",
+                )
         if self.labels is not None:
             _check_len("labels", self.labels, k, where)
             if not all(isinstance(x, bool) for x in self.labels):
-                raise RecordError("'labels' must hold true (good) or false (bad) per completion", where)
+                raise RecordError(
+                    f"'labels' must hold true (good) or false (bad) per completion, got {self.labels!r:.60}",
+                    where,
+                    "write JSON true/false, not strings or numbers",
+                )
         if self.scores is not None:
-            _check_len("scores", self.scores, k, where)
-            for i, ratings in enumerate(self.scores):
-                if not isinstance(ratings, dict):
-                    raise RecordError(f"scores[{i}] must be an object of named ratings", where)
-                for name, value in ratings.items():
-                    if (
-                        isinstance(value, bool)
-                        or not isinstance(value, (int, float))
-                        or not math.isfinite(value)
-                    ):
-                        raise RecordError(f"scores[{i}].{name} must be a finite number, got {value!r}", where)
+            _validate_scores(self.scores, k, where)
         if self.critique is not None:
             _check_len("critique", self.critique, k, where)
             if not all(c is None or isinstance(c, str) for c in self.critique):
-                raise RecordError("'critique' must hold a string or null per completion", where)
+                raise RecordError("'critique' must hold a string or null per completion", where, _TEXT_FIX)
         if self.spans is not None:
             _check_len("spans", self.spans, k, where)
             for i, spans in enumerate(self.spans):
                 for s in spans:
-                    if not (0 <= s.start < s.end <= len(self.completions[i])):
-                        raise RecordError(
-                            f"span [{s.start}, {s.end}) is outside completions[{i}] "
-                            f"(length {len(self.completions[i])})",
-                            where,
-                        )
-        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight >= 0:
-            raise RecordError(f"'weight' must be a number >= 0, got {self.weight!r}", where)
+                    _validate_span(s, i, self.completions[i], where)
+        if not _is_number(self.weight) or not self.weight >= 0:
+            raise RecordError(
+                f"'weight' must be a finite number >= 0, got {self.weight!r}",
+                where,
+                "give a finite weight such as 1.0, or leave it out",
+            )
         _validate_extras(self.extras, k, where)
+        for name in ("source", "annotator"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise RecordError(
+                    f"'{name}' must be a string, got {type(value).__name__}", where, f"write {name} as text"
+                )
+        if self.id is not None and not (isinstance(self.id, str) or _is_int(self.id)):
+            raise RecordError(
+                f"'id' must be a string or an integer, got {type(self.id).__name__}",
+                where,
+                "give each record a text id, or leave it out",
+            )
+        if not isinstance(self.meta, dict):
+            raise RecordError(f"'meta' must be an object, got {type(self.meta).__name__}", where)
+        from alignlab.data.strict_json import find_unstorable
+
+        problem = find_unstorable(self.meta)
+        if problem:
+            raise RecordError(f"meta: {problem}", where, "store only finite numbers and valid text in meta")
+
+
+_TEXT_FIX = "write the text as a JSON string"
+_SPAN_KEYS = ("start", "end", "label", "weight")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _spans(spans: Any, where: str) -> list[list[Span]] | None:
+    """The JSON ``spans`` field as Span objects, refusing anything but {start, end, label, weight}."""
+    if spans is None:
+        return None
+    fix = 'write "spans": [[{"start": 0, "end": 4, "label": "wrong"}], []] (one list per completion)'
+    if not isinstance(spans, list) or not all(isinstance(s, list) for s in spans):
+        raise RecordError("'spans' must be a list (one per completion) of lists of spans", where, fix)
+    out = []
+    for i, per in enumerate(spans):
+        row = []
+        for j, s in enumerate(per):
+            if not isinstance(s, dict) or "start" not in s or "end" not in s:
+                raise RecordError(f"spans[{i}][{j}] must be an object with 'start' and 'end'", where, fix)
+            unknown = sorted(set(s) - set(_SPAN_KEYS))
+            if unknown:
+                raise RecordError(
+                    f"spans[{i}][{j}] has unknown key(s) {unknown}; a span has {_SPAN_KEYS}", where, fix
+                )
+            row.append(Span(**s))
+        out.append(row)
+    return out
+
+
+def _validate_span(s: Any, i: int, text: str, where: str) -> None:
+    if not isinstance(s, Span):
+        raise RecordError(f"spans[{i}] must hold Span objects, got {type(s).__name__}", where)
+    if not _is_int(s.start) or not _is_int(s.end):
+        raise RecordError(
+            f"span offsets in spans[{i}] must be integers, got start={s.start!r}, end={s.end!r}",
+            where,
+            'give character offsets as whole numbers, e.g. {"start": 3, "end": 9}',
+        )
+    if not (0 <= s.start < s.end <= len(text)):
+        raise RecordError(
+            f"span [{s.start}, {s.end}) is outside completions[{i}] (length {len(text)})",
+            where,
+            "offsets count characters of the completion: 0 <= start < end <= its length",
+        )
+    if not isinstance(s.label, str):
+        raise RecordError(
+            f"a span label in spans[{i}] must be a string, got {s.label!r:.40}", where, _TEXT_FIX
+        )
+    if not _is_number(s.weight):
+        raise RecordError(
+            f"a span weight in spans[{i}] must be a finite number, got {s.weight!r}",
+            where,
+            "give a finite weight or leave it out (default 1.0)",
+        )
+
+
+def _validate_scores(scores: Any, k: int, where: str) -> None:
+    _check_len("scores", scores, k, where)
+    for i, ratings in enumerate(scores):
+        if not isinstance(ratings, dict):
+            raise RecordError(
+                f"scores[{i}] must be an object of named ratings, got {type(ratings).__name__}",
+                where,
+                'write e.g. {"helpfulness": 4}',
+            )
+        for name, value in ratings.items():
+            if not _is_number(value):
+                raise RecordError(
+                    f"scores[{i}].{name} must be a finite number, got {value!r:.40}",
+                    where,
+                    "write the rating as a number (not text), or leave the name out",
+                )
 
 
 _FORMAT_HINT = (
@@ -238,7 +338,11 @@ _FORMAT_HINT = (
 def _check_len(name: str, value: Any, k: int, where: str) -> None:
     if not isinstance(value, list) or len(value) != k:
         got = len(value) if isinstance(value, list) else type(value).__name__
-        raise RecordError(f"'{name}' must be a list with one entry per completion ({k}), got {got}", where)
+        raise RecordError(
+            f"'{name}' must be a list with one entry per completion ({k}), got {got}",
+            where,
+            f"give exactly one '{name}' entry per completion, in the same order",
+        )
 
 
 def _is_number(value: Any) -> bool:
@@ -260,19 +364,28 @@ def _validate_extras(extras: Any, k: int, where: str) -> None:
 
 
 def _validate_prompt(prompt: Any, where: str) -> None:
+    fix = 'write "prompt": "text" or [{"role": "user", "content": "..."}, ...]'
     if isinstance(prompt, str):
         if not prompt.strip():
             raise RecordError("'prompt' is empty", where, "give the prompt text or chat messages")
         return
     if not isinstance(prompt, list) or not prompt:
-        raise RecordError("'prompt' must be a string or a non-empty list of chat messages", where)
+        raise RecordError(
+            f"'prompt' must be a string or a non-empty list of chat messages, got {type(prompt).__name__}",
+            where,
+            fix,
+        )
     for i, message in enumerate(prompt):
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
-            raise RecordError(f"prompt[{i}] must be an object with 'role' and 'content'", where)
+            raise RecordError(f"prompt[{i}] must be an object with 'role' and 'content'", where, fix)
         if message["role"] not in CHAT_ROLES:
-            raise RecordError(f"prompt[{i}].role is {message['role']!r}; expected one of {CHAT_ROLES}", where)
+            raise RecordError(
+                f"prompt[{i}].role is {message['role']!r:.40}; expected one of {CHAT_ROLES}", where, fix
+            )
         if not isinstance(message["content"], str):
-            raise RecordError(f"prompt[{i}].content must be a string", where)
+            raise RecordError(
+                f"prompt[{i}].content must be a string, got {type(message['content']).__name__}", where, fix
+            )
 
 
 def with_aux_completion(record: Record, text: str, role: str, context_prefix: str | None = None) -> Record:

@@ -84,6 +84,11 @@ class ValidationReport:
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
+            if self.records:
+                lines.append(
+                    f"to use the {self.records} good records and leave the bad rows out (counted), set "
+                    "`data.on_error: skip` in the run config (CLI: data convert --skip-bad)"
+                )
         else:
             lines.append("no problems")
         if self.warnings:
@@ -98,7 +103,9 @@ def validate_file(path: str | Path, format: str = "auto", split: str | None = No
     load = LoadReport(str(path))
     try:
         records = read_records(path, format, split, on_error="skip", report=load)
-    except RecordError as err:  # the file as a whole cannot be read (missing, undetectable format, ...)
+    except RecordError as err:  # the file as a whole cannot be read (missing, empty, damaged, ...)
+        report.format, report.rows = load.format, load.rows
+        report.problems = [Finding(e.where, e.detail, e.fix) for e in load.errors]
         report.problems.append(Finding(err.where or str(path), err.detail, err.fix))
         return report
     report.format, report.rows, report.records = load.format, load.rows, len(records)

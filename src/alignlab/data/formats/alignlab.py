@@ -8,12 +8,12 @@ plus ``prompt_messages`` (chat) and ``meta`` as a JSON string, and fills absent 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from alignlab.data.formats.base import Format, Row, per_row
 from alignlab.data.records import Record, RecordError
+from alignlab.data.strict_json import JSONProblem, loads
 
 
 def decode_row(row: Row, where: str) -> Row:
@@ -26,10 +26,10 @@ def decode_row(row: Row, where: str) -> Row:
         out["prompt"] = [_drop_nulls(m) for m in out["prompt"]]
     if isinstance(out.get("meta"), str):
         try:
-            out["meta"] = json.loads(out["meta"])
-        except json.JSONDecodeError as err:
+            out["meta"] = loads(out["meta"])
+        except JSONProblem as err:
             raise RecordError(
-                f"'meta' is text but not JSON ({err.msg})", where, "write meta as an object"
+                f"'meta' is text but not standard JSON ({err})", where, "write meta as an object"
             ) from None
     if isinstance(out.get("scores"), list):
         out["scores"] = [_drop_nulls(s) for s in out["scores"]]  # structs are padded with the union of names

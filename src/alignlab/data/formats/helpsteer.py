@@ -26,8 +26,13 @@ def _ratings(row: Row, where: str) -> dict[str, float]:
         value = row.get(name)
         if value is None:
             continue  # an attribute absent from this row is left out, not invented
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RecordError(f"'{name}' must be a number (0-4), got {value!r}", where, FIX)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not 0 <= value <= 4
+        ):
+            raise RecordError(f"'{name}' must be a number from 0 to 4, got {value!r:.40}", where, FIX)
         ratings[name] = float(value)
     if not ratings:
         raise RecordError(f"no rating among {list(ATTRIBUTES)}", where, FIX)

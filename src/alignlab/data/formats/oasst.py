@@ -17,6 +17,7 @@ is an error naming its row. Reading only: there is no writer for this format.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -27,46 +28,88 @@ FIX = "an OpenAssistant message is {message_id, parent_id, role: prompter|assist
 ROLES = {"prompter": "user", "assistant": "assistant"}
 
 
-def _flatten(rows: Iterable[WhereRow]) -> Iterator[WhereRow]:
+def _flatten(rows: Iterable[WhereRow]) -> Iterator[tuple[str, Row | RecordError]]:
     """Nested trees -> flat messages with parent_id set; flat rows pass through."""
     for where, row in rows:
         root = row.get("prompt")
-        if "message_id" not in row and isinstance(root, dict):
-            stack: list[tuple[dict[str, Any], Any, str]] = [(root, None, "prompt")]
-            while stack:
-                node, parent, path = stack.pop()
-                message = {k: v for k, v in node.items() if k != "replies"}
-                message.setdefault("parent_id", parent)
-                yield f"{where} {path}", message
-                for j, reply in enumerate(reversed(node.get("replies") or [])):
-                    index = len(node.get("replies") or []) - 1 - j
-                    stack.append((reply, node.get("message_id"), f"{path}.replies[{index}]"))
-        else:
+        if "message_id" in row or not isinstance(root, dict):
             yield where, row
+            continue
+        stack: list[tuple[Any, Any, str]] = [(root, None, "prompt")]
+        while stack:
+            node, parent, path = stack.pop()
+            here = f"{where} {path}"
+            replies = node.get("replies") if isinstance(node, dict) else None
+            if not isinstance(node, dict) or not isinstance(replies or [], list):
+                what = "a message object" if not isinstance(node, dict) else "'replies' as a list"
+                yield here, RecordError(f"expected {what} here", here, FIX + ", replies: [...]")
+                continue
+            message = {k: v for k, v in node.items() if k != "replies"}
+            message.setdefault("parent_id", parent)
+            yield here, message
+            for index in reversed(range(len(replies or []))):
+                stack.append((replies[index], node.get("message_id"), f"{path}.replies[{index}]"))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _message_problem(row: Row) -> str | None:
+    """Why a flat message row cannot be used, naming the field and what it must be; None if fine."""
+    if not _is_id(row.get("message_id")):
+        return f"'message_id' must be text, got {row.get('message_id')!r:.40}"
+    if row.get("parent_id") is not None and not _is_id(row["parent_id"]):
+        return f"'parent_id' must be text or null, got {row['parent_id']!r:.40}"
+    if row.get("role") not in ROLES:
+        return f"'role' must be 'prompter' or 'assistant', got {row.get('role')!r:.40}"
+    if not isinstance(row.get("text"), str):
+        return f"'text' must be text, got {type(row.get('text')).__name__}"
+    if row.get("deleted") is not None and not isinstance(row["deleted"], bool):
+        return f"'deleted' must be true or false, got {row['deleted']!r:.40}"
+    rank = row.get("rank")
+    if rank is None or (isinstance(rank, float) and math.isnan(rank)):
+        return None  # unranked: reported as dropped when it is a compared reply
+    if isinstance(rank, bool) or not isinstance(rank, (int, float)) or rank < 0 or rank != int(rank):
+        return f"'rank' must be a whole number >= 0 (0 = most preferred) or null, got {rank!r:.40}"
+    return None
 
 
 def _to_records(rows: Iterable[WhereRow]) -> Iterator[Outcome]:
-    messages: dict[str, tuple[str, Row]] = {}
-    children: dict[str, list[str]] = {}
+    messages: dict[Any, tuple[str, Row]] = {}
+    children: dict[Any, list[Any]] = {}
+    refused: dict[Any, int] = {}  # replies refused per parent: their siblings are still a comparison
     for where, row in _flatten(rows):
-        mid, role, text = row.get("message_id"), row.get("role"), row.get("text")
-        if mid is None or role not in ROLES or not isinstance(text, str):
-            problem = "message_id" if mid is None else "role" if role not in ROLES else "text"
-            yield RecordError(f"missing or invalid field '{problem}' ({row.get(problem)!r})", where, FIX)
+        if isinstance(row, RecordError):
+            yield row
+            continue
+        problem = _message_problem(row)
+        if problem is not None:
+            yield RecordError(problem, where, FIX)
+            if _is_id(row.get("parent_id")) and row.get("role") == "assistant":
+                refused[row["parent_id"]] = refused.get(row["parent_id"], 0) + 1
+            continue
+        mid = row["message_id"]
+        if mid in messages:
+            yield RecordError(
+                f"message_id {mid!r:.60} appears again (first at {messages[mid][0]})",
+                where,
+                "each message must have its own message_id; remove the duplicate row",
+            )
             continue
         messages[mid] = (where, row)
         if row.get("parent_id") is not None:
             children.setdefault(row["parent_id"], []).append(mid)
     for parent_id, kids in children.items():
         replies = [k for k in kids if messages[k][1]["role"] == "assistant"]
-        if len(replies) < 2:
+        if len(replies) + refused.get(parent_id, 0) < 2:
             continue  # a single reply is part of a thread, not a comparison
         kept = []
         for k in replies:
             where, row = messages[k]
             if row.get("deleted"):
                 yield Dropped(where, "oasst reply deleted")
-            elif row.get("rank") is None:
+            elif row.get("rank") is None or (isinstance(row["rank"], float) and math.isnan(row["rank"])):
                 yield Dropped(where, "oasst reply has no rank among its siblings")
             else:
                 kept.append(k)
@@ -78,9 +121,11 @@ def _to_records(rows: Iterable[WhereRow]) -> Iterator[Outcome]:
         try:
             prompt = _thread(parent_id, messages, first_where)
         except RecordError as err:
+            for k in kept[1:]:
+                yield Dropped(messages[k][0], "oasst reply whose thread cannot be followed (see the error)")
             yield err
             continue
-        ranks = [float(messages[k][1]["rank"]) for k in kept]
+        ranks = [int(messages[k][1]["rank"]) for k in kept]
         dense = {r: i for i, r in enumerate(sorted(set(ranks)))}
         parent_row = messages[parent_id][1]
         meta = {"message_ids": kept}

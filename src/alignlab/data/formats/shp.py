@@ -31,8 +31,11 @@ def _row(row: Row, where: str) -> Record:
     record = Record(
         prompt=history, completions=[a, b], ranking=[0, 1] if label == 1 else [1, 0], source="shp", meta=meta
     )
-    if row.get("post_id") is not None:
-        record.id = str(row["post_id"])
+    post_id = row.get("post_id")
+    if post_id is not None:
+        if isinstance(post_id, bool) or not isinstance(post_id, (str, int)):
+            raise RecordError(f"'post_id' must be text, got {type(post_id).__name__}", where, FIX)
+        record.id = str(post_id)
     return record
 
 

@@ -13,6 +13,7 @@ goes to ``meta["margin"]``; any other extra column is kept under ``meta`` so not
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,11 +35,30 @@ PREF_FIX = (
 UNPAIRED_FIX = "a TRL unpaired row is {prompt, completion, label: true|false}"
 
 
-def _extra_meta(row: Row, used: set[str]) -> dict[str, Any]:
+def _extra_meta(row: Row, used: set[str], where: str) -> dict[str, Any]:
     meta = {k: v for k, v in row.items() if k not in used and v is not None}
-    if "margin" in meta:
-        meta["margin"] = float(meta["margin"])
+    margin = meta.get("margin")
+    if margin is not None:
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
+            raise RecordError(
+                f"'margin' must be a finite number, got {margin!r:.40}",
+                where,
+                "write the reward margin as a number (TRL's reward trainer reads it as a float), or drop it",
+            )
+        meta["margin"] = float(margin)
     return meta
+
+
+def _row_id(row: Row, where: str) -> str | None:
+    """The row's ``id`` as text (integer ids are written in decimal); other types are refused."""
+    value = row.get("id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RecordError(
+            f"'id' must be text or an integer, got {type(value).__name__}", where, "give each row a text id"
+        )
+    return str(value)
 
 
 def _assistant_text(value: Any, name: str, where: str) -> str:
@@ -92,15 +112,15 @@ def _pref_row(row: Row, where: str) -> Record:
             raise RecordError("'chosen' and 'rejected' must both be text or both be message lists", where)
     elif not isinstance(prompt, (str, list)):
         raise RecordError(f"'prompt' must be text or messages, got {type(prompt).__name__}", where, PREF_FIX)
-    record = Record(
-        prompt=[dict(m) for m in prompt] if isinstance(prompt, list) else prompt,
+    return Record(
+        prompt=[dict(m) if isinstance(m, dict) else m for m in prompt]
+        if isinstance(prompt, list)
+        else prompt,
         completions=[_assistant_text(chosen, "chosen", where), _assistant_text(rejected, "rejected", where)],
         ranking=[0, 1],
-        meta=_extra_meta(row, {"prompt", "chosen", "rejected", "id"}),
+        id=_row_id(row, where),
+        meta=_extra_meta(row, {"prompt", "chosen", "rejected", "id"}, where),
     )
-    if row.get("id") is not None:
-        record.id = str(row["id"])
-    return record
 
 
 def _split_shared_messages(chosen: list, rejected: list, where: str) -> tuple[list, list, list]:
@@ -132,7 +152,7 @@ def _unpaired_row(row: Row, where: str) -> Record:
         prompt=prompt,
         completions=[_assistant_text(row["completion"], "completion", where)],
         labels=[label],
-        meta=_extra_meta(row, {"prompt", "completion", "label"}),
+        meta=_extra_meta(row, {"prompt", "completion", "label"}, where),
     )
 
 
@@ -148,7 +168,7 @@ def _sft_row(row: Row, where: str) -> Record:
         return Record(
             prompt=messages[:-1],
             completions=[messages[-1].get("content")],
-            meta=_extra_meta(row, {"messages"}),
+            meta=_extra_meta(row, {"messages"}, where),
         )
     prompt = need(row, "prompt", where, "a prompt-completion row is {prompt, completion}", (str, list))
     completion = row.get("completion")
@@ -159,7 +179,7 @@ def _sft_row(row: Row, where: str) -> Record:
     return Record(
         prompt=prompt,
         completions=[_assistant_text(completion, "completion", where)],
-        meta=_extra_meta(row, {"prompt", "completion"}),
+        meta=_extra_meta(row, {"prompt", "completion"}, where),
     )
 
 

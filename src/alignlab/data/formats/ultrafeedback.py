@@ -16,7 +16,8 @@ README, "Dataset Format"), and from code that reads it (e.g. HuggingFaceH4/ultra
 Ratings are strings ("1"-"5", or "N/A" where an aspect does not apply); an annotation may also be a list
 of such objects (averaged). Each completion becomes one completion of the record with ``scores``
 ``{aspect: rating, "overall_score": ..., "fine-grained_score": ...}`` (missing or "N/A" ratings are left
-out of that completion's scores, never invented) and its ``critique``.
+out of that completion's scores, never invented) and its ``critique``. Any other rating ("excellent",
+``true``, ``NaN``) is an error naming the completion and aspect, never dropped in silence.
 """
 
 from __future__ import annotations
@@ -33,24 +34,65 @@ OVERALL = ("overall_score", "fine-grained_score")
 FIX = "an UltraFeedback row is {instruction, completions: [{response, annotations, overall_score, ...}]}"
 
 
-def _number(value: Any) -> float | None:
-    """A rating as a float, or None for "N/A", blanks and NaN."""
-    if isinstance(value, bool) or value is None:
+NOT_APPLICABLE = ("N/A", "n/a", "NA")
+RATING_FIX = 'a rating is a number or numeric text such as "4", or "N/A" where the aspect does not apply'
+
+
+def _number(value: Any, field: str, where: str) -> float | None:
+    """A rating as a float; None for a missing value or "N/A"; anything else is an error naming the field."""
+    if value is None or (isinstance(value, str) and value.strip() in NOT_APPLICABLE):
         return None
-    try:
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise RecordError(f"{field} is {value!r:.40}, not a rating", where, RATING_FIX)
+    return number
 
 
-def _rating(annotation: Any) -> float | None:
+def _rating(annotation: Any, field: str, where: str) -> float | None:
     if isinstance(annotation, dict):
-        return _number(annotation.get("Rating", annotation.get("rating")))
+        key = "Rating" if "Rating" in annotation else "rating"
+        return _number(annotation.get(key), f"{field}.{key}", where)
     if isinstance(annotation, list):
-        values = [v for v in (_rating(a) for a in annotation) if v is not None]
-        return sum(values) / len(values) if values else None
-    return _number(annotation)
+        values = [_rating(a, f"{field}[{j}]", where) for j, a in enumerate(annotation)]
+        known = [v for v in values if v is not None]
+        return sum(known) / len(known) if known else None
+    return _number(annotation, field, where)
+
+
+def _completion(c: Any, i: int, where: str) -> tuple[str, dict[str, float], str | None]:
+    if not isinstance(c, dict) or not isinstance(c.get("response"), str):
+        raise RecordError(f"completions[{i}] has no text 'response'", where, FIX)
+    annotations = c.get("annotations")
+    if annotations is None:
+        annotations = {}
+    if not isinstance(annotations, dict):
+        raise RecordError(
+            f"completions[{i}].annotations must be an object of aspects, got {type(annotations).__name__}",
+            where,
+            'write {"helpfulness": {"Rating": "4", "Rationale": "..."}, ...}',
+        )
+    ratings: dict[str, float] = {}
+    for aspect, annotation in annotations.items():
+        value = _rating(annotation, f"completions[{i}].annotations.{aspect}", where)
+        if value is not None:
+            ratings[aspect] = value
+    for name in OVERALL:
+        value = _number(c.get(name), f"completions[{i}].{name}", where)
+        if value is not None:
+            ratings[name] = value
+    critique = c.get("critique")
+    if critique is not None and not isinstance(critique, str):
+        raise RecordError(
+            f"completions[{i}].critique must be text, got {type(critique).__name__}", where, FIX
+        )
+    return c["response"], ratings, critique or None
 
 
 def _row(row: Row, where: str) -> Record:
@@ -60,26 +102,16 @@ def _row(row: Row, where: str) -> Record:
     completions = row.get("completions")
     if not isinstance(completions, list) or not completions:
         raise RecordError("'completions' must be a non-empty list of completion objects", where, FIX)
-    texts, scores, critiques, models, principles = [], [], [], [], []
+    texts, scores, critiques = [], [], []
     for i, c in enumerate(completions):
-        if not isinstance(c, dict) or not isinstance(c.get("response"), str):
-            raise RecordError(f"completions[{i}] has no text 'response'", where, FIX)
-        texts.append(c["response"])
-        ratings: dict[str, float] = {}
-        for aspect, annotation in (c.get("annotations") or {}).items():
-            value = _rating(annotation)
-            if value is not None:
-                ratings[aspect] = value
-        for name in OVERALL:
-            value = _number(c.get(name))
-            if value is not None:
-                ratings[name] = value
+        text, ratings, critique = _completion(c, i, where)
+        texts.append(text)
         scores.append(ratings)
-        critique = c.get("critique")
-        critiques.append(critique if isinstance(critique, str) and critique else None)
-        models.append(c.get("model"))
-        principles.append(c.get("principle"))
-    meta: dict[str, Any] = {"models": models, "principles": principles}
+        critiques.append(critique)
+    meta: dict[str, Any] = {
+        "models": [c.get("model") for c in completions],
+        "principles": [c.get("principle") for c in completions],
+    }
     if row.get("source") is not None:
         meta["subset"] = row["source"]
     for key in ("correct_answers", "incorrect_answers"):
