@@ -21,7 +21,8 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: `epochs: .inf` or `learning_rate: .nan` are errors, not endless or silent runs.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataSettings(Strict):
@@ -38,6 +39,15 @@ class DataSettings(Strict):
     max_prompt_length: int = Field(512, gt=0)
     truncate_prompt: Literal["keep_end", "keep_start"] = "keep_end"
     truncate_completion: Literal["keep_start", "drop"] = "keep_start"
+
+    @model_validator(mode="after")
+    def _prompt_fits(self) -> DataSettings:
+        if self.max_prompt_length > self.max_length:
+            raise ValueError(
+                f"data.max_prompt_length ({self.max_prompt_length}) must be at most data.max_length "
+                f"({self.max_length}), which counts prompt and completion together"
+            )
+        return self
 
 
 class ReferenceSettings(Strict):
@@ -58,7 +68,7 @@ class TrainSettings(Strict):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)  # numpy's generators take seeds in [0, 2**32)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     layout: Literal["auto", "packed", "separate"] = "auto"
     attention: Literal["auto", "sdpa", "segment", "flex"] = "auto"  # see docs/engine.md
@@ -73,6 +83,13 @@ class TrainSettings(Strict):
     keep_checkpoints: int = Field(2, ge=1)
     tracker: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
     progress: bool = True
+
+    @field_validator("adam_betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each Adam beta must be in [0, 1), e.g. [0.9, 0.999]; got {list(value)}")
+        return value
 
     @model_validator(mode="after")
     def _one_micro_batch_rule(self) -> TrainSettings:
@@ -148,12 +165,7 @@ def load_config(
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"{p}: no such config file")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{p}: not valid YAML: {err}") from None
+        loaded = _read_yaml(p)
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of sections (model, data, objectives, train)")
         data.update(loaded)
@@ -172,7 +184,53 @@ def load_config(
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, where)) from None
     _check_objectives(config, where)
+    check_device(config.model.device, where)
     return config
+
+
+def _read_yaml(p: Path) -> Any:
+    if not p.exists():
+        raise ConfigError(f"{p}: no such config file")
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder; give the config's YAML file (e.g. {p}/config.yaml)")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read the config ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (not UTF-8); give a YAML config") from None
+    if "\x00" in text:
+        raise ConfigError(f"{p}: holds binary data; give a YAML config")
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {' '.join(str(err).split())}") from None
+
+
+def check_device(device: str, where: str = "config") -> None:
+    """Refuse a ``model.device`` this machine does not have, in one line (torch would fail much later)."""
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        wanted = int(index) if index.isdigit() else 0
+        if index and not index.isdigit():
+            raise ConfigError(f"{where}: model.device '{device}': write cuda or cuda:N")
+        if wanted >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise ConfigError(
+                f"{where}: model.device is '{device}' but this machine has {have}; use auto or cpu"
+            )
+    elif kind == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ConfigError(f"{where}: model.device is 'mps' but MPS is not available; use auto or cpu")
+    else:
+        raise ConfigError(
+            f"{where}: model.device '{device}' is not a device; use auto, cpu, cuda, cuda:N or mps"
+        )
 
 
 def _check_objectives(config: RunConfig, where: str) -> None:

@@ -21,6 +21,8 @@ PAIR_CHOICES = ("first", "second", "tie", "both_bad")
 _FIELD_OF_KIND = {"pairwise": "choice", "ranking": "order", "rating": "ratings", "critique": "critique"}
 _FIELD_OF_KIND["spans"] = "spans"
 MAX_CRITIQUE = 20_000
+MAX_SPANS = 200  # marked spans per completion: more is not a reading of the text but a flood
+MAX_SPAN_LABEL = 100
 
 
 class LabelError(ValueError):
@@ -85,7 +87,7 @@ def canonical_label(
             value["pairwise"] = {"outcome": choice, "winner": None}
     if "ranking" in kinds:
         ranked = payload["order"]
-        if not isinstance(ranked, list) or sorted(ranked) != list(range(k)) or _has_bool(ranked):
+        if not isinstance(ranked, list) or _has_bool(ranked) or sorted(ranked) != list(range(k)):
             raise LabelError(f"order must list every displayed position 0..{k - 1} once, best first")
         ranks = [0] * k
         for rank, position in enumerate(ranked):
@@ -141,6 +143,10 @@ def _check_spans(spans: Any, order: list[int], completions: list[str], names: li
     out = []
     for position, marked in enumerate(spans):
         text = completions[order[position]]
+        if len(marked) > MAX_SPANS:
+            raise LabelError(
+                f"spans[{position}]: at most {MAX_SPANS} spans per completion, got {len(marked)}"
+            )
         clean = []
         for span in marked:
             if not isinstance(span, dict) or _has_bool([span.get("start"), span.get("end")]):
@@ -152,8 +158,10 @@ def _check_spans(spans: Any, order: list[int], completions: list[str], names: li
                 raise LabelError(
                     f"spans[{position}]: [{start}, {end}) is outside the text (length {len(text)})"
                 )
+            if not isinstance(label, str) or not 0 < len(label) <= MAX_SPAN_LABEL:
+                raise LabelError(f"spans[{position}]: a label is text of 1 to {MAX_SPAN_LABEL} characters")
             if names and label not in names:
                 raise LabelError(f"spans[{position}]: label {label!r} is not one of {names}")
-            clean.append({"start": start, "end": end, "label": str(label)})
+            clean.append({"start": start, "end": end, "label": label})
         out.append(clean)
     return out

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from alignlab.data.containers import BOM, UTF8_FIX, parse_row
 from alignlab.data.records import Record, RecordError
 
 
-def parse_jsonl(text: str, source: str = "upload") -> list[Record]:
-    """Parse JSONL text into records; errors name ``source:line`` and the field at fault."""
+def parse_jsonl(data: bytes | str, source: str = "upload") -> list[Record]:
+    """Parse JSONL into records, byte-exact: lines end at \\n only (U+2028 or U+0085 inside a string is
+    text, as the CLI reads it), each line must be valid UTF-8 and standard JSON; errors name
+    ``source:line`` and the field at fault."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
         where = f"{source}:{number}"
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise RecordError(f"not valid JSON ({err.msg} at column {err.colno})", where) from None
-        records.append(Record.from_dict(obj, where))
+            text = line.rstrip(b"\r").decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RecordError(f"not valid UTF-8 (byte 0x{line[err.start]:02x})", where, UTF8_FIX) from None
+        if not text.strip():
+            continue
+        row = parse_row(text, where)
+        if isinstance(row, RecordError):
+            raise row
+        records.append(Record.from_dict(row, where))
     if not records:
         raise RecordError("no records found", source, "give one JSON record per line")
     return records

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -28,9 +28,9 @@ class ProjectIn(BaseModel):
     kinds: list[StrictStr] = Field(default_factory=lambda: ["pairwise"])
     aspects: dict[str, dict[str, Any]] = Field(default_factory=dict)
     span_labels: list[StrictStr] = Field(default_factory=list)
-    per_task: StrictInt = 1
-    lease_minutes: StrictInt = 60
-    instructions: StrictStr = ""
+    per_task: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+    lease_minutes: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 60)] = 60
+    instructions: Annotated[StrictStr, Field(max_length=20_000)] = ""
 
 
 class TasksIn(BaseModel):
@@ -40,8 +40,8 @@ class TasksIn(BaseModel):
 
 class InviteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: StrictStr
-    password: StrictStr | None = None
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    password: Annotated[StrictStr, Field(max_length=1000)] | None = None
     expires_days: float = Field(default=14, gt=0, le=366)
 
 
@@ -87,9 +87,8 @@ def upload_tasks(project_id: int, body: TasksIn, request: Request) -> dict[str, 
 @router.post("/projects/{project_id}/tasks.jsonl")
 async def upload_tasks_jsonl(project_id: int, request: Request) -> dict[str, Any]:
     """Tasks as the raw text of a JSONL records file (what the admin page sends)."""
-    text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        records = parse_jsonl(text, "upload")
+        records = parse_jsonl(await request.body(), "upload")
     except RecordError as err:
         raise store.AppError(422, str(err)) from None
     from starlette.concurrency import run_in_threadpool
@@ -171,7 +170,7 @@ def export(
     with request.app.state.db.session() as s:
         project = _project(s, project_id)
         rows = export_rows(s, project, format, aggregate)
-    body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    body = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
     filename = f"project-{project_id}-{format}-{aggregate}.jsonl"
     return Response(
         body,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -16,21 +16,22 @@ from alignlab.app.models import Annotator, Label, Project, Task
 
 router = APIRouter(prefix="/api")
 LOGIN_TTL = timedelta(hours=12)
+MAX_ID = 2**63 - 1  # database ids are signed 64-bit integers
 
 
 class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    project: StrictStr
-    name: StrictStr
-    password: StrictStr
+    project: Annotated[StrictStr, Field(max_length=200)]
+    name: Annotated[StrictStr, Field(max_length=200)]
+    password: Annotated[StrictStr, Field(max_length=1000)]
 
 
 class LabelIn(BaseModel):
     """A label in displayed positions; the values are checked by ``labels.canonical_label``."""
 
     model_config = ConfigDict(extra="forbid")
-    assignment_id: StrictInt
-    client_key: StrictStr
+    assignment_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+    client_key: StrictStr  # store.submit_label checks its length
     choice: Any = None
     order: Any = None
     ratings: Any = None

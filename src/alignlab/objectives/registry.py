@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import math
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -276,11 +277,15 @@ def _coerce(objective_name: str, param: Param, value: Any, where: str) -> Any:
                 return int(value)
             return int(value) if isinstance(value, (int, str)) else _raise()
         if isinstance(default, float):
-            return float(value)
+            number = float(value) if not isinstance(value, bool) else _raise()
+            _check_range(objective_name, param.name, number, where)
+            return number
         if isinstance(default, str):
             if not isinstance(value, str):
                 raise TypeError
             return value
+    except ObjectiveError:
+        raise
     except (TypeError, ValueError):
         raise ObjectiveError(
             f"{where}objective '{objective_name}': '{param.name}' must be {type(default).__name__} "
@@ -291,3 +296,23 @@ def _coerce(objective_name: str, param: Param, value: Any, where: str) -> Any:
 
 def _raise() -> Any:
     raise TypeError
+
+
+# Hyper-parameters whose meaning fixes a range, by name (the same name means the same thing in every
+# objective of the catalog): the inverse temperatures are > 0, weights and KL coefficients >= 0.
+_POSITIVE = ("beta", "beta_chosen", "beta_rejected", "beta_r")
+_NON_NEGATIVE_SUFFIXES = ("_weight", "_coef")
+
+
+def _check_range(objective_name: str, name: str, value: float, where: str) -> None:
+    problem = ""
+    if not math.isfinite(value):
+        problem = "must be a finite number"
+    elif name in _POSITIVE and value <= 0:
+        problem = "must be > 0 (it is an inverse temperature)"
+    elif name == "label_smoothing" and not 0 <= value < 0.5:
+        problem = "must be in [0, 0.5) (the probability that a label is flipped)"
+    elif name.endswith(_NON_NEGATIVE_SUFFIXES) and value < 0:
+        problem = "must be >= 0"
+    if problem:
+        raise ObjectiveError(f"{where}objective '{objective_name}': '{name}' {problem}, got {value!r}")

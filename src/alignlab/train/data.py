@@ -98,3 +98,16 @@ def load_data(
     train = finish(records, "train")
     train.notes = notes + train.notes
     return train, (finish(eval_records, "eval") if eval_records else None)
+
+
+def check_batch_fits(groups: int, batch_size: int) -> None:
+    """Refuse a batch larger than the training data: every step would repeat records within one batch."""
+    if groups == 0:
+        raise ConfigError(
+            "data.train: no training records are left after reading and tokenising; check the data"
+        )
+    if batch_size > groups:
+        raise ConfigError(
+            f"train.batch_size ({batch_size}) is larger than the training data ({groups} records after "
+            f"reading and tokenising); set train.batch_size to at most {groups} or add data"
+        )

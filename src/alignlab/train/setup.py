@@ -18,7 +18,7 @@ from alignlab.scoring.engine import Engine
 from alignlab.scoring.reference_cache import ReferenceLogps
 from alignlab.scoring.scores import Scores
 from alignlab.train.context import LoopContext, PolicyScorer
-from alignlab.train.data import PreparedData, load_data
+from alignlab.train.data import PreparedData, check_batch_fits, load_data
 from alignlab.train.reference import (
     check_reference_settings,
     make_reference,
@@ -48,6 +48,7 @@ def prepare_data(
     for line in train.notes + (evaluation.notes if evaluation else []):
         note(line)
     check_feedback(config, objective, train)
+    check_batch_fits(len(train.groups), config.train.batch_size)
     embed = Encoders()
     for split, data in (("train", train), ("eval", evaluation)):
         if data is None:
