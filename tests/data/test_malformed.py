@@ -7,6 +7,9 @@ The messages and counts are checked in process (fast) and, for the exit status, 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,3 +67,44 @@ def test_bad_rows_name_the_skip_setting(tmp_path):
         read_records(path)
     assert "data.on_error: skip" in str(info.value) and f"{path}:2" in str(info.value)
     assert "data.on_error: skip" in validate_file(path).render()
+
+
+def test_installed_command_on_the_whole_corpus(tmp_path):
+    """One run of the console script over every file: per-file JSON reports equal the in-process ones, no
+    traceback on stderr, and the exit status is 1 (problems found); a good file alone exits 0."""
+    paths = [case.write(tmp_path) for case in CASES]
+    by_format: dict[str, list[tuple[Case, Path]]] = {}
+    for case, path in zip(CASES, paths, strict=True):
+        by_format.setdefault(case.format, []).append((case, path))
+    tried = refused = 0
+    for fmt, group in by_format.items():
+        run = subprocess.run(
+            [str(ALIGNLAB), "data", "validate", "--json", "--format", fmt, *[str(p) for _, p in group]],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+            timeout=300,
+        )
+        assert "Traceback" not in run.stderr + run.stdout, run.stderr
+        reports = json.loads(run.stdout)
+        reports = reports if isinstance(reports, list) else [reports]
+        assert len(reports) == len(group)
+        for (case, path), report in zip(group, reports, strict=True):
+            assert report["path"] == str(path)
+            assert (report["ok"], report["records"], len(report["problems"])) == (
+                case.problems == 0,
+                case.records,
+                case.problems,
+            ), (case.name, report)
+            tried += 1
+            refused += not report["ok"]
+        assert run.returncode == (1 if any(c.problems for c, _ in group) else 0), (fmt, run.stderr)
+    assert (tried, refused) == (len(CASES), len(REFUSED))
+    good = next(p for c, p in zip(CASES, paths, strict=True) if c.name == "bom")
+    bad = next(p for c, p in zip(CASES, paths, strict=True) if c.name == "duplicate-key")
+
+    def status(*args: str) -> int:
+        command = [str(ALIGNLAB), "data", "validate", *args]
+        return subprocess.run(command, env=os.environ, capture_output=True).returncode
+
+    assert (status(str(good)), status(str(bad)), status("--warn-only", str(bad))) == (0, 1, 0)

@@ -44,6 +44,18 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="interface to bind; the default keeps it on this machine"),
     port: int = typer.Option(8000, help="TCP port"),
     admin_link: bool = typer.Option(True, help="print an admin link when no live admin token exists"),
+    max_body_mb: float = typer.Option(
+        16.0,
+        "--max-body-mb",
+        min=0.01,
+        help="largest task upload accepted (other requests: 64 KiB); 413 above",
+    ),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        help="comma-separated addresses of your reverse proxies whose X-Forwarded-For is trusted "
+        "(default: none, so the login limit per address uses the real peer address)",
+    ),
 ) -> None:
     """Run the annotation service (annotators at /, admin at /admin)."""
     import uvicorn
@@ -65,7 +77,20 @@ def serve(
         typer.echo(
             f"warning: listening on {host}: put it behind HTTPS before people use it over a network", err=True
         )
-    uvicorn.run(create_app(database), host=host, port=port, log_level="warning", access_log=False)
+    # uvicorn.Server, not uvicorn.run: run() swallows the Ctrl-C that stopped the server and exits 0; the
+    # server re-raises the signal once it has shut down cleanly, so Ctrl-C exits 130 and SIGTERM 143.
+    config = uvicorn.Config(
+        create_app(database, max_body=int(max_body_mb * 1024 * 1024)),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default; a client reaching the server directly
+        # could then pick its own address and dodge the per-address login limit. Trust only named proxies.
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "",
+    )
+    uvicorn.Server(config).run()
 
 
 @app.command()

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alignlab.scoring import cache_store
-from alignlab.scoring.reference_cache import DEFAULT_DIR
+from alignlab.scoring.cache_store import DEFAULT_DIR
 
 app = typer.Typer(help="The reference log-prob cache.", no_args_is_help=True, add_completion=False)
 DIR_HELP = "Cache directory (reference.cache_dir of your runs; default $ALIGNLAB_CACHE/reference)."

@@ -1,10 +1,11 @@
 """``alignlab data ...``: validate and convert feedback data files.
 
-    alignlab data validate FILE [--format F] [--split S] [--json]
+    alignlab data validate FILE... [--format F] [--split S] [--json] [--warn-only]
     alignlab data convert IN OUT --from F --to G [--convert NAME[:key=value,...]]... [--split S] [--skip-bad]
 
 User errors (a missing file, an unknown format, a bad row when converting without --skip-bad) print one
-clear line and exit with code 1, without a traceback; ``validate`` exits 1 when it finds any problem.
+clear line and exit with code 1, without a traceback; ``validate`` exits 1 when it finds any problem
+(``--warn-only``: report and exit 0).
 """
 
 from __future__ import annotations
@@ -32,17 +33,34 @@ def _fail(message: str) -> None:
 
 @app.command()
 def validate(
-    file: str = typer.Argument(..., help="JSONL/JSON/Parquet file, a saved `datasets` folder or a Hub id"),
+    files: list[str] = typer.Argument(
+        ..., metavar="FILE...", help="JSONL/JSON/Parquet files, saved `datasets` folders or Hub ids"
+    ),
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     split: str | None = typer.Option(None, "--split", help="split of a `datasets` dataset"),
-    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    as_json: bool = typer.Option(
+        False, "--json", help="print the report as JSON (a list of reports for several files)"
+    ),
+    warn_only: bool = typer.Option(
+        False, "--warn-only", help="report problems but exit 0 (the exit status is 1 when any is found)"
+    ),
 ) -> None:
-    """Print counts (records, feedback kinds, K, prompts, lengths) and every problem with line and fix."""
+    """Print counts (records, feedback kinds, K, prompts, lengths) and every problem with line and fix.
+
+    Exits 1 when any file has a problem (so scripts can stop on bad data), 0 otherwise or with --warn-only.
+    """
     if format != "auto" and format not in FORMATS:
         _fail(f"unknown format {format!r}; use {FORMAT_HELP}")
-    report = validate_file(file, format, split)
-    typer.echo(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) if as_json else report.render())
-    if not report.ok:
+    reports = [validate_file(file, format, split) for file in files]
+    if as_json:
+        dicts = [r.to_dict() for r in reports]
+        typer.echo(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1, ensure_ascii=False))
+    else:
+        typer.echo("\n\n".join(r.render() for r in reports))
+    bad = sum(not r.ok for r in reports)
+    if bad and not warn_only:
+        if len(reports) > 1:
+            typer.echo(f"{bad} of {len(reports)} files have problems", err=True)
         raise typer.Exit(1)
 
 

@@ -26,8 +26,10 @@ def models_tiny(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Save a tiny seeded model + tokenizer (save_pretrained) for tests and experiments."""
-    from alignlab.models.tiny import save_tiny
+    from alignlab.models.tiny import ARCHITECTURES, save_tiny
 
+    if arch not in ARCHITECTURES:
+        raise typer.BadParameter(f"--arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     console.print(f"saved {save_tiny(out, arch, seed)}")
 
 

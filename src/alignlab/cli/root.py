@@ -1,8 +1,10 @@
 """The root ``alignlab`` command: its options, the top-level commands (train, objectives, quickstart),
 the mounting of every command group (one module each in this package) and ``main``, the entry point.
 
-User errors (a bad config key, a malformed record, an unknown objective, a diverged run) print one
-clear message and exit with status 1; ``--debug`` shows the traceback instead.
+Exit status: 0 on success, 1 for a handled error (a bad config key, a malformed record, an unknown
+objective, a diverged run, a missing file or a full disk: one clear message, ``--debug`` shows the
+traceback instead), 2 for a usage error (an unknown option or command), 130 after Ctrl-C (SIGINT) and
+143 after SIGTERM. Every command group follows the same rule.
 """
 
 from __future__ import annotations
@@ -30,23 +32,26 @@ err_console = Console(stderr=True)
 _DEBUG = {"on": False}
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from alignlab.config import ConfigError
-    from alignlab.data.records import RecordError
-    from alignlab.models.loading import ModelLoadError
-    from alignlab.objectives.registry import ObjectiveError
-    from alignlab.objectives.views import FeedbackMismatch
-    from alignlab.train.trainer import TrainingStopped
+# The errors a user can fix, as (module, class): matched by name so that catching them does not import
+# torch and the trainer at start-up (an exception's class is always in an imported module).
+_USER_ERRORS = (
+    ("alignlab.config", "ConfigError"),
+    ("alignlab.data.records", "RecordError"),
+    ("alignlab.models.loading", "ModelLoadError"),
+    ("alignlab.objectives.registry", "ObjectiveError"),
+    ("alignlab.objectives.views", "FeedbackMismatch"),
+    ("alignlab.train.trainer", "TrainingStopped"),
+)
 
-    return (
-        ConfigError,
-        RecordError,
-        ObjectiveError,
-        FeedbackMismatch,
-        ModelLoadError,
-        TrainingStopped,
-        FileNotFoundError,
-    )
+
+def _is_user_error(err: BaseException) -> bool:
+    if isinstance(err, OSError):  # a missing file, a full disk, no permission: the message names the path
+        return True
+    for module, name in _USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(err, cls):
+            return True
+    return False
 
 
 def _quiet_libraries() -> None:
@@ -173,22 +178,24 @@ _mount_groups()
 
 
 def main(argv: list[str] | None = None) -> None:
-    errors = _user_errors()
     try:
-        main_app(args=argv, standalone_mode=False)
-    except errors as err:
-        if _DEBUG["on"] or "--debug" in (argv or sys.argv):
-            raise
-        err_console.print(f"[red]error:[/red] {err}", highlight=False)
-        sys.exit(1)
+        # Without standalone mode click *returns* the code of a typer.Exit instead of raising it, so the
+        # status must be passed on here (dropping it made every handled error exit 0).
+        status = main_app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
     except Exception as err:
+        if _is_user_error(err):
+            if _DEBUG["on"] or "--debug" in (argv or sys.argv):
+                raise
+            err_console.print(f"[red]error:[/red] {err}", highlight=False)
+            sys.exit(1)
         # Usage errors (click's, or the copy typer bundles) come through here in non-standalone mode.
         if callable(getattr(err, "show", None)) and isinstance(getattr(err, "exit_code", None), int):
             err.show()
             sys.exit(err.exit_code)
         raise
+    sys.exit(status if isinstance(status, int) else 0)

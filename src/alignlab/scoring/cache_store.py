@@ -17,6 +17,9 @@ from pathlib import Path
 
 _SIZE = re.compile(r"^\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
+# Where reference log-probs are cached by default (kept here, torch-free, so `alignlab cache` starts fast).
+DEFAULT_DIR = Path(os.environ.get("ALIGNLAB_CACHE", Path.home() / ".cache" / "alignlab")) / "reference"
+
 
 @dataclass
 class CacheEntry:
