@@ -46,8 +46,7 @@ class LabelIn(BaseModel):
 def login(body: LoginIn, request: Request) -> dict[str, Any]:
     now = request.app.state.clock()
     client = request.client.host if request.client else None
-    with request.app.state.db.session() as s:
-        token = store.login(s, body.project, body.name, body.password, LOGIN_TTL, now, client)
+    token = store.login(request.app.state.db, body.project, body.name, body.password, LOGIN_TTL, now, client)
     if token is None:
         raise store.AppError(401, "wrong project, name or password")
     return {"token": token, "expires_at": (now + LOGIN_TTL).isoformat() + "Z"}

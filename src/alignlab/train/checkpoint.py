@@ -9,14 +9,14 @@ State files hold only tensors and plain containers and are read with ``torch.loa
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from alignlab.durable import Snapshots
 from alignlab.models.parts import unwrap
 
 try:  # the "Writing model shards" bar on every save is noise in a training log
@@ -25,13 +25,6 @@ try:  # the "Writing model shards" bar on every save is noise in a training log
     _hf_logging.disable_progress_bar()
 except ImportError:  # pragma: no cover
     pass
-
-
-def _fsync_tree(path: Path) -> None:
-    for file in path.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
 
 
 def rng_state() -> dict[str, Any]:
@@ -73,37 +66,55 @@ def save_checkpoint(
     objective_state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    final = checkpoints_dir / f"step-{step}"
-    tmp = checkpoints_dir / f".tmp-step-{step}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_model(model, tokenizer, tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save({"rng": rng_state(), "objective": objective_state}, tmp / "rng.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps({**trainer_state, "step": step}, indent=2))
-    _fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _prune(checkpoints_dir, keep)
-    return final
+    """Write ``checkpoints/step-N`` atomically through :class:`alignlab.durable.Snapshots`: temporary
+    folders of killed writers are removed, a full disk is a :class:`~alignlab.durable.DiskFull` naming the
+    folder and the space needed, and only the newest ``keep`` complete checkpoints stay."""
+
+    def fill(tmp: Path) -> None:
+        save_model(model, tokenizer, tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save({"rng": rng_state(), "objective": objective_state}, tmp / "rng.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps({**trainer_state, "step": step}, indent=2))
+
+    snapshots = Snapshots(checkpoints_dir, "step", keep)
+    return snapshots.write(step, fill, estimate_bytes=checkpoint_bytes(model, optimizer))
 
 
-def _prune(checkpoints_dir: Path, keep: int) -> None:
-    steps = sorted((int(p.name.split("-")[1]), p) for p in checkpoints_dir.glob("step-*") if p.is_dir())
-    for _, path in steps[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+def checkpoint_bytes(model: Any, optimizer: Any) -> int:
+    """About what a checkpoint takes on disk: the trainable weights (or all weights) plus the optimiser's
+    tensors, with 10% for the tokenizer and small files."""
+    weights = sum(p.numel() * p.element_size() for p in unwrap(model).parameters())
+    state = getattr(optimizer, "state", {})
+    extra = sum(
+        t.numel() * t.element_size()
+        for per in (state.values() if hasattr(state, "values") else [])
+        for t in (per.values() if isinstance(per, dict) else [])
+        if isinstance(t, torch.Tensor)
+    )
+    return int((weights + extra) * 1.1)
 
 
 def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
-    steps = sorted(
-        (int(p.name.split("-")[1]), p)
-        for p in checkpoints_dir.glob("step-*")
-        if p.is_dir() and (p / "trainer_state.json").exists()
-    )
-    return steps[-1][1] if steps else None
+    """The newest complete checkpoint. Temporary folders of killed writers are removed on the way, and a
+    damaged newer checkpoint (a file missing or cut short) is reported as a warning and passed over."""
+    snapshots = Snapshots(checkpoints_dir, "step")
+    if not checkpoints_dir.exists():
+        return None
+    for orphan in snapshots.clean_orphans():
+        warnings.warn(f"removed {orphan}, a checkpoint left half-written by a killed run", stacklevel=2)
+    path, notes = snapshots.latest(check=_state_problem)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return path
+
+
+def _state_problem(path: Path) -> str | None:
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return "trainer_state.json is missing or unreadable"
+    return None if isinstance(state, dict) and "step" in state else "trainer_state.json has no step"
 
 
 def load_checkpoint(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alignlab.app import security
+from alignlab.app.db import Database
 from alignlab.app.models import Annotator, LoginFailure, Project, Token
 from alignlab.app.store.errors import AppError, utcnow
 
@@ -103,8 +105,14 @@ def _throttle(s: Session, keys: dict[str, tuple[int, str]], now: datetime) -> No
             )
 
 
+# scrypt takes tens of milliseconds by design, and every SQLite transaction starts with BEGIN IMMEDIATE
+# (it holds the write lock): a password checked inside a transaction made a login flood stall every vote.
+MAX_CONCURRENT_CHECKS = 2  # a flood queues here instead of taking every CPU
+_CHECKS = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
+
+
 def login(
-    s: Session,
+    db: Database,
     project_name: str,
     name: str,
     password: str,
@@ -112,25 +120,40 @@ def login(
     now: datetime,
     client: str | None = None,
 ) -> str | None:
-    """A new annotator token, or None for a wrong project, name or password (the failure is recorded and
-    commits with the session; the caller answers 401). Raises 429 once the failures in ``LOGIN_WINDOW``
-    reach the limit for the name or the client address, before any password is checked."""
+    """A new annotator token, or None for a wrong project, name or password (the failure is recorded; the
+    caller answers 401). Raises 429 once the failures in ``LOGIN_WINDOW`` reach the limit for the name or
+    the client address, before any password is checked.
+
+    Unlike the other functions here it takes the database, not a session, because it runs in three
+    steps: (1) a short transaction checks the throttle and reads the stored hash; (2) scrypt runs outside
+    any transaction, at most ``MAX_CONCURRENT_CHECKS`` at a time; (3) a short transaction checks the
+    throttle again — failures recorded by logins that ran meanwhile count, so concurrent guesses get no
+    more tries than sequential ones — then records the failure or issues the token.
+    """
     keys = {f"name:{project_name}/{name}"[:450]: (MAX_FAILURES_PER_NAME, "for this name")}
     if client:
         keys[f"client:{client}"[:450]] = (MAX_FAILURES_PER_CLIENT, "from this address")
-    _throttle(s, keys, now)
-    project = s.scalar(select(Project).where(Project.name == project_name))
-    annotator = None
-    if project is not None:
-        annotator = s.scalar(
-            select(Annotator).where(Annotator.project_id == project.id, Annotator.name == name)
-        )
-    stored = annotator.password_hash if annotator is not None and annotator.active else None
-    if not security.check_password(password, stored) or annotator is None:
-        s.add_all(LoginFailure(key=key, at=now) for key in keys)
-        # Rows older than the window are never read again.
-        s.execute(LoginFailure.__table__.delete().where(LoginFailure.at <= now - LOGIN_WINDOW))
-        return None
-    s.execute(LoginFailure.__table__.delete().where(LoginFailure.key == next(iter(keys))))
-    plain, _ = issue_token(s, "annotator", ttl, annotator.project_id, annotator.id, "login", now)
-    return plain
+    with db.session() as s:
+        _throttle(s, keys, now)
+        found = s.execute(
+            select(Annotator.id, Annotator.password_hash, Annotator.active)
+            .join(Project, Project.id == Annotator.project_id)
+            .where(Project.name == project_name, Annotator.name == name)
+        ).first()
+    annotator_id = found.id if found is not None and found.active else None
+    stored = found.password_hash if annotator_id is not None else None
+    with _CHECKS:
+        good = security.check_password(password, stored) and annotator_id is not None
+    with db.session() as s:
+        _throttle(s, keys, now)
+        if not good:
+            s.add_all(LoginFailure(key=key, at=now) for key in keys)
+            # Rows older than the window are never read again.
+            s.execute(LoginFailure.__table__.delete().where(LoginFailure.at <= now - LOGIN_WINDOW))
+            return None
+        annotator = s.get(Annotator, annotator_id)
+        if annotator is None or not annotator.active or annotator.password_hash != stored:
+            return None  # disabled, or the password changed, while the hash was being checked
+        s.execute(LoginFailure.__table__.delete().where(LoginFailure.key == next(iter(keys))))
+        plain, _ = issue_token(s, "annotator", ttl, annotator.project_id, annotator.id, "login", now)
+        return plain
