@@ -135,3 +135,66 @@ def test_stop_signals(tmp_path):
     assert (
         Interrupted(signal.SIGINT, "x").exit_code == 130 and Interrupted(signal.SIGTERM, "x").exit_code == 143
     )
+
+
+def test_library_errors_meaning_a_full_disk(tmp_path):
+    from alignlab.durable import is_disk_full
+    from alignlab.train.checkpoint import save_model
+
+    wrapped = Exception("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert is_disk_full(wrapped) and is_disk_full(OSError(28, "x")) and not is_disk_full(OSError(2, "x"))
+
+    class FullDiskModel:
+        def parameters(self):
+            import torch
+
+            return [torch.zeros(1000)]  # 4000 bytes of float32
+
+        def save_pretrained(self, path, **_):
+            raise wrapped  # what safetensors raises (not an OSError) on a full disk
+
+    with pytest.raises(DiskFull) as info:
+        save_model(FullDiskModel(), None, tmp_path / "model")
+    assert f"in {tmp_path / 'model'}" in str(info.value) and "it needs about 4.4 KB" in str(info.value)
+
+
+def test_missing_model_path_is_one_message():
+    from alignlab.models.loading import ModelLoadError, ModelSettings, load_tokenizer
+
+    with pytest.raises(ModelLoadError, match="model.path '/no/such/model': no such folder"):
+        load_tokenizer(ModelSettings(path="/no/such/model"))
+
+
+@pytest.mark.slow  # trains a tiny model on a 3 MB tmpfs
+def test_train_on_a_full_disk_says_so(tmp_path):
+    import sys
+
+    disk = tmp_path / "small"
+    if not _mount_tmpfs(disk, "3m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        command = [
+            str(Path(sys.executable).with_name("alignlab")),
+            "train",
+            "--out",
+            str(disk / "run"),
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.save_every=1",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "train.progress=false",
+        ]
+        run = subprocess.run(command, capture_output=True, text=True, env=os.environ, timeout=600)
+    finally:
+        leftovers = list((disk / "run" / "checkpoints").glob(".tmp-*")) if (disk / "run").exists() else []
+        subprocess.run(["umount", str(disk)], check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-800:]
+    assert (
+        "no space left to write" in run.stderr
+        and str(disk / "run") in run.stderr
+        and "it needs about" in run.stderr
+    )
+    assert leftovers == []

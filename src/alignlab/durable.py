@@ -145,13 +145,10 @@ class Snapshots:
                 shutil.rmtree(final)
             os.replace(tmp, final)
             fsync_dir(self.root)
-        except OSError as err:
+        except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
-            if err.errno == errno.ENOSPC:
+            if is_disk_full(err):
                 raise self._disk_full(estimate_bytes) from None
-            raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.prune()
         return final
@@ -170,14 +167,27 @@ class Snapshots:
             raise self._disk_full(needed)
 
     def _disk_full(self, needed: int) -> DiskFull:
-        free = shutil.disk_usage(self.root).free
-        need = f"about {human_bytes(needed)}" if needed else "more space"
-        return DiskFull(
-            errno.ENOSPC,
-            f"no space left to write a snapshot in {self.root}: it needs {need} and {human_bytes(free)} "
-            "is free. Free some space (older snapshots are pruned automatically), or write to another "
-            "disk; nothing was lost, the previous snapshot is intact",
-        )
+        return disk_full(self.root, needed, "a snapshot", "nothing was lost, the previous snapshot is intact")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` means the disk is full (an OSError with ENOSPC, or a library's wrapped message such
+    as safetensors' "No space left on device (os error 28)")."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    text = str(err)
+    return isinstance(err, Exception) and ("No space left on device" in text or "os error 28" in text)
+
+
+def disk_full(folder: Path, needed: int, what: str, consequence: str) -> DiskFull:
+    """The one-line message for a full disk: the folder, the space needed and the space free."""
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    need = f"about {human_bytes(needed)}" if needed else "more space"
+    return DiskFull(
+        errno.ENOSPC,
+        f"no space left to write {what} in {folder}: it needs {need} and {human_bytes(free)} is free. "
+        f"Free some space or write to another disk (--out); {consequence}",
+    )
 
 
 def _write_synced(path: Path, text: str) -> None:

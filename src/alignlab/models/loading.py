@@ -90,7 +90,9 @@ def load_tokenizer(settings: ModelSettings) -> Any:
         tokenizer = tiny_tokenizer()
     else:
         tokenizer = AutoTokenizer.from_pretrained(
-            settings.path, revision=settings.revision, trust_remote_code=settings.trust_remote_code
+            _local_or_hub(settings.path),
+            revision=settings.revision,
+            trust_remote_code=settings.trust_remote_code,
         )
     if settings.chat_template:
         tokenizer.chat_template = settings.chat_template
@@ -217,6 +219,12 @@ def frozen_copy(model: Any) -> Any:
 
 def _local_or_hub(path: str) -> str:
     p = Path(path).expanduser()
+    looks_local = path.startswith(("/", ".", "~")) or path.count("/") > 1 or "\\" in path
+    if looks_local and not p.exists():
+        raise ModelLoadError(
+            f"model.path '{path}': no such folder. Give a directory written by save_pretrained, a hub id "
+            "(owner/name), tiny:llama or builtin:smollm2-135m-instruct"
+        )
     if p.exists():
         if not (p / "config.json").exists():
             raise ModelLoadError(

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from alignlab.durable import Snapshots
+from alignlab.durable import Snapshots, disk_full, is_disk_full
 from alignlab.models.parts import unwrap
 
 try:  # the "Writing model shards" bar on every save is noise in a training log
@@ -46,13 +46,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_model(model: Any, tokenizer: Any, path: Path, merge_adapters: bool = False) -> None:
+    """``save_pretrained`` model and tokenizer; a full disk is a DiskFull naming ``path`` and the size."""
     model = getattr(model, "module", model)
     if merge_adapters and hasattr(model, "merge_and_unload"):
         import copy
 
         model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
+    try:
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+    except Exception as err:
+        if is_disk_full(err):
+            needed = int(sum(p.numel() * p.element_size() for p in model.parameters()) * 1.1)
+            raise disk_full(
+                Path(path), needed, "the model", "the checkpoints written so far are intact"
+            ) from None
+        raise
 
 
 def save_checkpoint(
