@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alignlab import __version__
+from alignlab.durable import Interrupted
 
 main_app = typer.Typer(
     name="alignlab",
@@ -188,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         sys.exit(130)
     except Exception as err:
+        if isinstance(err, Interrupted):  # stopped on SIGINT/SIGTERM after saving its state
+            err_console.print(str(err), highlight=False)
+            sys.exit(err.exit_code)
         if _is_user_error(err):
             if _DEBUG["on"] or "--debug" in (argv or sys.argv):
                 raise
