@@ -23,7 +23,7 @@ from alignlab.train.data import check_batch_fits
         ("train.seed=4294967296", "train.seed"),
         ("train.batch_size=0", "train.batch_size"),
         ("data.eval_fraction=1.0", "data.eval_fraction"),
-        ("data.max_prompt_length=2000", "must be at most data.max_length"),
+        ("data={max_prompt_length: 2000, max_length: 1024}", "must be at most data.max_length"),
         ("model.lora={dropout: .nan}", "model.lora.dropout"),
         ("objectives=[{name: dpo, beta: -0.1}]", "'beta' must be > 0"),
         ("objectives=[{name: dpo, beta: 0}]", "'beta' must be > 0"),

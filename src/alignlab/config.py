@@ -42,7 +42,9 @@ class DataSettings(Strict):
 
     @model_validator(mode="after")
     def _prompt_fits(self) -> DataSettings:
-        if self.max_prompt_length > self.max_length:
+        # Only when both are given: the default max_prompt_length (512) with a small max_length is fine.
+        given = {"max_prompt_length", "max_length"} <= self.model_fields_set
+        if given and self.max_prompt_length > self.max_length:
             raise ValueError(
                 f"data.max_prompt_length ({self.max_prompt_length}) must be at most data.max_length "
                 f"({self.max_length}), which counts prompt and completion together"
