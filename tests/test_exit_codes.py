@@ -3,6 +3,7 @@ subprocess for every command group: 0 success, 1 handled error, 2 usage error, 1
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -63,32 +64,53 @@ def test_every_command_group(tmp_path):
         assert "Traceback" not in err, (args, err[-400:])
 
 
-@pytest.mark.slow  # trains a tiny model until interrupted
-def test_ctrl_c_during_train_exits_130(tmp_path):
+def _metrics(run: Path) -> list[int]:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return [x["step"] for x in lines if "loss" in x]
+
+
+def _train_until(command: list[str], run: Path, past: int, sig: int) -> tuple[int, str]:
     proc = subprocess.Popen(
-        [
-            ALIGNLAB,
-            "train",
-            "--out",
-            str(tmp_path / "run"),
-            "--set",
-            "train.steps=100000",
-            "--set",
-            "train.batch_size=2",
-            "--set",
-            "train.progress=false",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ
     )
-    deadline = time.monotonic() + 240
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    while not (metrics.exists() and metrics.stat().st_size > 0):
+    deadline = time.monotonic() + 300
+    while len(_metrics(run)) < past:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-600:]
-    assert "Traceback" not in err
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+@pytest.mark.slow  # trains a tiny model until interrupted, twice
+def test_ctrl_c_and_sigterm_during_train_checkpoint_and_resume(tmp_path):
+    run = tmp_path / "run"
+    first = [
+        ALIGNLAB,
+        "train",
+        "--out",
+        str(run),
+        "--set",
+        "train.steps=5000",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "data.limit=64",
+    ]
+    code, err = _train_until(first, run, 3, signal.SIGINT)
+    assert code == 130 and "Traceback" not in err, err[-800:]
+    step = _metrics(run)[-1]
+    assert f"interrupted at step {step} of 5000" in err and "--resume" in err, err[-800:]
+    assert (run / "checkpoints" / f"step-{step}" / "manifest.json").exists()
+
+    again = [ALIGNLAB, "train", str(run / "config.yaml"), "--out", str(run), "--resume"]
+    code, err = _train_until(again, run, len(_metrics(run)) + 3, signal.SIGTERM)
+    assert code == 143 and "Traceback" not in err, err[-800:]
+    steps = _metrics(run)
+    assert steps == list(range(1, len(steps) + 1))  # each step logged once, resumed where it stopped
+    assert (run / "checkpoints" / f"step-{steps[-1]}").exists()

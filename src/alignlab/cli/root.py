@@ -41,7 +41,7 @@ _USER_ERRORS = (
     ("alignlab.models.loading", "ModelLoadError"),
     ("alignlab.objectives.registry", "ObjectiveError"),
     ("alignlab.objectives.views", "FeedbackMismatch"),
-    ("alignlab.train.trainer", "TrainingStopped"),
+    ("alignlab.train.step", "TrainingStopped"),
 )
 
 

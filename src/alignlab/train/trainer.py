@@ -15,6 +15,8 @@ batch and gradients are averaged, so the result equals one process with the same
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from typing import Any
 import torch
 
 from alignlab.config import ConfigError, RunConfig, dump_config
+from alignlab.durable import Interrupted, StopSignals, truncate_jsonl
 from alignlab.objectives import Objective
 from alignlab.scoring.engine import Engine
 from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
@@ -131,7 +134,8 @@ class Trainer:
             self.logger.log(0, {"eval/loss": eval_before})
         self.policy.train()
         metrics: dict[str, float] = {}
-        with self.logger.progress(self.total_steps, start_step) as progress:
+        stop = StopSignals(self._stopping)
+        with stop, self.logger.progress(self.total_steps, start_step) as progress:
             for step in range(start_step + 1, self.total_steps + 1):
                 metrics = self._step(step)
                 if cfg.train.eval_every and step % cfg.train.eval_every == 0:
@@ -143,6 +147,8 @@ class Trainer:
                     self.save(step)
                 for hook in self.after_step:
                     hook(step)
+                if self._stop_requested(stop) and step < self.total_steps:
+                    self._interrupt(step, stop.requested or signal.SIGINT)
         eval_after = self.evaluate()
         if eval_after is not None:
             metrics["eval/loss"] = eval_after
@@ -210,7 +216,38 @@ class Trainer:
         self.source.load_state_dict(state["source"])
         self.objective.load_state_dict(objective_state)
         self.logger.note(f"resumed from {last} (step {int(state['step'])})")
+        if self.accelerator.is_main_process:
+            # Steps after the checkpoint are trained and logged again: drop their old lines.
+            dropped = truncate_jsonl(self.run_dir / "metrics.jsonl", "step", int(state["step"]))
+            if dropped:
+                self.logger.note(f"metrics.jsonl: dropped {dropped} line(s) after step {int(state['step'])}")
         return int(state["step"])
+
+    # ------------------------------------------------------------ interruption
+    def _stopping(self, signum: int) -> None:
+        # Called from the signal handler: a plain write, not the logger (which may be mid-update).
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        message = f"{name}: stopping after this step and writing a checkpoint (Ctrl-C again aborts now)"
+        print("\n" + message, file=sys.stderr, flush=True)
+
+    def _stop_requested(self, stop: StopSignals) -> bool:
+        """Whether any process was asked to stop (all processes must stop at the same step)."""
+        flag = stop.requested is not None
+        if self.accelerator.num_processes > 1:
+            device = self.accelerator.device
+            flag = bool(self.accelerator.reduce(torch.tensor([int(flag)], device=device), "max").item())
+        return flag
+
+    def _interrupt(self, step: int, signum: int) -> None:
+        cfg = self.config
+        if not (cfg.train.save_every and step % cfg.train.save_every == 0):
+            self.save(step)  # (a step that was just checkpointed is not written twice)
+        self.accelerator.end_training()
+        raise Interrupted(
+            signum,
+            f"interrupted at step {step} of {self.total_steps}; checkpoint {self.checkpoints / f'step-{step}'}. "
+            f"Resume with: alignlab train {self.run_dir / 'config.yaml'} --out {self.run_dir} --resume",
+        )
 
     def save(self, step: int) -> None:
         acc = self.accelerator
