@@ -202,4 +202,5 @@ def main(argv: list[str] | None = None) -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
-    sys.exit(status if isinstance(status, int) else 0)
+    if isinstance(status, int) and status != 0:
+        sys.exit(status)  # (on success return normally, so in-process callers need not catch SystemExit)

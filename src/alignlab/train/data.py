@@ -100,14 +100,17 @@ def load_data(
     return train, (finish(eval_records, "eval") if eval_records else None)
 
 
-def check_batch_fits(groups: int, batch_size: int) -> None:
-    """Refuse a batch larger than the training data: every step would repeat records within one batch."""
+def check_batch_fits(groups: int, batch_size: int) -> str | None:
+    """Refuse training data that is empty after reading and tokenising; for a batch larger than the data,
+    a note to log (each batch then holds some records more than once)."""
     if groups == 0:
         raise ConfigError(
-            "data.train: no training records are left after reading and tokenising; check the data"
+            "data.train: no training records are left after reading and tokenising; check the data "
+            "(and data.max_length, which may drop every record)"
         )
     if batch_size > groups:
-        raise ConfigError(
-            f"train.batch_size ({batch_size}) is larger than the training data ({groups} records after "
-            f"reading and tokenising); set train.batch_size to at most {groups} or add data"
+        return (
+            f"train.batch_size ({batch_size}) is larger than the training data ({groups} records): "
+            "each batch repeats records"
         )
+    return None

@@ -48,7 +48,9 @@ def prepare_data(
     for line in train.notes + (evaluation.notes if evaluation else []):
         note(line)
     check_feedback(config, objective, train)
-    check_batch_fits(len(train.groups), config.train.batch_size)
+    fits = check_batch_fits(len(train.groups), config.train.batch_size)
+    if fits:
+        note(fits)
     embed = Encoders()
     for split, data in (("train", train), ("eval", evaluation)):
         if data is None:
