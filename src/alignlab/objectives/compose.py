@@ -112,7 +112,7 @@ class BoundObjective:
         batch = build_view(self.spec.feedback, scores, feedback)
         carry: modifier_registry.Carry = {}
         batch = modifier_registry.before(batch, self.modifiers, carry)
-        kwargs = dict(self.params)
+        kwargs = self.spec.loss_kwargs(self.params)
         if self.spec.stateful:
             kwargs["state"] = self.state if training else self.state.copy_for_eval()
         if self.spec.reduction == "sum":

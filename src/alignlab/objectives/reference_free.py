@@ -26,7 +26,7 @@ TPO_LOSSES = ("sigmoid", "hinge", "ipo", "tpo-l")
 
 
 # --------------------------------------------------------------------------------------- TPO
-def tpo_triple_prepare(records: list[Record], **_: Any) -> list[Record]:
+def tpo_triple_prepare(records: list[Record]) -> list[Record]:
     """Triples from K >= 3 rankings, as the TPO paper builds them from UltraFeedback: the best
     completion becomes the gold ``y_ref`` (role ``gold``), the second best the chosen ``y_w`` and the
     worst the rejected ``y_l``. Records that already mark a ``gold`` role, and K = 2 pairs, pass unchanged
@@ -146,7 +146,7 @@ def asft(batch: PairBatch, lam: float = 0.1) -> tuple[Tensor, dict[str, Tensor]]
 
 
 # --------------------------------------------------------------------------------------- AFT
-def aft_prepare(records: list[Record], **_: Any) -> list[Record]:
+def aft_prepare(records: list[Record]) -> list[Record]:
     """Binary feedback (``labels``) becomes a two-level ranking: correct CoTs rank 0, wrong ones rank 1."""
     out = []
     for record in records:
@@ -249,7 +249,7 @@ def poft(batch: PointBatch, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor
 
 
 # ------------------------------------------------------------------------------ RAFT, SuperHF
-def raft_prepare(records: list[Record], score_key: str = "", **_: Any) -> list[Record]:
+def raft_prepare(records: list[Record], score_key: str = "") -> list[Record]:
     """Best-of-K selection: each record (a prompt and its K samples, with a ranking or reward ``scores``)
     becomes a demonstration of its best sample (the first among ties). ``score_key`` names the reward
     rating when completions carry several."""
@@ -268,7 +268,7 @@ def raft_prepare(records: list[Record], score_key: str = "", **_: Any) -> list[R
     prepare=raft_prepare,
     aliases=("rejection_sampling_sft",),
 )
-def raft(batch: PointBatch, score_key: str = "", normalize: str = "tokens") -> Tensor:
+def raft(batch: PointBatch, normalize: str = "tokens") -> Tensor:
     """RAFT's fine-tuning step: L = -(1/|y*|)·log π(y*|x) on y* = argmax_k r(x, y_k) (local ranking).
 
     The selection is :func:`raft_prepare` (records with K samples and rewards in ``scores``, or a
@@ -287,9 +287,7 @@ def raft(batch: PointBatch, score_key: str = "", normalize: str = "tokens") -> T
     needs=("token_kl_reverse",),
     prepare=raft_prepare,
 )
-def superhf(
-    batch: PointBatch, kl_coef: float = 0.35, score_key: str = ""
-) -> tuple[Tensor, dict[str, Tensor]]:
+def superhf(batch: PointBatch, kl_coef: float = 0.35) -> tuple[Tensor, dict[str, Tensor]]:
     """SuperHF's step: L = -(1/|y*|)·log π_θ(y*|x) + β·(1/|y*|)·Σ_t KL(π_θ‖π_ref)_t on the reward-filtered
     sample y*.
 

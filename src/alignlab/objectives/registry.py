@@ -18,6 +18,10 @@ parameter (:class:`~alignlab.objectives.compose.Normalisers`: the global batch's
 sequences and records) and returns per-example losses that already carry their normalisation; the loop
 sums them.
 
+A ``prepare`` hook (``prepare(records, **its own hyper-parameters) -> records``) declares its own
+hyper-parameters in its signature: they join the objective's (validated the same way), the hook receives
+only those it names (all of them if it takes ``**kwargs``) and the loss only those it names.
+
 Beyond the loss, a registration may give ``needs_for(params)`` (engine needs that depend on the
 hyper-parameters, e.g. sft's prompt loss) and ``callback(params)`` (what the objective needs from the
 training loop: see ``objectives/callbacks.py``).
@@ -103,6 +107,16 @@ class ObjectiveSpec:
     needs_for: Callable[[dict[str, Any]], Iterable[str]] | None = None
     callback: CallbackFactory | None = None
     reduction: str = "weighted_mean"
+    loss_params: frozenset[str] = frozenset()  # the hyper-parameters the loss function takes
+    prepare_params: frozenset[str] | None = frozenset()  # those the prepare hook takes (None: all, **kwargs)
+
+    def loss_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if k in self.loss_params}
+
+    def prepare_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.prepare_params is None:
+            return dict(params)
+        return {k: v for k, v in params.items() if k in self.prepare_params}
 
     def needs_with(self, params: dict[str, Any]) -> frozenset[str]:
         """What the engine must compute for this objective with these hyper-parameters."""
@@ -195,6 +209,8 @@ def objective(
                 p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
             )
             params[pname] = Param(pname, p.default, str(annotation))
+        loss_params = frozenset(params)
+        prepare_params = _prepare_params(name, prepare, params) if prepare is not None else frozenset()
         spec = ObjectiveSpec(
             name=name,
             fn=fn,
@@ -209,6 +225,8 @@ def objective(
             needs_for=needs_for,
             callback=callback,
             reduction=reduction,
+            loss_params=loss_params,
+            prepare_params=prepare_params,
         )
         if reduction == "sum" and "normalisers" not in signature.parameters:
             raise ValueError(f"objective '{name}': reduction='sum' needs a 'normalisers' parameter")
@@ -261,6 +279,32 @@ def load_catalog() -> None:
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
         if info.name not in MACHINERY and not info.name.startswith("_"):
             importlib.import_module(f"{package}.{info.name}")
+
+
+def _prepare_params(
+    name: str, prepare: Callable[..., Any], params: dict[str, Param]
+) -> frozenset[str] | None:
+    """The prepare hook's own hyper-parameters (after ``records``), added to ``params``; a parameter both
+    declare must have one default. None when the hook takes ``**kwargs`` (it then receives them all)."""
+    own: set[str] = set()
+    takes_all = False
+    for i, (pname, p) in enumerate(inspect.signature(prepare).parameters.items()):
+        if i == 0 or p.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            takes_all = True
+            continue
+        if p.default is inspect.Parameter.empty:
+            raise ValueError(f"objective '{name}': prepare hook parameter '{pname}' needs a default")
+        if pname in params and params[pname].default != p.default:
+            raise ValueError(
+                f"objective '{name}': '{pname}' has default {params[pname].default!r} in the loss and "
+                f"{p.default!r} in the prepare hook; declare it once"
+            )
+        annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        params.setdefault(pname, Param(pname, p.default, str(annotation)))
+        own.add(pname)
+    return None if takes_all else frozenset(own)
 
 
 def _coerce(objective_name: str, param: Param, value: Any, where: str) -> Any:

@@ -66,7 +66,7 @@ def prepare_records(records: list[Record], objective: Any) -> list[Record]:
     for part in objective.parts:
         hook = part.spec.prepare
         if hook is not None:
-            records = hook(records, **part.params)
+            records = hook(records, **part.spec.prepare_kwargs(part.params))
     return records
 
 
