@@ -185,8 +185,8 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             "name": "bench",
             "out": str(work / f"run-alignlab-{os.getpid()}"),
             "model": {"path": str(work / "model"), "dtype": "float32", "device": spec["device"]},
-            # One cache for all alignlab runs of this work dir: keyed by data + model fingerprints, as in real use.
-            "reference": {"cache_dir": str(work / "reference-cache")},
+            # A fresh cache per run, so that every run's setup measures the cache fill (a first real run).
+            "reference": {"cache_dir": str(work / f"reference-cache-{os.getpid()}")},
             "data": {
                 "train": str(work / "records.jsonl"),
                 "format": "alignlab",
@@ -209,6 +209,7 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     if spec.get("alignlab_model"):
         config.model = config.model.model_copy(update=spec["alignlab_model"])
     trainer = Trainer(config)
+    reference_clock = _time_calls(trainer, "_reference_logps", meter)  # the cache fill, inside _setup
     t0 = time.perf_counter()
     trainer._setup()  # loads the models, tokenises, fills the reference log-prob cache
     meter.sync()
@@ -222,6 +223,11 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         "AdamW), reference log-probs from the loop's cache",
         "layout": trainer.layout,
         "setup_s_incl_reference_cache": setup_s,
+        "setup_s": setup_s,
+        "reference_pass_s": reference_clock.total,
+        "reference_pass": "cache fill: one no-grad pass of the reference over the training data, in setup",
+        "epoch_pairs": len(groups),
+        "full_epoch": spec.get("full_epoch", False),
         "settings": {
             "tokens_per_row": config.train.tokens_per_row,
             "logits_chunk_size": config.train.logits_chunk_size,
@@ -231,6 +237,38 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         },
         **_rates(times, pairs, tokens),
     }
+
+
+class _Clock:
+    """Total seconds spent inside the wrapped calls."""
+
+    def __init__(self) -> None:
+        self.total: float | None = None
+
+
+def _time_calls(owner: Any, name: str, meter: Meter) -> _Clock:
+    """Wrap ``owner.name`` so that the time spent in it accumulates in the returned clock (None: never called,
+    or ``owner`` has no such attribute)."""
+    clock = _Clock()
+    original = getattr(owner, name, None)
+    if original is None:
+        return clock
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        out = original(*args, **kwargs)
+        meter.sync()
+        clock.total = (clock.total or 0.0) + time.perf_counter() - t
+        return out
+
+    setattr(owner, name, timed)
+    return clock
+
+
+def run_trl_precompute(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """TRL with ``precompute_ref_log_probs=True``: one reference pass over the data in setup, no reference
+    model during training."""
+    return run_trl({**spec, "trl_precompute_ref": True}, meter)
 
 
 def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -247,7 +285,15 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     ref = None
     if not spec["trl_precompute_ref"]:
         ref = AutoModelForCausalLM.from_pretrained(work / "model", dtype=torch.float32).to(spec["device"])
-    dataset = load_dataset("json", data_files=str(work / "trl.jsonl"), split="train")
+    # A fresh datasets cache per run: TRL caches precomputed reference log-probs next to the dataset, and a
+    # second run would otherwise read them instead of measuring the pass.
+    dataset = load_dataset(
+        "json",
+        data_files=str(work / "trl.jsonl"),
+        split="train",
+        cache_dir=str(work / f"hf-cache-{os.getpid()}"),
+    )
+    reference_clock = _time_calls(DPOTrainer, "_precompute_ref_logps", meter)
     settings = {
         "per_device_train_batch_size": spec["batch"],
         "max_length": spec["max_length"],
@@ -280,6 +326,12 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     return {
         "path": "trl.DPOTrainer.train (HF Trainer loop), timed from one on_step_end to the next",
         "setup_s": setup_s,
+        "reference_pass_s": reference_clock.total,
+        "reference_pass": "precompute_ref_log_probs: one pass over the training data in DPOTrainer.__init__"
+        if spec["trl_precompute_ref"]
+        else "none: the reference model runs a forward pass inside every step",
+        "epoch_pairs": len(dataset),
+        "full_epoch": spec.get("full_epoch", False),
         "settings": settings,
         **_rates(times, [c[0] for c in kept], [c[1] for c in kept]),
     }
@@ -335,13 +387,17 @@ def timed_trl_train(trainer: Any, meter: Meter, warmup: int, count: Any) -> tupl
     ends: list[float] = []
 
     class StepClock(TrainerCallback):
+        def on_train_begin(self, *a: Any, **k: Any) -> None:
+            meter.sync()
+            ends.append(time.perf_counter())  # so the first step is timed too (warmup 0: a whole epoch)
+
         def on_step_end(self, *a: Any, **k: Any) -> None:
             meter.sync()
             ends.append(time.perf_counter())
 
     trainer.add_callback(StepClock())
     trainer.train()
-    times = [ends[i] - ends[i - 1] for i in range(warmup, len(ends))]
+    times = [ends[i] - ends[i - 1] for i in range(warmup + 1, len(ends))]
     return times, counts[warmup : warmup + len(times)]
 
 
@@ -350,6 +406,7 @@ def _rates(times: list[float], pairs: list[int], tokens: list[int]) -> dict[str,
     per_step = sorted(times)
     return {
         "timed_steps": len(times),
+        "steps_s_total": total,
         "step_s_median": per_step[len(per_step) // 2] if per_step else None,
         "pairs_per_s": sum(pairs) / total if total else None,
         "tokens_per_s": sum(tokens) / total if total else None,
@@ -358,7 +415,11 @@ def _rates(times: list[float], pairs: list[int], tokens: list[int]) -> dict[str,
 
 
 def main(spec_path: str, result_path: str) -> int:
-    return run_one_side(spec_path, result_path, {"alignlab": run_alignlab, "trl": run_trl})
+    return run_one_side(
+        spec_path,
+        result_path,
+        {"alignlab": run_alignlab, "trl": run_trl, "trl_precompute": run_trl_precompute},
+    )
 
 
 def run_one_side(spec_path: str, result_path: str, runners: dict[str, Any]) -> int:

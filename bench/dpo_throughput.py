@@ -10,7 +10,15 @@ chosen / rejected; a byte-level BPE tokenizer trained on it; only pairs that fit
 truncation, so both sides score exactly the same tokens. Each side runs in its own process (see
 bench/dpo_sides.py), --warmup steps excluded, then --steps timed steps; --repeats alternates the sides and
 reports medians. tokens/s counts real tokens with the prompt once (the useful work, the same count for both
-sides). FLOP utilisation (GPU) = 6 · parameters · real tokens/s / peak bf16 FLOP/s of the device.
+sides). FLOP utilisation (GPU) = 6 · parameters · real tokens/s / peak bf16 FLOP/s of the device; on every
+device also / the matmul peak measured in this run (``measured_peak_utilisation``: a loop of square matmuls
+in the benchmark's precision and thread count, before and after the sides, the faster kept).
+
+Sides: ``alignlab`` (its loop, reference log-probs from its cache), ``trl`` (DPOTrainer with a reference
+model that runs every step) and ``trl_precompute`` (DPOTrainer with ``precompute_ref_log_probs=True``). Each
+reports steady-state pairs/s and the end-to-end time of one epoch: its setup (loading, tokenising and its
+reference pass: alignlab's cache fill, TRL's precompute pass; plain TRL has none) plus the epoch's pairs at
+the steady-state rate (``epoch_s_projected``), or measured over a whole epoch with ``--full-epoch``.
 TRL is a benchmark-only dependency (the ``bench`` extra); the alignlab package never imports it.
 """
 
@@ -18,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +42,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from dpo_sides import prepare  # noqa: E402
 
+SIDES = ("alignlab", "trl", "trl_precompute")
 PEAK_BF16_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
@@ -47,6 +58,37 @@ def peak_flops(device: str, override_tflops: float | None) -> float | None:
         if key in name:
             return value
     return None
+
+
+def measure_matmul_peak(device: str, threads: int | None, seconds: float = 3.0) -> dict[str, Any]:
+    """FLOP/s of the fastest of several timed windows of square matmuls, in the benchmark's precision
+    (fp32 on cpu, bf16 on cuda) and thread count: the peak this machine reaches now, for utilisation."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    n = 8192 if device == "cuda" else 1024
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(2):  # warm-up
+        a @ b
+    sync()
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        reps, t = 0, time.perf_counter()
+        while reps < 3 or time.perf_counter() - t < 0.2:
+            a @ b
+            reps += 1
+        sync()
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+    return {
+        "flops": best,
+        "matrix": n,
+        "dtype": str(dtype).replace("torch.", ""),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def report_header(device: str, data: dict[str, Any], peak: float | None, **extra: Any) -> dict[str, Any]:
@@ -96,14 +138,32 @@ def run_side(side: str, spec: dict[str, Any], work: Path, batch: int) -> dict[st
     return json.loads(Path(result_path).read_text())
 
 
-def summarise(runs: list[dict[str, Any]], params: int, peak: float | None) -> dict[str, Any]:
-    """Median over repeats of each rate; the settings and paths of the first run."""
+def summarise(
+    runs: list[dict[str, Any]], params: int, peak: float | None, measured_peak: float | None = None
+) -> dict[str, Any]:
+    """Median over repeats of each rate and time; the settings and paths of the first run.
+
+    ``epoch_s_projected`` = setup (with the reference pass) + the epoch's pairs / steady-state pairs/s;
+    ``epoch_s_measured`` = setup + every step's time, when the run covered a whole epoch (``--full-epoch``).
+    """
     keys = ("pairs_per_s", "tokens_per_s", "peak_memory_gb", "step_s_median")
-    out = {k: v for k, v in runs[0].items() if k not in keys}
+    timed = ("setup_s", "reference_pass_s", "epoch_s_projected", "epoch_s_measured")
+    for r in runs:
+        if r.get("setup_s") is not None and r.get("epoch_pairs"):
+            r["epoch_s_projected"] = r["setup_s"] + r["epoch_pairs"] / r["pairs_per_s"]
+            if r.get("full_epoch"):
+                r["epoch_s_measured"] = r["setup_s"] + r["steps_s_total"]
+    out = {k: v for k, v in runs[0].items() if k not in keys + timed}
     for k in keys:
         out[k] = statistics.median(r[k] for r in runs)
+    for k in timed:
+        values = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = statistics.median(values) if values else None
     out["pairs_per_s_each_repeat"] = [round(r["pairs_per_s"], 3) for r in runs]
     out["flop_utilisation"] = 6 * params * out["tokens_per_s"] / peak if peak else None
+    out["measured_peak_utilisation"] = (
+        6 * params * out["tokens_per_s"] / measured_peak if measured_peak else None
+    )
     return out
 
 
@@ -160,9 +220,9 @@ def check_args(
             ap.error(f"--{flag.replace('_', '-')} must be a JSON object, got {type(value).__name__}")
         parsed[flag] = value
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-    unknown = sorted(set(sides) - {"alignlab", "trl"})
+    unknown = sorted(set(sides) - set(SIDES))
     if unknown or not sides:
-        ap.error(f"--sides must name alignlab and/or trl, got '{args.sides}'")
+        ap.error(f"--sides must name some of {', '.join(SIDES)}, got '{args.sides}'")
     for flag in ("batch", "warmup", "steps", "repeats", "max_length", "limit", "tokens_per_row"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "warmup" else 1):
@@ -193,6 +253,7 @@ def check_args(
         "tokens_per_row": args.tokens_per_row,
         "trl_precompute_ref": args.trl_precompute_ref,
         "max_batch_search": args.max_batch_search,
+        "full_epoch": args.full_epoch,
         **parsed,
     }
 
@@ -217,8 +278,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--repeats", type=int, default=1, help="alternate the sides this many times; report medians"
     )
-    ap.add_argument("--sides", default="alignlab,trl", help="comma-separated subset of alignlab,trl")
-    ap.add_argument("--trl-precompute-ref", action="store_true", help="TRL's precompute_ref_log_probs=True")
+    ap.add_argument(
+        "--sides",
+        default="alignlab,trl,trl_precompute",
+        help="comma-separated subset of alignlab,trl,trl_precompute",
+    )
+    ap.add_argument(
+        "--trl-precompute-ref",
+        action="store_true",
+        help="the 'trl' side also uses precompute_ref_log_probs=True (as the side trl_precompute does)",
+    )
+    ap.add_argument(
+        "--full-epoch",
+        action="store_true",
+        help="time one whole epoch (no warm-up; --steps ignored): epoch_s_measured besides the projection",
+    )
+    ap.add_argument(
+        "--no-matmul-peak", action="store_true", help="skip measuring the matmul peak (smoke runs)"
+    )
     ap.add_argument(
         "--tokens-per-row",
         type=int,
@@ -259,12 +336,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return checked
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="alignlab-dpo-bench-"))
     data = prepare_once(work, model, vocab, args.max_length, args.limit, args.reuse_prepared)
+    warmup, steps = args.warmup, args.steps
+    if args.full_epoch:
+        warmup, steps = 0, math.ceil(data["pairs"] / batch)
     spec = {
         "work": str(work),
         "device": args.device,
         "max_length": args.max_length,
-        "warmup": args.warmup,
-        "steps": args.steps,
+        "warmup": warmup,
+        "steps": steps,
+        "full_epoch": args.full_epoch,
         "tokens_per_row": args.tokens_per_row,
         "trl_precompute_ref": args.trl_precompute_ref,
         "alignlab_train": json.loads(args.alignlab_train),
@@ -275,6 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     peak = peak_flops(args.device, args.peak_tflops)
     report = report_header(args.device, data, peak, batch_pairs=batch)
+    matmul = [] if args.no_matmul_peak else [measure_matmul_peak(args.device, args.threads)]
 
     def run(side: str) -> dict[str, Any]:
         result = run_side(side, spec, work, batch)
@@ -283,15 +365,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return result
 
     runs = alternate_sides(sides, args.repeats, run)
+    if matmul:
+        matmul.append(measure_matmul_peak(args.device, args.threads))  # after the sides: load may differ
+        report["matmul_peak"] = {
+            "flops": max(m["flops"] for m in matmul),
+            "each": [m["flops"] for m in matmul],
+            **{k: v for k, v in matmul[0].items() if k != "flops"},
+        }
+    measured = report["matmul_peak"]["flops"] if matmul else None
     for side in sides:
-        report[side] = summarise(runs[side], data["parameters"], peak)
+        report[side] = summarise(runs[side], data["parameters"], peak, measured)
     report["load_average_after"] = os.getloadavg()
-    if "alignlab" in report and "trl" in report:
-        a, t = report["alignlab"], report["trl"]
-        report["ratio_pairs_per_s"] = a["pairs_per_s"] / t["pairs_per_s"]
-        report["ratio_peak_memory"] = (
+    a = report.get("alignlab")
+    for other, suffix in (("trl", ""), ("trl_precompute", "_vs_trl_precompute")):
+        t = report.get(other)
+        if a is None or t is None:
+            continue
+        report[f"ratio_pairs_per_s{suffix}"] = a["pairs_per_s"] / t["pairs_per_s"]
+        report[f"ratio_peak_memory{suffix}"] = (
             a["peak_memory_gb"] / t["peak_memory_gb"] if t["peak_memory_gb"] > 0 else None
         )
+        if a.get("epoch_s_projected") and t.get("epoch_s_projected"):
+            report[f"ratio_epoch_time{suffix}"] = a["epoch_s_projected"] / t["epoch_s_projected"]
     if args.max_batch_search:
         report["max_batch"] = {s: max_batch(s, spec, work, batch, args.max_batch_limit) for s in sides}
     if args.json:
@@ -309,20 +404,38 @@ def print_table(report: dict[str, Any], sides: list[str]) -> None:
         f"{d['pairs']} pairs (prompt ~{d['mean_prompt_tokens']:.0f}, responses ~{d['mean_response_tokens']:.0f} "
         f"tokens), load average {report['load_average'][0]:.1f}"
     )
-    print(f"{'side':10s} {'pairs/s':>9s} {'tokens/s':>10s} {'peak GB':>8s} {'FLOP util':>9s}")
+    if "matmul_peak" in report:
+        m = report["matmul_peak"]
+        print(
+            f"measured matmul peak: {m['flops'] / 1e9:.1f} GFLOP/s ({m['matrix']}² {m['dtype']}, {m['threads']} threads)"
+        )
+    print(
+        f"{'side':15s} {'pairs/s':>9s} {'tokens/s':>10s} {'peak GB':>8s} {'FLOP util':>9s} {'of matmul':>9s} "
+        f"{'ref pass s':>10s} {'epoch s':>9s}"
+    )
+
+    def pct(x: float | None) -> str:
+        return f"{100 * x:.1f}%" if x else "-"
+
+    def secs(x: float | None) -> str:
+        return f"{x:.0f}" if x is not None else "-"
+
     for s in sides:
         r = report[s]
-        util = f"{100 * r['flop_utilisation']:.1f}%" if r["flop_utilisation"] else "-"
         print(
-            f"{s:10s} {r['pairs_per_s']:9.2f} {r['tokens_per_s']:10.0f} {r['peak_memory_gb']:8.2f} {util:>9s}"
+            f"{s:15s} {r['pairs_per_s']:9.2f} {r['tokens_per_s']:10.0f} {r['peak_memory_gb']:8.2f} "
+            f"{pct(r['flop_utilisation']):>9s} {pct(r.get('measured_peak_utilisation')):>9s} "
+            f"{secs(r.get('reference_pass_s')):>10s} {secs(r.get('epoch_s_projected')):>9s}"
         )
-    if "ratio_pairs_per_s" in report:
-        mem = report["ratio_peak_memory"]
-        print(
-            f"alignlab / TRL: {report['ratio_pairs_per_s']:.2f}x pairs/s, {mem:.2f}x peak memory"
-            if mem
-            else ""
-        )
+    for other, suffix in (("trl", ""), ("trl_precompute", "_vs_trl_precompute")):
+        if f"ratio_pairs_per_s{suffix}" in report:
+            mem = report[f"ratio_peak_memory{suffix}"]
+            epoch = report.get(f"ratio_epoch_time{suffix}")
+            print(
+                f"alignlab / {other}: {report[f'ratio_pairs_per_s{suffix}']:.2f}x pairs/s"
+                + (f", {mem:.2f}x peak memory" if mem else "")
+                + (f", {epoch:.2f}x epoch time" if epoch else "")
+            )
     for s in sides:
         print(
             f"{s}: {report[s]['path']}; settings {report[s]['settings']}; memory: {report[s]['memory_measure']}"

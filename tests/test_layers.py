@@ -23,7 +23,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "alignlab"
 
 # Lowest first. The root module ``alignlab`` (only its version string) sits under everything.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("alignlab",),
+    ("alignlab", "validation"),  # validation: pydantic error messages, imports nothing of alignlab
     ("durable",),  # durable job state (snapshots, stop signals): stdlib only, for every long command
     ("data",),
     ("models",),

@@ -73,8 +73,8 @@ def stage_runs(stage: str) -> list[Run]:
         ]
     if stage == "anchor":
         return [
-            bench("anchor-b32", "--batch 32 --warmup 3 --steps 15 --repeats 2", 300),
-            bench("anchor-b8", "--batch 8 --warmup 3 --steps 20 --repeats 2", 240),
+            bench("anchor-b32", "--sides alignlab,trl --batch 32 --warmup 3 --steps 15 --repeats 2", 300),
+            bench("anchor-b8", "--sides alignlab,trl --batch 8 --warmup 3 --steps 20 --repeats 2", 240),
             bench(
                 "anchor-b32-trl-precompute",
                 "--batch 32 --sides trl --trl-precompute-ref --warmup 3 --steps 15 --repeats 2",

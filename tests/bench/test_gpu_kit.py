@@ -304,7 +304,7 @@ def test_reuse_prepared_skips_preparation_only_for_the_same_settings(tmp_path, m
         (["--alignlab-train", '{"attention": "flash"}'], "attention"),
         (["--alignlab-train", "[1, 2]"], "must be a JSON object"),
         (["--trl-config", "{bad"], "--trl-config is not valid JSON"),
-        (["--sides", "alignlab,peft"], "--sides must name alignlab and/or trl"),
+        (["--sides", "alignlab,peft"], "--sides must name some of alignlab, trl, trl_precompute"),
         (["--steps", "0"], "--steps must be positive"),
     ],
 )

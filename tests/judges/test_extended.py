@@ -222,7 +222,10 @@ def test_fine_grained_one_aspect_one_segment_is_a_sparse_sequence_reward():
     assert np.allclose(dense, want)
     assert float(judge.score(["q"], [y])[0]) == pytest.approx(want.sum())
     # Two aspects over sentences: totals = Σ_j Σ_k w_k · sign(logit_k(prefix_j)).
-    multi = RuleJudge(lambda p, c: {"fact": 1.0 if "unsafe" not in c else -1.0, "rel": len(c) - 20.0})
+    multi = RuleJudge(
+        lambda p, c: {"fact": 1.0 if "unsafe" not in c else -1.0, "rel": len(c) - 20.0},
+        attributes=["fact", "rel"],
+    )
     judge2 = FineGrainedRewardJudge(multi, {"fact": 1.0, "rel": 0.5})
     prefixes = ["good help can word.", "good help can word. short unsafe"]
     signs = np.array(

@@ -49,9 +49,13 @@ def test_rule_judges_scalar_and_named_attributes():
     got = judge.score(["xy", "z"], ["banana", "cab"]).numpy()
     assert np.allclose(got, [3 - 1.0, 1 - 0.5])
     assert judge.prefer("q", "aaa", "a") == pytest.approx(float(_sigmoid(2.0)))
-    multi = RuleJudge(lambda p, c: {"length": len(c), "polite": float("please" in c)})
-    got = multi.score(["q", "q"], ["please go", "no"]).numpy()
+    multi = RuleJudge(
+        lambda p, c: {"polite": float("please" in c), "length": len(c)}, attributes=["length", "polite"]
+    )
+    got = multi.score(["q", "q"], ["please go", "no"]).numpy()  # columns in the declared order
     assert np.array_equal(got, [[9.0, 1.0], [2.0, 0.0]]) and multi.attribute_names == ["length", "polite"]
+    with pytest.raises(ValueError, match="declare their names"):
+        RuleJudge(lambda p, c: {"length": len(c)}).score(["q"], ["a"])
     with pytest.raises(ValueError, match="pick a direction or a gate"):
         multi.prefer("q", "a", "b")
     assert RuleJudge(shorter_is_better).prefer("q", "ab", "abcd") == pytest.approx(float(_sigmoid(2.0)))
@@ -60,7 +64,7 @@ def test_rule_judges_scalar_and_named_attributes():
     with pytest.raises(ValueError, match="must return a number"):
         RuleJudge(lambda p, c: "high").score(["q"], ["a"])
     with pytest.raises(ValueError, match="same names"):
-        RuleJudge(lambda p, c: {c: 1.0}).score(["q", "q"], ["a", "b"])
+        RuleJudge(lambda p, c: {c: 1.0}, attributes=["a"]).score(["q", "q"], ["a", "b"])
     with pytest.raises(ValueError, match="got 2 prompts but 1 completions"):
         judge.score(["q", "q"], ["a"])
 
@@ -68,7 +72,9 @@ def test_rule_judges_scalar_and_named_attributes():
 # ------------------------------------------------------------------------------------------------- DPA
 def test_directional_scoring_along_a_unit_vector():
     attrs = {"a": [1.0, 2.0], "bb": [3.0, -1.0], "ccc": [-2.0, 0.5]}
-    multi = RuleJudge(lambda p, c: {"helpful": attrs[c][0], "verbose": attrs[c][1]})
+    multi = RuleJudge(
+        lambda p, c: {"helpful": attrs[c][0], "verbose": attrs[c][1]}, attributes=["helpful", "verbose"]
+    )
     r = np.array(list(attrs.values()))
     completions, prompts = list(attrs), ["q"] * 3
     v = np.array([3.0, 4.0]) / 5.0

@@ -57,6 +57,9 @@ JUDGES = {
     "rm_ensemble_conservative",
     "r3_relevance_reward",
     "selfref_feedback_strength",
+    "reward_function",
+    "simulated",
+    "human",
 }
 
 

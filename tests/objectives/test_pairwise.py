@@ -111,7 +111,7 @@ CASES = [
         {"beta": 0.1},
         lambda a, b: -a / LW - 0.1 * logsigmoid((a / LW - _log1mexp(a / LW)) - (b / LL - _log1mexp(b / LL))),
     ),
-    ("cpo", {"beta": 0.1, "alpha": 1.0}, lambda a, b: -logsigmoid(0.1 * (a - b)) - a / LW),
+    ("cpo", {"beta": 0.1, "cpo_alpha": 1.0}, lambda a, b: -logsigmoid(0.1 * (a - b)) - a / LW),
 ]
 
 
@@ -200,7 +200,7 @@ def test_limits_recover_dpo() -> None:
     # dpop equals dpo exactly where the chosen likelihood has not fallen below the reference (pair 0: -12 > -13)
     assert float(pairwise_loss("dpop", *args)[0]) == pytest.approx(float(dpo[0]), abs=1e-12)
     # cpo with alpha=0 is reference-free dpo: dpo on summed log-probs with zero reference
-    cpo = pairwise_loss("cpo", chosen.detach(), rejected.detach(), alpha=0.0).numpy()
+    cpo = pairwise_loss("cpo", chosen.detach(), rejected.detach(), cpo_alpha=0.0).numpy()
     np.testing.assert_allclose(
         cpo, _dpo_np(0.1 * (chosen.detach().numpy() - rejected.detach().numpy())), atol=1e-12
     )
@@ -304,7 +304,7 @@ def test_tabular_ipo_reaches_its_closed_form() -> None:
         ("sppo_hard", {"beta": 0.5}),
         ("simpo", {"beta": 2.0}),
         ("orpo", {"beta": 0.5}),
-        ("cpo", {"beta": 0.5, "alpha": 0.0}),
+        ("cpo", {"beta": 0.5, "cpo_alpha": 0.0}),
         ("fdpo_fkl", {"beta": 0.5}),
         ("fdpo_js", {"beta": 0.5}),
         ("fdpo_alpha", {"beta": 0.5}),
@@ -365,3 +365,43 @@ def test_tabular_minimum_matches_a_numpy_optimiser(name, params, pair_loss) -> N
     policy = world.train(name, params, steps=300)
     reached = float(world.expected_pair_loss(name, params, policy_logp=torch.log(policy)))
     assert reached == pytest.approx(best.fun, abs=1e-4)
+
+
+def test_cpo_old_alpha_spelling_names_the_new_one() -> None:
+    from alignlab.objectives import ObjectiveError, get
+
+    with pytest.raises(ObjectiveError, match=r"'alpha' was renamed 'cpo_alpha'; write cpo_alpha: 0\.5"):
+        get("cpo").check_params({"alpha": 0.5}, "run.yaml: ")
+    assert get("cpo").check_params({"cpo_alpha": 0.5})["cpo_alpha"] == 0.5
+
+
+def test_discopop_aot_and_dpo_norm_match_their_formulas_by_hand() -> None:
+    """Values from the papers' formulas in plain numpy on the shared hand-picked pairs."""
+    from tests.objectives._pairwise_numpy import POLICY_CHOSEN as PW
+    from tests.objectives._pairwise_numpy import POLICY_REJECTED as PL
+
+    beta, tau, eps = 0.5, 0.05, 0.1
+    args = (
+        torch.tensor(PW),
+        torch.tensor(PL),
+        torch.tensor(RW),
+        torch.tensor(RL),
+        torch.tensor(LW),
+        torch.tensor(LL),
+    )
+    z = beta * ((PW - RW) - (PL - RL))
+    m = sigmoid(z / tau)
+    want = (1 - m) * -logsigmoid(z) + m * np.exp(-z)
+    np.testing.assert_allclose(pairwise_loss("discopop", *args, beta=beta, tau=tau).numpy(), want, rtol=1e-12)
+    delta = np.sort(PW - PL) - np.sort(RW - RL)
+    want = -(1 - eps) * logsigmoid(beta * delta) - eps * logsigmoid(-beta * delta)
+    got = pairwise_loss("aot", *args, beta=beta, label_smoothing=eps).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    delta = np.sort(PW - RW) - np.sort(PL - RL)
+    want = -(1 - eps) * logsigmoid(beta * delta) - eps * logsigmoid(-beta * delta)
+    got = pairwise_loss("aot_unpaired", *args, beta=beta, label_smoothing=eps).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    h = (PW - RW) / LW - (PL - RL) / LL
+    np.testing.assert_allclose(
+        pairwise_loss("dpo_norm", *args, beta=beta).numpy(), -logsigmoid(beta * h), rtol=1e-12
+    )

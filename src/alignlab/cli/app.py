@@ -180,7 +180,7 @@ def admin_token(db: str = DB, expires_days: float = typer.Option(30.0)) -> None:
 
 @app.command("judge-token")
 def judge_token(project: str, db: str = DB, expires_days: float = typer.Option(30.0)) -> None:
-    """Print a token for alignlab.app.judge.HumanJudge on PROJECT."""
+    """Print a token for alignlab.judges.human.HumanJudge on PROJECT."""
     with _open(db).session() as s:
         try:
             p = store.project_by_name(s, project)

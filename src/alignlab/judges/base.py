@@ -4,16 +4,51 @@
 completion; ``prefer(prompt, a, b)`` gives P(a ≻ b). Scalar judges derive ``prefer`` from their scores
 through the Bradley–Terry link σ(s_a − s_b); preference models (GPM, PairPM) implement it directly and
 may not have a ``score``.
+
+A trainer that has more than the text (the sampled token ids, the record's other columns such as a
+ground-truth answer, the training step) calls ``score_batch(JudgeBatch(...))``; a judge that reads those
+overrides it, every other judge scores the text only (see docs/judges.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from alignlab.data.records import Prompt
+
+
+@dataclass(frozen=True)
+class JudgeBatch:
+    """Everything a trainer knows about N completions to be scored; one entry per completion.
+
+    ``completion_ids[i]``: the token ids of completion i exactly as sampled (None when the completions are
+    text only). ``columns[name][i]``: the other fields of the record completion i answers (e.g. a
+    ``solution`` column), repeated for each of that record's completions. ``step``: the optimiser step the
+    completions were sampled at (None outside training).
+    """
+
+    prompts: Sequence[Prompt]
+    completions: Sequence[str]
+    completion_ids: Sequence[Sequence[int]] | None = None
+    columns: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    step: int | None = None
+
+    def __post_init__(self) -> None:
+        check_lengths(self.prompts, self.completions)
+        if self.completion_ids is not None and len(self.completion_ids) != len(self.prompts):
+            raise ValueError(
+                f"got {len(self.prompts)} prompts but {len(self.completion_ids)} rows of completion ids"
+            )
+        for name, values in self.columns.items():
+            if len(values) != len(self.prompts):
+                raise ValueError(
+                    f"column '{name}' has {len(values)} values for {len(self.prompts)} completions"
+                )
 
 
 class Judge:
@@ -24,6 +59,10 @@ class Judge:
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} gives preferences, not scores; use prefer()")
+
+    def score_batch(self, batch: JudgeBatch) -> Tensor:
+        """``score`` with the trainer's context; judges that read ids, columns or the step override it."""
+        return self.score(batch.prompts, batch.completions)
 
     def prefer_many(self, prompts: Sequence[Prompt], a: Sequence[str], b: Sequence[str]) -> Tensor:
         """P(a_i ≻ b_i) for each i, [N]; default: σ(s(a) − s(b)) from scalar scores."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from alignlab.data.records import Record
-from alignlab.judges.base import Judge, Prompt, check_lengths
+from alignlab.judges.base import Judge, JudgeBatch, Prompt, check_lengths
 from alignlab.judges.registry import register_judge
 
 MODES = ("mean", "min", "uwo")
@@ -42,7 +44,18 @@ def aggregate(rewards: Tensor, mode: str = "mean", lam: float = 0.5, penalty: st
     paper="Coste et al. 2023 'Reward Model Ensembles Help Mitigate Overoptimization' (arXiv 2310.02743)",
 )
 class EnsembleJudge(Judge):
-    """Several reward models scored together: mean, worst case (min) or mean − λ·(var or std)."""
+    """Several reward models scored together: mean, worst case (min) or mean − λ·(var or std).
+
+    Members are any scalar judges (reward models, rules, reward functions); in a config each member is
+    a judge spec of its own: ``{name: rm_ensemble, mode: min, members: [{name: reward_model, path: …}, …]}``.
+    """
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        members: list[str | dict[str, Any]] = Field(min_length=1)  # judge specs
+        mode: Literal["mean", "min", "uwo"] = "mean"
+        lam: float = 0.5
+        penalty: Literal["var", "std"] = "var"
 
     def __init__(self, members: Sequence[Judge], mode: str = "mean", lam: float = 0.5, penalty: str = "var"):
         if not members:
@@ -51,16 +64,30 @@ class EnsembleJudge(Judge):
             raise ValueError(f"ensemble mode must be one of {MODES}, got '{mode}'")
         self.members, self.mode, self.lam, self.penalty = list(members), mode, lam, penalty
 
+    @classmethod
+    def from_settings(cls, settings: Settings, where: str, context: dict[str, Any]) -> EnsembleJudge:
+        from alignlab.judges.build import build_members
+
+        members = build_members(settings.members, f"{where}.members", context)
+        return cls(members, settings.mode, settings.lam, settings.penalty)
+
     def member_scores(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         """[M, N]: every member's reward for every completion."""
-        check_lengths(prompts, completions)
-        rows = [m.score(prompts, completions).float() for m in self.members]
+        return self.member_scores_batch(JudgeBatch(prompts, completions))
+
+    def member_scores_batch(self, batch: JudgeBatch) -> Tensor:
+        """[M, N]: every member's reward for every completion, each member given the whole context."""
+        rows = [m.score_batch(batch).float() for m in self.members]
         if any(r.dim() != 1 for r in rows):
             raise ValueError("ensemble members must give one scalar reward per completion")
         return torch.stack(rows)
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
-        return aggregate(self.member_scores(prompts, completions), self.mode, self.lam, self.penalty)
+        check_lengths(prompts, completions)
+        return self.score_batch(JudgeBatch(prompts, completions))
+
+    def score_batch(self, batch: JudgeBatch) -> Tensor:
+        return aggregate(self.member_scores_batch(batch), self.mode, self.lam, self.penalty)
 
 
 @register_judge(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from alignlab.data.reward_templates import PAIR_PM_TEMPLATE, render_context
@@ -25,6 +26,15 @@ from alignlab.scoring.rows import default_truncation, score_rows
 )
 class GPMJudge(Judge):
     """P(a ≻ b) = σ(v_aᵀ Rᵀ v_b / τ) from a reward model whose head outputs preference embeddings v ∈ R^2k."""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        path: str  # a run trained with the gpm objective, or its model/ folder
+        device: str = "cpu"
+        tau: float = Field(1.0, gt=0)
+        normalize: bool = False
+        batch_size: int = Field(16, gt=0)
+        max_length: int | None = Field(None, gt=1)
 
     def __init__(
         self,
@@ -51,6 +61,10 @@ class GPMJudge(Judge):
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> GPMJudge:
         return load_trained_judge(cls, path, device, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, where: str, context: dict[str, Any]) -> GPMJudge:
+        return cls.load(settings.path, **settings.model_dump(exclude={"path"}))
 
     def embed(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         v = score_rows(

@@ -1,7 +1,10 @@
 """The judges registry: name → class, with the paper and a one-line summary (``alignlab judges``).
 
 Losses that train reward models are objectives (``alignlab objectives --family reward_model``); the
-entries here are the things that *use* models (or rules) to score completions.
+entries here are the things that *use* models (or rules) to score completions. Every module of this
+package registers its judges when the registry is first read (nothing lists them by hand). A judge that
+can be built from a config declares a pydantic ``Settings`` class and a classmethod
+``from_settings(settings, where, context)`` (see :mod:`alignlab.judges.build`).
 """
 
 from __future__ import annotations
@@ -9,9 +12,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+
+class JudgeConfigError(ValueError):
+    """A user named an unknown judge or gave a judge spec a bad key or value; the message says the fix."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,22 @@ class JudgeSpec:
         doc = inspect.getdoc(self.cls) or ""
         return doc.splitlines()[0] if doc else ""
 
+    @property
+    def buildable(self) -> bool:
+        """True when ``build_judge`` can make this judge from a config spec."""
+        return hasattr(self.cls, "Settings") and hasattr(self.cls, "from_settings")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The config keys of a buildable judge with their defaults (required keys map to None)."""
+        if not self.buildable:
+            return {}
+        out: dict[str, Any] = {}
+        for name, f in self.cls.Settings.model_fields.items():
+            default = None if f.is_required() else f.get_default(call_default_factory=True)
+            out[name] = default.model_dump(mode="json") if hasattr(default, "model_dump") else default
+        return out
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -33,29 +57,11 @@ class JudgeSpec:
             "kind": self.kind,
             "paper": self.paper,
             "summary": self.summary,
+            "config": self.settings if self.buildable else None,
         }
 
 
 _JUDGES: dict[str, JudgeSpec] = {}
-# Modules that register judges; imported on first use of the registry.
-_MODULES = (
-    "reward_model",
-    "ensemble",
-    "implicit",
-    "flr",
-    "principles",
-    "rules",
-    "preference",
-    "armorm",
-    "calibration",
-    "context_conditioned",
-    "fine_grained",
-    "maxmin",
-    "selfref",
-    "text_metrics",
-    "bleuberi",
-    "conservative_ensemble",
-)
 
 
 def register_judge(name: str, *, paper: str, kind: str = "scores") -> Callable[[type], type]:
@@ -73,8 +79,11 @@ def register_judge(name: str, *, paper: str, kind: str = "scores") -> Callable[[
 
 
 def _load() -> None:
-    for module in _MODULES:
-        importlib.import_module(f"alignlab.judges.{module}")
+    """Import every public module of ``alignlab.judges``; each registers its judges as it is imported."""
+    package = importlib.import_module("alignlab.judges")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"alignlab.judges.{info.name}")
 
 
 def all_judges() -> list[JudgeSpec]:
@@ -82,10 +91,11 @@ def all_judges() -> list[JudgeSpec]:
     return sorted(_JUDGES.values(), key=lambda s: s.name)
 
 
-def get_judge(name: str) -> JudgeSpec:
+def get_judge(name: str, where: str = "") -> JudgeSpec:
+    """The registered judge ``name``; an unknown name raises naming the close ones (``where`` prefixes it)."""
     _load()
     if name not in _JUDGES:
         close = difflib.get_close_matches(name, list(_JUDGES), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown judge '{name}'.{hint} Run `alignlab judges` to list them.")
+        raise JudgeConfigError(f"{where}unknown judge '{name}'.{hint} Run `alignlab judges` to list them.")
     return _JUDGES[name]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from alignlab.judges.base import Judge, Prompt, check_lengths
@@ -20,7 +21,18 @@ from alignlab.scoring.rows import default_truncation, score_rows
     "reward_model", paper="Stiennon et al. 2020 (arXiv 2009.01325); Ouyang et al. 2022 (arXiv 2203.02155)"
 )
 class RewardModelJudge(Judge):
-    """A reward model (scalar or one output per named attribute) scoring each (prompt, completion)."""
+    """A reward model (scalar or one output per named attribute) scoring each (prompt, completion).
+
+    Config: ``{name: reward_model, path: runs/rm}`` (a run directory or its ``model/`` folder; a GPM run
+    loads as the ``gpm`` judge). ``max_length``: cut inputs there (default: as the training run did).
+    """
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        path: str
+        device: str = "cpu"
+        batch_size: int = Field(16, gt=0)
+        max_length: int | None = Field(None, gt=1)
 
     def __init__(
         self, model: RewardModel, tokenizer: Any, batch_size: int = 16, max_length: int | None = None
@@ -36,6 +48,10 @@ class RewardModelJudge(Judge):
         cls, path: str | Path, device: str = "cpu", batch_size: int = 16, max_length: int | None = None
     ) -> RewardModelJudge:
         return load_trained_judge(cls, path, device, batch_size=batch_size, max_length=max_length)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, where: str, context: dict[str, Any]) -> Judge:
+        return load_judge(settings.path, **settings.model_dump(exclude={"path"}))
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         check_lengths(prompts, completions)

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from alignlab.data.records import Record
 from alignlab.judges.base import Judge, Prompt, check_lengths
+from alignlab.judges.registry import JudgeConfigError, register_judge
 
 FEEDBACK_KINDS = ("pairs", "rankings", "thumbs", "ratings")
 # sure > ok > yes > sure: CYCLE[i][j] = +1 when style i beats style j in the cycle.
@@ -86,10 +87,31 @@ class World(Protocol):
     def style(self, completion: str) -> str | None: ...
 
 
+@register_judge(
+    "simulated",
+    paper="Dubois et al. 2023 AlpacaFarm (arXiv 2305.14387); Gao et al. 2022 (arXiv 2210.10760)",
+)
 class SimulatedAnnotators(Judge):
-    """A pool of simulated annotators over a world (``world.attributes`` and ``world.config.gold``)."""
+    """A pool of simulated annotators over a world (``world.attributes`` and ``world.config.gold``).
 
-    name = "simulated"
+    Config: ``{name: simulated, annotators: {temperature: 0.5, flip_rate: 0.1}}`` (:class:`AnnotatorSettings`);
+    the world comes from whoever builds the judge (``build_judge(spec, world=world)``): worlds live above
+    the judges, in ``alignlab.sim``.
+    """
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        annotators: AnnotatorSettings = Field(default_factory=AnnotatorSettings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, where: str, context: dict[str, Any]) -> SimulatedAnnotators:
+        world = context.get("world")
+        if world is None:
+            raise JudgeConfigError(
+                f"{where}: judge 'simulated' needs a world to annotate: build it with build_judge(spec, world=…) "
+                "(a recipe or trainer on a simulated world passes its alignlab.sim.worlds.TextWorld)"
+            )
+        return cls(world, settings.annotators)
 
     def __init__(self, world: World, settings: AnnotatorSettings | None = None):
         self.world = world

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alignlab.objectives.registry import FAMILIES, ObjectiveSpec
+from alignlab.objectives.registry import FAMILIES, REQUIREMENTS, ObjectiveSpec
 
 
 def markdown_catalog(specs: list[ObjectiveSpec]) -> str:
@@ -31,5 +31,7 @@ def markdown_catalog(specs: list[ObjectiveSpec]) -> str:
                 "",
                 f"- feedback: {s.feedback}; needs: {', '.join(sorted(s.needs)) or '-'}",
             ]
+            if s.requires:
+                lines.append(f"- requires: {'; '.join(REQUIREMENTS[r] for r in sorted(s.requires))}")
             lines += [f"- hyper-parameters: {params}", f"- paper: {s.paper}", "", s.doc, ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -58,6 +58,30 @@ def dpo(batch: PairBatch, beta: float = 0.1) -> Tensor:
 
 
 @objective(
+    "dpo_norm",
+    family="pairwise",
+    feedback="pairs",
+    needs=("reference",),
+    paper="Lambert et al. 2024, Tülu 3: Pushing Frontiers in Open Language Model Post-Training "
+    "(length-normalized DPO), arXiv 2411.15124",
+    aliases=("sigmoid_norm",),
+)
+def dpo_norm(batch: PairBatch, beta: float = 0.1) -> Tensor:
+    """Length-normalised DPO: L = −log σ(β·h̄), h̄ = ρ(y_w)/|y_w| − ρ(y_l)/|y_l| (token-averaged log-ratios).
+
+    DPO on the per-token mean log-ratio, so a long answer's margin does not grow with its length; the same
+    as ``dpo`` with the ``length_norm`` modifier. Tülu 3 trains with it (β = 5 there, on this scale);
+    default β = 0.1 (TRL). TRL ``loss_type="sigmoid_norm"`` (alias).
+    Checked: huggingface/trl 1.16 trl/trainer/dpo_trainer.py `_compute_loss` (loss_type="sigmoid_norm":
+    chosen_scores / chosen token count − rejected_scores / rejected token count, then −logsigmoid(β·delta)).
+    """
+    check_beta("dpo_norm", beta)
+    chosen, rejected = batch.chosen, batch.rejected
+    h = chosen.logratios / chosen.lengths.clamp(min=1) - rejected.logratios / rejected.lengths.clamp(min=1)
+    return -F.logsigmoid(beta * h)
+
+
+@objective(
     "ipo",
     family="pairwise",
     feedback="pairs",

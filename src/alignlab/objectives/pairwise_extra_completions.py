@@ -43,6 +43,7 @@ def _need_role(batch: PairBatch | ListBatch, role: str, name: str, fix: str) -> 
     needs=("reference",),
     paper="Zhang et al. 2024, Self-Exploring Language Models: Active Preference Elicitation for Online "
     "Alignment, arXiv 2405.19332",
+    requires=("reference_response",),
 )
 def selm(batch: PairBatch, beta: float = 0.1, alpha: float = 0.001) -> Tensor:
     """SELM optimistic DPO: L = −log σ(β·h) + α·β·ρ(y_ref), y_ref ∼ π_ref (role "reference_response").
@@ -154,6 +155,7 @@ def longpo_prepare(records: list[Record], **params: Any) -> list[Record]:
     feedback="pairs",
     needs=("reference",),
     prepare=longpo_prepare,
+    requires=("long_and_short_context",),
     paper="Chen et al. 2025, LongPO: Long Context Self-Evolution of Large Language Models through Short-to-Long "
     "Preference Optimization, arXiv 2502.13922",
 )

@@ -97,12 +97,15 @@ def orpo(batch: PairBatch, beta: float = 0.1) -> tuple[Tensor, dict[str, Tensor]
     needs=(),
     paper="Xu et al. 2024, Contrastive Preference Optimization: Pushing the Boundaries of LLM Performance in "
     "Machine Translation, arXiv 2401.08417",
+    renamed={"alpha": "cpo_alpha"},
 )
-def cpo(batch: PairBatch, beta: float = 0.1, alpha: float = 1.0, label_smoothing: float = 0.0) -> Tensor:
+def cpo(batch: PairBatch, beta: float = 0.1, cpo_alpha: float = 1.0, label_smoothing: float = 0.0) -> Tensor:
     """CPO: L = −log σ(β·[log π_θ(y_w|x) − log π_θ(y_l|x)]) + α·NLL(y_w) (summed log-probs in the margin).
 
     DPO with a uniform reference (the reference-free limit) plus a behaviour-cloning term on the chosen
-    response. Defaults β = 0.1, α = 1.0 (TRL `cpo_alpha`); ``label_smoothing`` gives the conservative form.
+    response. Defaults β = 0.1, α = ``cpo_alpha`` = 1.0 (TRL's `cpo_alpha`, the same name);
+    ``label_smoothing`` gives the conservative form. The old name ``alpha`` is an error naming the new one:
+    in TRL's CPOConfig ``alpha`` is AlphaPO's reward-shape parameter, which this objective does not have.
     NLL(y_w) is per example here; TRL averages the cross-entropy over all chosen tokens of the batch.
     Checked: huggingface/trl trl/experimental/cpo/cpo_trainer.py `cpo_loss` (sigmoid branch) and
     `get_batch_loss_metrics` (`loss = losses.mean() + cpo_alpha·nll_loss`).
@@ -111,4 +114,4 @@ def cpo(batch: PairBatch, beta: float = 0.1, alpha: float = 1.0, label_smoothing
         raise ValueError(f"cpo: beta must be > 0, got {beta}")
     _check_smoothing("cpo", label_smoothing)
     z = beta * (batch.chosen.logps - batch.rejected.logps)
-    return _smoothed_logistic(z, label_smoothing) - alpha * batch.chosen.mean_logps
+    return _smoothed_logistic(z, label_smoothing) - cpo_alpha * batch.chosen.mean_logps

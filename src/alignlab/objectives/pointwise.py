@@ -248,6 +248,7 @@ def bco(
     feedback="labels",
     needs=("reference",),
     paper="Duan et al. 2024, Negating Negatives: Alignment with Human Negative Samples via D2O, arXiv 2403.03419",
+    requires=("reference_samples",),
 )
 def d2o(batch: PointBatch, beta: float = 0.1, alpha: float = 0.1) -> tuple[Tensor, dict[str, Tensor]]:
     """D2O: L = -log σ( (β/K)·Σ_{k=1..K} ρ(y_k) - α·ρ(y_l) ) for each undesirable completion y_l.

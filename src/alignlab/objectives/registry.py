@@ -35,7 +35,7 @@ import inspect
 import math
 import pkgutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,13 @@ FEEDBACK = {
     "critique": "ListBatch built from text critiques by the objective's prepare hook",
     "demonstrations": "PointBatch: completions to imitate (the best of a ranking, the good of labels)",
     "rewards": "PairBatch/ListBatch of reward-head outputs (reward models)",
+}
+
+# Data an objective needs beyond its feedback kind; a recipe that cannot supply one skips the objective.
+REQUIREMENTS = {
+    "reference_response": "each record carries a response sampled from the reference model (role reference_response)",
+    "reference_samples": "each record carries responses sampled from the reference model (role sample)",
+    "long_and_short_context": "each record's meta holds long_context and the compressed short_context",
 }
 
 FAMILIES = (
@@ -109,6 +116,8 @@ class ObjectiveSpec:
     reduction: str = "weighted_mean"
     loss_params: frozenset[str] = frozenset()  # the hyper-parameters the loss function takes
     prepare_params: frozenset[str] | None = frozenset()  # those the prepare hook takes (None: all, **kwargs)
+    renamed: dict[str, str] = field(default_factory=dict)  # old hyper-parameter name -> its new name
+    requires: frozenset[str] = frozenset()  # REQUIREMENTS: data beyond the feedback kind
 
     def loss_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in params.items() if k in self.loss_params}
@@ -139,6 +148,12 @@ class ObjectiveSpec:
         """Return the full hyper-parameter dict, or raise naming the bad key and the allowed ones."""
         out = {name: p.default for name, p in self.params.items()}
         for key, value in given.items():
+            if key in self.renamed and key not in self.params:
+                raise ObjectiveError(
+                    f"{where}objective '{self.name}': hyper-parameter '{key}' was renamed "
+                    f"'{self.renamed[key]}'; write {self.renamed[key]}: {value!r} (see `alignlab objectives "
+                    f"{self.name}`)"
+                )
             if key not in self.params:
                 allowed = ", ".join(sorted(self.params)) or "none"
                 close = difflib.get_close_matches(key, list(self.params), n=1)
@@ -159,6 +174,7 @@ class ObjectiveSpec:
             "summary": self.summary,
             "params": {n: p.default for n, p in self.params.items()},
             "aliases": list(self.aliases),
+            "requires": sorted(self.requires),
         }
 
 
@@ -177,6 +193,8 @@ def objective(
     needs_for: Callable[[dict[str, Any]], Iterable[str]] | None = None,
     callback: CallbackFactory | None = None,
     reduction: str = "weighted_mean",
+    renamed: dict[str, str] | None = None,
+    requires: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the objective ``name`` (see the module docstring)."""
     if family not in FAMILIES:
@@ -185,6 +203,11 @@ def objective(
         raise ValueError(f"objective '{name}': feedback must be one of {sorted(FEEDBACK)}, got '{feedback}'")
     if reduction not in REDUCTIONS:
         raise ValueError(f"objective '{name}': reduction must be one of {REDUCTIONS}, got '{reduction}'")
+    unknown_data = set(requires) - set(REQUIREMENTS)
+    if unknown_data:
+        raise ValueError(
+            f"objective '{name}': unknown requires {sorted(unknown_data)}; known: {sorted(REQUIREMENTS)}"
+        )
     unknown = set(needs) - set(NEEDS)
     if unknown:
         raise ValueError(f"objective '{name}': unknown needs {sorted(unknown)}; known: {sorted(NEEDS)}")
@@ -227,6 +250,8 @@ def objective(
             reduction=reduction,
             loss_params=loss_params,
             prepare_params=prepare_params,
+            renamed=dict(renamed or {}),
+            requires=frozenset(requires),
         )
         if reduction == "sum" and "normalisers" not in signature.parameters:
             raise ValueError(f"objective '{name}': reduction='sum' needs a 'normalisers' parameter")

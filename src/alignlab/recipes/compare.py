@@ -19,33 +19,29 @@ from rich.table import Table
 from alignlab.data.io import write_records
 from alignlab.data.records import Record
 from alignlab.eval import plots
-from alignlab.judges.simulated import AnnotatorSettings, SimulatedAnnotators
+from alignlab.judges.simulated import SimulatedAnnotators
 from alignlab.recipes import pipeline as P
-from alignlab.sim.worlds import TextWorld, WorldConfig
+from alignlab.recipes.settings import CompareSettings, resolve_settings
+from alignlab.sim.worlds import TextWorld
 
-# Offline objectives that learn from what simulated annotators give: rankings, labels or ratings of
-# (prompt, completions). Reward models, demonstrations and critiques are other jobs; the rest need
-# data the annotators do not make (a reference response, long/short contexts, per-completion roles).
+# What the league's records carry: simulated annotators' rankings, labels and ratings of (prompt,
+# completions), and nothing else (no reference responses, contexts or auxiliary completions).
 FEEDBACK = ("pairs", "ranking", "labels", "scores")
-NEEDS_EXTRA_DATA = {"selm", "longpo", "d2o", "genarm", "pair_pm"}
+SUPPLIED: frozenset[str] = frozenset()  # objectives/registry.py REQUIREMENTS the league's data meets
 
-COMPARE: dict[str, Any] = {
-    "seed": 0,
-    "world": {"num_train": 512, "num_heldout": 96},
-    "annotators": {"temperature": 0.5, "flip_rate": 0.25, "length_bias": 0.1},
-    "sft": {"steps": 200, "batch_size": 32, "learning_rate": 3e-3},
-    "budget": {"steps": 80, "batch_size": 32, "learning_rate": 1e-3},
-}
+
+def can_feed(spec: Any) -> bool:
+    """Whether the league's data feeds the objective: its feedback kind, and every data it requires.
+
+    Reward models are another job (they train a judge, not a policy), so they are not in the league.
+    """
+    return spec.feedback in FEEDBACK and spec.family != "reward_model" and spec.requires <= SUPPLIED
 
 
 def offline_objectives() -> list[str]:
     from alignlab.objectives import all_specs
 
-    return sorted(
-        s.name
-        for s in all_specs()
-        if s.feedback in FEEDBACK and s.family != "reward_model" and s.name not in NEEDS_EXTRA_DATA
-    )
+    return sorted(s.name for s in all_specs() if can_feed(s))
 
 
 def resolve_objectives(spec: str) -> list[str]:
@@ -60,6 +56,20 @@ def resolve_objectives(spec: str) -> list[str]:
     unknown = [n for n in names if n not in registered]
     if unknown:
         raise ValueError(f"--objectives: unknown objective(s) {unknown}; see `alignlab objectives`")
+    from alignlab.objectives import get
+    from alignlab.objectives.registry import REQUIREMENTS
+
+    for name in names:
+        spec = get(name)
+        if not can_feed(spec):
+            why = (
+                "; ".join(REQUIREMENTS[r] for r in sorted(spec.requires - SUPPLIED))
+                if spec.requires - SUPPLIED
+                else f"{spec.family} objectives consuming '{spec.feedback}' are not part of the league"
+            )
+            raise ValueError(
+                f"--objectives: the league's simulated data cannot feed '{name}': it requires {why}"
+            )
     return names
 
 
@@ -121,30 +131,27 @@ def run_compare(
     out: Path,
     objectives: str = "all",
     console: Console | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | CompareSettings | None = None,
 ) -> list[dict[str, Any]]:
+    """``settings``: overrides of :class:`CompareSettings` (a mapping, validated: a misspelt key is an error)."""
     console = console or Console()
-    with P.cpu_threads(1):  # see QUICKSTART["threads"]
-        return _run(out, objectives, console, settings)
+    cfg = resolve_settings(CompareSettings, settings, where="sim compare")
+    with P.cpu_threads(1):  # see QuickstartSettings.threads
+        return _run(out, objectives, console, cfg)
 
 
-def _run(
-    out: Path, objectives: str, console: Console, settings: dict[str, Any] | None
-) -> list[dict[str, Any]]:
-    from alignlab.recipes.quickstart import merged
-
-    cfg = merged(COMPARE, settings or {})
+def _run(out: Path, objectives: str, console: Console, cfg: CompareSettings) -> list[dict[str, Any]]:
     names = resolve_objectives(objectives)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    seed = int(cfg["seed"])
-    world = TextWorld(WorldConfig(seed=seed, **cfg["world"]))
-    annotators = SimulatedAnnotators(world, AnnotatorSettings(seed=seed, **cfg["annotators"]))
+    seed = cfg.seed
+    world = TextWorld(cfg.world_config())
+    annotators = SimulatedAnnotators(world, cfg.annotator_settings())
     console.print(f"[bold]league[/bold]: {len(names)} objective(s) on the text world (seed {seed})")
     demos = out / "data" / "demonstrations.jsonl"
     demos.parent.mkdir(parents=True, exist_ok=True)
     write_records(world.demonstrations("train", per_prompt=2), demos)
-    sft = P.train_stage("sft", out, demos, {}, [{"name": "sft"}], cfg["sft"], console=console)
+    sft = P.train_stage("sft", out, demos, {}, [{"name": "sft"}], cfg.sft.train(), console=console)
     policy, tokenizer = P.load_policy(sft.model_dir)
     prompts, a, b = P.sample_pairs(policy, tokenizer, world.prompts("train"), seed=seed + 1)
     pairs = annotators.pairs(prompts, a, b, source="sim:annotators")
@@ -175,7 +182,7 @@ def _run(
                     prefs,
                     {"path": str(sft.model_dir)},
                     [{"name": name}],
-                    cfg["budget"],
+                    cfg.budget.train(),
                     console=console,
                     progress=False,
                 )

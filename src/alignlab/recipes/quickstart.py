@@ -9,7 +9,6 @@ Under five minutes on two CPU cores with the default config; ``fast=True`` shrin
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from pathlib import Path
@@ -22,75 +21,40 @@ from alignlab.data.io import write_records
 from alignlab.eval import plots
 from alignlab.eval.curves import best_of_n_curve
 from alignlab.eval.report import embed_png, table_html, write_report
-from alignlab.judges.simulated import AnnotatorSettings, SimulatedAnnotators
+from alignlab.judges.simulated import SimulatedAnnotators
 from alignlab.recipes import pipeline as P
-from alignlab.sim.worlds import TextWorld, WorldConfig
-
-QUICKSTART: dict[str, Any] = {
-    "seed": 0,
-    # One intra-op thread: for a model this small, extra threads cost more in synchronisation than they
-    # give, and on a busy machine spinning threads slow every op by orders of magnitude.
-    "threads": 1,
-    "world": {"num_train": 1024, "num_heldout": 128},
-    # AlpacaFarm flips a quarter of training labels; these annotators also like longer answers.
-    "annotators": {"temperature": 0.25, "flip_rate": 0.25, "length_bias": 0.1},
-    "pairs_per_prompt": 4,
-    "sft": {"steps": 800, "batch_size": 32, "learning_rate": 3e-3},
-    "reward_model": {"steps": 150, "batch_size": 32, "learning_rate": 1e-3},
-    "dpo": {"steps": 300, "batch_size": 32, "learning_rate": 2e-4, "beta": 0.1},
-    "bon": {"n": 8, "samples": 16},
-    "eval_samples_per_prompt": 2,
-}
-FAST: dict[str, Any] = {
-    "world": {"num_train": 64, "num_heldout": 16},
-    "pairs_per_prompt": 1,
-    "sft": {"steps": 6, "batch_size": 16},
-    "reward_model": {"steps": 4, "batch_size": 16},
-    "dpo": {"steps": 4, "batch_size": 16},
-    "bon": {"n": 4, "samples": 4},
-    "eval_samples_per_prompt": 1,
-}
-
-
-def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        out[key] = (
-            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
-    return out
+from alignlab.recipes.settings import QUICKSTART_FAST, QuickstartSettings, resolve_settings
+from alignlab.sim.worlds import TextWorld
 
 
 def run_quickstart(
     out: Path,
     fast: bool = False,
     console: Console | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | QuickstartSettings | None = None,
     steps: int | None = None,
 ) -> dict[str, Any]:
-    """Run the pipeline into ``out``; ``steps`` sets every training stage's steps; returns metrics.json's dict."""
+    """Run the pipeline into ``out``; ``steps`` sets every training stage's steps; returns metrics.json's dict.
+
+    ``settings``: overrides of :class:`QuickstartSettings` (a mapping, validated: a misspelt key is an
+    error), applied after the ``fast`` profile.
+    """
     console = console or Console()
-    with P.cpu_threads(cfg_threads(settings)):
-        return _run(out, fast, console, settings, steps)
+    stage_steps = {stage: {"steps": steps} for stage in ("sft", "reward_model", "dpo")} if steps else None
+    cfg = resolve_settings(
+        QuickstartSettings, QUICKSTART_FAST if fast else None, settings, stage_steps, where="quickstart"
+    )
+    with P.cpu_threads(cfg.threads):
+        return _run(out, console, cfg)
 
 
-def cfg_threads(settings: dict[str, Any] | None) -> int:
-    return int((settings or {}).get("threads", QUICKSTART["threads"]))
-
-
-def _run(
-    out: Path, fast: bool, console: Console, settings: dict[str, Any] | None, steps: int | None
-) -> dict[str, Any]:
-    cfg = merged(QUICKSTART, FAST) if fast else copy.deepcopy(QUICKSTART)
-    cfg = merged(cfg, settings or {})
-    if steps:
-        cfg = merged(cfg, {stage: {"steps": steps} for stage in ("sft", "reward_model", "dpo")})
+def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    seed = int(cfg["seed"])
-    world = TextWorld(WorldConfig(seed=seed, **cfg["world"]))
-    annotators = SimulatedAnnotators(world, AnnotatorSettings(seed=seed, **cfg["annotators"]))
+    seed = cfg.seed
+    world = TextWorld(cfg.world_config())
+    annotators = SimulatedAnnotators(world, cfg.annotator_settings())
 
     def step(i: int, text: str) -> None:
         console.print(
@@ -104,13 +68,13 @@ def _run(
     demos = out / "data" / "demonstrations.jsonl"
     demos.parent.mkdir(parents=True, exist_ok=True)
     write_records(world.demonstrations("train", per_prompt=1), demos)
-    sft = P.train_stage("sft", out, demos, {}, [{"name": "sft"}], cfg["sft"], console=console)
+    sft = P.train_stage("sft", out, demos, {}, [{"name": "sft"}], cfg.sft.train(), console=console)
     policy, tokenizer = P.load_policy(sft.model_dir)
 
     step(2, "sampling pairs from the SFT policy; simulated annotators label them")
     train_prompts, heldout = world.prompts("train"), world.prompts("heldout")
     prompts, a, b = P.sample_pairs(
-        policy, tokenizer, train_prompts, seed=seed + 1, per_prompt=int(cfg["pairs_per_prompt"])
+        policy, tokenizer, train_prompts, seed=seed + 1, per_prompt=cfg.pairs_per_prompt
     )
     prefs_path = out / "data" / "preferences.jsonl"
     prefs = P.label_pairs(annotators, prompts, a, b, prefs_path, source="sim:annotators")
@@ -122,14 +86,13 @@ def _run(
     )
 
     step(3, "reward model (Bradley–Terry) on the simulated labels")
-    rm_train = {k: v for k, v in cfg["reward_model"].items()}
     rm = P.train_stage(
         "reward_model",
         out,
         prefs_path,
         {"path": str(sft.model_dir), "kind": "reward_model"},
         [{"name": "bt"}],
-        rm_train,
+        cfg.reward_model.train(),
         console=console,
     )
     from alignlab.judges.reward_model import RewardModelJudge
@@ -138,21 +101,19 @@ def _run(
     rm_accuracy = _pair_accuracy(judge, heldout_pairs)
 
     step(4, "DPO from the SFT policy on the same labels")
-    dpo_cfg = dict(cfg["dpo"])
-    beta = dpo_cfg.pop("beta")
     dpo = P.train_stage(
         "dpo",
         out,
         prefs_path,
         {"path": str(sft.model_dir)},
-        [{"name": "dpo", "beta": beta}],
-        dpo_cfg,
+        [{"name": "dpo", "beta": cfg.dpo.beta}],
+        cfg.dpo.train(),
         console=console,
     )
     dpo_policy, _ = P.load_policy(dpo.model_dir)
 
     step(5, "evaluating on held-out prompts with the gold reward; best-of-N with the reward model")
-    k = int(cfg["eval_samples_per_prompt"])
+    k = cfg.eval_samples_per_prompt
     sft_eval = P.evaluate_policy(world, policy, tokenizer, heldout, seed=seed + 3, samples_per_prompt=k)
     dpo_eval = P.evaluate_policy(
         world,
@@ -164,8 +125,8 @@ def _run(
         reference_samples=sft_eval["samples"],
         samples_per_prompt=k,
     )
-    bon = _best_of_n(world, judge, policy, tokenizer, heldout, int(cfg["bon"]["samples"]), seed + 5)
-    n = int(cfg["bon"]["n"])
+    bon = _best_of_n(world, judge, policy, tokenizer, heldout, cfg.bon.samples, seed + 5)
+    n = cfg.bon.n
     bon_index = bon["n"].index(n) if n in bon["n"] else len(bon["n"]) - 1
 
     step(6, "writing the report")
@@ -196,7 +157,7 @@ def _run(
             "curve": bon,
         },
         "data": {"demonstrations": world.config.num_train, "preferences": len(prefs)},
-        "config": cfg,
+        "config": cfg.model_dump(mode="json"),
     }
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
