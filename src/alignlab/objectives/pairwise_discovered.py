@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from alignlab.objectives.pairwise import check_beta
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import PairBatch
 
@@ -28,8 +29,7 @@ def discopop(batch: PairBatch, beta: float = 0.1, tau: float = 0.05) -> Tensor:
     Checked: paper Eq. 5 (log-ratio modulated loss); huggingface/trl 1.16 trl/trainer/dpo_trainer.py
     `_compute_loss` (loss_type="discopop": logits = β·delta_score, modulation σ(logits/discopop_tau)).
     """
-    if beta <= 0:
-        raise ValueError(f"discopop: beta must be > 0, got {beta}")
+    check_beta("discopop", beta)
     if tau <= 0:
         raise ValueError(f"discopop: tau must be > 0 (it sets how sharply the two losses switch), got {tau}")
     z = beta * (batch.chosen.logratios - batch.rejected.logratios)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from alignlab.objectives.pairwise import check_beta
 from alignlab.objectives.registry import objective
 from alignlab.objectives.views import PairBatch
 
@@ -28,8 +29,7 @@ def _smoothed(delta: Tensor, beta: float, label_smoothing: float) -> Tensor:
 
 
 def _check(name: str, beta: float, label_smoothing: float) -> None:
-    if beta <= 0:
-        raise ValueError(f"{name}: beta must be > 0, got {beta}")
+    check_beta(name, beta)
     if not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"{name}: label_smoothing must lie in [0, 0.5), got {label_smoothing}")
 
