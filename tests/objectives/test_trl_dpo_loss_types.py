@@ -81,13 +81,18 @@ def trl_batch(tmp_path_factory):
         gradient_checkpointing=False,
         report_to=[],
         use_cpu=True,
+        bf16=False,  # TRL's default is bf16; the comparison is in fp32
         padding_free=False,
     )
     trainer = trl.DPOTrainer(
         model=model, ref_model=reference, args=args, train_dataset=dataset, processing_class=tokenizer
     )
     inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(PAIRS))])
-    return trainer, model, reference, inputs
+    yield trainer, model, reference, inputs
+    # The trainer set accelerate's process-wide state; leave none behind for the tests that follow.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def _summed_logps(model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
