@@ -13,8 +13,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from alignlab.judges.base import Judge, Prompt, check_lengths
@@ -96,20 +98,64 @@ class BleuberiJudge(Judge):
     """r(x, y) = BLEU(y, references(x)) as BLEUBERI trains with it (smoothed NMT BLEU over 13a tokens).
 
     ``references``: a dict prompt text → reference answers (BLEUBERI uses up to 5, from several strong
-    models) or a function of the prompt. A completion equal to a reference scores exactly 1.
+    models) or a function of the prompt; or None, and each prompt record's field ``column`` (a string or a
+    list of strings) holds them — the config form, ``{name: bleuberi, column: references}`` with prompt
+    rows like ``{"prompt": …, "references": ["…", "…"]}``. A completion equal to a reference scores 1.
     """
 
-    def __init__(self, references: References, max_order: int = 4, smooth: bool = True):
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        column: str = "references"  # the prompt records' field with the reference answer(s)
+        max_order: int = Field(4, ge=1)
+        smooth: bool = True
+
+    def __init__(
+        self,
+        references: References | None = None,
+        max_order: int = 4,
+        smooth: bool = True,
+        column: str = "references",
+    ):
         if max_order < 1:
             raise ValueError(f"BLEU max_order must be >= 1, got {max_order}")
-        self.references, self.max_order, self.smooth = references, max_order, smooth
+        self.references, self.max_order, self.smooth, self.column = references, max_order, smooth, column
+
+    @classmethod
+    def from_settings(cls, settings: Settings, where: str) -> BleuberiJudge:
+        return cls(None, settings.max_order, settings.smooth, settings.column)
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         check_lengths(prompts, completions)
-        values = [
-            nmt_bleu(c, _lookup(self.references, p), self.max_order, self.smooth)
-            for p, c in zip(prompts, completions)
-        ]
+        if self.references is None:
+            raise ValueError(
+                "bleuberi: no references; give a dict or a function, or train on prompt records with a "
+                f"'{self.column}' field"
+            )
+        return self._bleu([_lookup(self.references, p) for p in prompts], completions)
+
+    def score_batch(self, batch: Any) -> Tensor:
+        """Reads the references from the prompt records' ``column`` when no dict/function was given."""
+        if self.references is not None:
+            return self.score(batch.prompts, batch.completions)
+        if self.column not in batch.columns:
+            raise ValueError(
+                f"bleuberi: the prompt records have no '{self.column}' field (they have "
+                f"{sorted(batch.columns) or 'only a prompt'}); add the reference answers there or set the "
+                "judge's column"
+            )
+        refs = []
+        for i, value in enumerate(batch.columns[self.column]):
+            value = [value] if isinstance(value, str) else list(value or [])
+            if not value or not all(isinstance(v, str) for v in value):
+                raise ValueError(
+                    f"bleuberi: completion {i}: '{self.column}' must be a string or a non-empty list of "
+                    f"strings, got {value!r}"
+                )
+            refs.append(value)
+        return self._bleu(refs, batch.completions)
+
+    def _bleu(self, refs: Sequence[Sequence[str]], completions: Sequence[str]) -> Tensor:
+        values = [nmt_bleu(c, r, self.max_order, self.smooth) for c, r in zip(completions, refs)]
         return torch.tensor(values, dtype=torch.float32)
 
 

@@ -6,8 +6,10 @@ uncertainty-weighted (UWO) — the reward ``ppo`` and ``best_of_n`` optimise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from alignlab.judges.base import Judge, Prompt, check_lengths
@@ -62,8 +64,19 @@ class ConservativeEnsembleJudge(Judge):
     """Members normalised to mean 0 / std 1 on a calibration sample, then combined by mean, WCO or UWO.
 
     ``stats``: per-member (mean, std) ``[M]`` each, or None until :meth:`calibrate` is called on prompts and
-    completions (e.g. samples of the initial policy). Without calibration the raw outputs are combined.
+    completions (e.g. samples of the initial policy). With ``calibrate_first`` (the config default) the
+    first batch it scores — the first rollout, samples of the initial policy — is the calibration sample.
+    Without calibration the raw outputs are combined. In a config: ``{name: rm_ensemble_conservative,
+    objective: uwo, uwo_coef: 0.5, members: [{name: reward_model, path: runs/rm-1}, …]}``.
     """
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        members: list[str | dict[str, Any]] = Field(min_length=1)  # judge specs
+        objective: Literal["mean", "wco", "uwo"] = "uwo"
+        uwo_coef: float = 0.5
+        variance: Literal["sample", "population"] = "sample"
+        calibrate_first: bool = True
 
     def __init__(
         self,
@@ -72,6 +85,7 @@ class ConservativeEnsembleJudge(Judge):
         uwo_coef: float = 0.5,
         variance: str = "sample",
         stats: tuple[Tensor, Tensor] | None = None,
+        calibrate_first: bool = False,
     ):
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -85,7 +99,20 @@ class ConservativeEnsembleJudge(Judge):
             uwo_coef,
             variance,
         )
-        self.stats = stats
+        self.stats, self.calibrate_first = stats, calibrate_first
+
+    @classmethod
+    def from_settings(cls, settings: Settings, where: str) -> ConservativeEnsembleJudge:
+        from alignlab.judges.build import build_members
+
+        members = build_members(settings.members, f"{where}.members")
+        return cls(
+            members,
+            settings.objective,
+            settings.uwo_coef,
+            settings.variance,
+            calibrate_first=settings.calibrate_first,
+        )
 
     def member_scores(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
         check_lengths(prompts, completions)
@@ -103,5 +130,7 @@ class ConservativeEnsembleJudge(Judge):
         self.stats = member_statistics(self.member_scores(prompts, completions))
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:
+        if self.stats is None and self.calibrate_first:
+            self.calibrate(prompts, completions)
         scores = self.member_scores(prompts, completions)
         return conservative_reward(scores, self.objective, self.uwo_coef, self.variance).float()

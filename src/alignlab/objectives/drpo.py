@@ -42,6 +42,24 @@ def drpo_loss(
     Σexp/sg(Σexp) (= 1, same gradient as the log-sum-exp); here the log-sum-exp itself is returned, so the
     loss *value* differs from theirs by a constant per prompt while the gradient is the same.
     """
+    total, valid, groups = drpo_group_objective(
+        token_logps, token_mask, group_index, correct, max_length, tau=tau, lam=lam
+    )
+    penalty, kl = drpo_trust_region(token_logps, old_token_logps, token_mask, beta=beta, delta=delta)
+    metrics = {"drpo_kl": kl.detach(), "drpo_valid_groups": torch.tensor(float(valid))}
+    return -total / groups + penalty, metrics
+
+
+def drpo_group_objective(
+    token_logps: Tensor,
+    token_mask: Tensor,
+    group_index: Tensor,
+    correct: Tensor,
+    max_length: int,
+    tau: float = 10.0,
+    lam: float = 0.1,
+) -> tuple[Tensor, int, int]:
+    """(Σ_g J_g over the prompts with both kinds, how many have both, how many prompts there are)."""
     mask = token_mask.to(token_logps.dtype)
     lengths = mask.sum(-1).clamp(min=1)
     scores = (token_logps * mask).sum(-1) / lengths
@@ -57,12 +75,16 @@ def drpo_loss(
             continue
         valid += 1
         w = weight[pos]
-        pos_term = (w * scores[pos]).sum() / w.sum()
-        neg_term = tau * torch.logsumexp(scores[neg] / tau, dim=0)
-        total = total + pos_term - neg_term
-    objective = total / len(groups)
+        total = total + (w * scores[pos]).sum() / w.sum() - tau * torch.logsumexp(scores[neg] / tau, dim=0)
+    return total, valid, len(groups)
+
+
+def drpo_trust_region(
+    token_logps: Tensor, old_token_logps: Tensor, token_mask: Tensor, beta: float = 1e3, delta: float = 1e-4
+) -> tuple[Tensor, Tensor]:
+    """(sg(max(β·(KL − δ), 0))·KL, KL) with KL the masked token mean of ratio − log ratio − 1,
+    ratio = π_θ/π_old (the official ``low_var_kl`` branch)."""
+    mask = token_mask.to(token_logps.dtype)
     log_ratio = token_logps - old_token_logps.detach()
     kl = ((torch.exp(log_ratio) - log_ratio - 1) * mask).sum() / mask.sum().clamp(min=1)
-    penalty = torch.clamp(beta * (kl - delta), min=0).detach() * kl
-    metrics = {"drpo_kl": kl.detach(), "drpo_valid_groups": torch.tensor(float(valid))}
-    return -objective + penalty, metrics
+    return torch.clamp(beta * (kl - delta), min=0).detach() * kl, kl

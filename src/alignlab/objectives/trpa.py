@@ -51,9 +51,31 @@ def trpa_loss(
     if win.numel() == 0:
         sign = torch.where(levels == top_level, 1.0, -1.0).to(log_ratio.dtype)
         return -F.logsigmoid(sign * log_ratio).mean()
-    scale = torch.where(levels[win] == top_level, anisotropy, 1.0).to(log_ratio.dtype)
-    h = scale * beta * (log_ratio[win] - log_ratio[lose])
-    return -F.logsigmoid(h).mean()
+    return _pair_loss(log_ratio, win, lose, levels[win] == top_level, beta, anisotropy)
+
+
+def trpa_loss_from_rewards(
+    mean_logps: Tensor,
+    ref_mean_logps: Tensor,
+    rewards: Tensor,
+    group_index: Tensor,
+    beta: float = 0.1,
+    anisotropy: float = 2.5,
+    top_reward: float = 1.0,
+) -> Tensor | None:
+    """:func:`trpa_loss` with the levels given by a rule-based reward (a higher reward is a better level)
+    and the anisotropy on pairs whose winner's reward ≥ ``top_reward``; None when there is no pair."""
+    win, lose = trpa_pairs(-rewards, group_index)
+    if win.numel() == 0:
+        return None
+    return _pair_loss(mean_logps - ref_mean_logps, win, lose, rewards[win] >= top_reward, beta, anisotropy)
+
+
+def _pair_loss(
+    log_ratio: Tensor, win: Tensor, lose: Tensor, top_winner: Tensor, beta: float, anisotropy: float
+) -> Tensor:
+    scale = torch.where(top_winner, anisotropy, 1.0).to(log_ratio.dtype)
+    return -F.logsigmoid(scale * beta * (log_ratio[win] - log_ratio[lose])).mean()
 
 
 def trust_region_kl(
