@@ -196,3 +196,30 @@ def test_qwen2_and_gpt2_logprobs_equal_the_engine() -> None:
 def test_unknown_backend_names_the_known_ones(llama) -> None:
     with pytest.raises(ValueError, match="the backends are: hf, vllm"):
         build_sampler("hff", *llama)
+
+
+def test_samples_equal_transformers_generate_with_the_same_seed(llama) -> None:
+    """Peer check of the whole draw: generate's multinomial is the same exponential race on the same
+    seeded CPU stream, so with n samples of one prompt both give the same ids."""
+    model, tokenizer = llama
+    (prompt,) = PROMPTS[:1]
+    ids = encode_prompt(tokenizer, prompt)[0]
+    rollouts = build_sampler("hf", model, tokenizer).sample(
+        [prompt], SamplingParams(n=4, max_new_tokens=12, seed=11)
+    )
+    torch.manual_seed(11)
+    out = model.generate(
+        torch.tensor([ids]),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        num_return_sequences=4,
+        max_new_tokens=12,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    for rollout, row in zip(rollouts, out[:, len(ids) :].tolist()):
+        expected = row[: row.index(tokenizer.eos_token_id) + 1] if tokenizer.eos_token_id in row else row
+        assert rollout.completion_ids == expected
