@@ -52,3 +52,9 @@ def test_malformed_data_line_is_named_with_its_line(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = run_cli(["--debug", "train", "--set", "objectives.0.name=dpoo"])
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_a_command_that_exits_with_an_error_code_ends_the_process_with_it(tmp_path):
+    # typer.Exit(1) raised inside a command (here: an unknown --format) must reach the shell as status 1.
+    result = run_cli(["data", "validate", str(tmp_path / "x.jsonl"), "--format", "nonsense"])
+    assert result.returncode == 1 and "unknown format 'nonsense'" in result.stderr
