@@ -15,9 +15,8 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
@@ -25,6 +24,9 @@ from torch import Tensor
 from alignlab.data.records import Prompt
 from alignlab.judges.base import Judge, check_lengths
 from alignlab.judges.registry import JudgeConfigError, register_judge
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HumanJudgeError(RuntimeError):
@@ -66,6 +68,13 @@ class HumanJudge(Judge):
     ):
         if on_timeout not in ("error", "nan"):
             raise ValueError(f"on_timeout must be 'error' or 'nan', got '{on_timeout}'")
+        if client is None:
+            try:
+                import httpx  # the app extra: the judge registry must load without it
+            except ImportError:
+                raise HumanJudgeError(
+                    "the human judge talks to the feedback app over HTTP: pip install 'alignlab[app]'"
+                ) from None
         self._client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, trust_env=False)
         self._headers = {"Authorization": f"Bearer {token}"}
         self.wait_timeout, self.poll_every, self.on_timeout = wait_timeout, poll_every, on_timeout
