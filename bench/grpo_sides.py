@@ -40,14 +40,17 @@ def trl_rule_reward(prompts: list[Any], completions: list[str], **kwargs: Any) -
     return [rule_reward(p, c) for p, c in zip(prompts, completions)]
 
 
-def prepare(work: Path, model_name: str, vocab: int, prompts: int, seed: int = 0) -> dict[str, Any]:
-    """Tokenizer (EOS outside the model's vocabulary), model and the two prompt sets under ``work``."""
+def prepare(
+    work: Path, model_name: str, vocab: int, prompts: int, seed: int = 0, tokenizer_pairs: int | None = None
+) -> dict[str, Any]:
+    """Tokenizer (EOS outside the model's vocabulary), model and the two prompt sets under ``work``.
+    ``tokenizer_pairs``: train the tokenizer on the first that many HH pairs only (smoke runs)."""
     import torch
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     work.mkdir(parents=True, exist_ok=True)
     pairs = split_pairs()
-    tokenizer = train_tokenizer(pairs, vocab)
+    tokenizer = train_tokenizer(pairs[:tokenizer_pairs] if tokenizer_pairs else pairs, vocab)
     model_vocab = len(tokenizer)
     tokenizer.add_special_tokens({"eos_token": UNREACHABLE_EOS})
     assert tokenizer.eos_token_id >= model_vocab

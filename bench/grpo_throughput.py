@@ -143,12 +143,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="alignlab-grpo-bench-"))
     prompts_needed = args.prompts_per_step * (args.warmup + args.steps)
     marker = work / "prepared.json"
-    key = {"model": args.model, "vocab": args.vocab, "prompts": prompts_needed}
+    key = {
+        "model": args.model,
+        "vocab": args.vocab,
+        "prompts": prompts_needed,
+        "tokenizer": args.tokenizer_pairs,
+    }
     saved = json.loads(marker.read_text()) if args.reuse_prepared and marker.exists() else None
     if saved and saved["key"] == key:
         data = saved["data"]
     else:
-        data = prepare(work, args.model, args.vocab, prompts_needed)
+        data = prepare(work, args.model, args.vocab, prompts_needed, tokenizer_pairs=args.tokenizer_pairs)
         marker.write_text(json.dumps({"key": key, "data": data}))
     report = report_header(
         args.device,
