@@ -208,8 +208,8 @@ def rates(steps: list[dict[str, float]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------- alignlab
 def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
-    """alignlab's own loop: ``source.next`` (a rollout refresh when due: sample, judge, no-grad scoring,
-    advantages) then ``Trainer.train_step`` (engine, grpo loss, backward, AdamW), after ``Trainer._setup``.
+    """alignlab's own loop step, ``Trainer._step``: ``source.next()`` (a rollout refresh when due: sample,
+    judge, no-grad scoring, advantages) then ``Trainer.train_step`` (engine, grpo loss, backward, AdamW).
     generation = the sampler's ``sample``; scoring = the rest of the refresh; update = ``train_step``."""
     from alignlab.config import RunConfig
     from alignlab.judges.rules import RuleJudge
@@ -283,16 +283,15 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             profiler.enable()
         phases.append({"generation_s": 0.0, "rollout_s": 0.0, "completions": 0, "tokens": 0})
         t = time.perf_counter()
-        ids = source.next(step)
-        trainer.train_step(ids, step)
+        trainer._step(step)  # source.next() (a refresh when due) -> train_step -> callbacks -> source
         meter.sync()
         steps.append({"step_s": time.perf_counter() - t, **phases[-1]})
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(str(work / f"alignlab-{spec['prompts']}-beta{spec['beta']}.prof"))
     return {
-        "path": "alignlab.train.trainer: RolloutSource.next (refresh: sample -> judge -> no-grad scoring -> "
-        "advantages) + Trainer.train_step (engine -> grpo -> backward -> AdamW)",
+        "path": "alignlab.train.trainer.Trainer._step: RolloutSource.next (refresh: sample -> judge -> no-grad "
+        "scoring -> advantages) + Trainer.train_step (engine -> grpo -> backward -> AdamW)",
         "setup_s": setup_s,
         "sampler": type(source.sampler).__name__,
         "settings": {

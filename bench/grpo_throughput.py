@@ -104,6 +104,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--trl-config", default="{}", help="JSON of extra GRPOConfig settings")
     ap.add_argument("--work", default=None, help="directory for data/model/runs (default: a temporary one)")
     ap.add_argument(
+        "--tokenizer-pairs",
+        type=int,
+        default=None,
+        help="train the tokenizer on N HH pairs only (smoke runs)",
+    )
+    ap.add_argument(
         "--reuse-prepared", action="store_true", help="reuse --work's tokenizer, model and prompts"
     )
     ap.add_argument(
