@@ -44,6 +44,9 @@ def test_bad_arguments_are_refused_with_the_flag_named(argv, message, capsys):
     importlib.util.find_spec("trl") is None, reason="trl is not installed (the 'bench' extra)"
 )
 @pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} is absent (../shared/data)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("alignlab.train.rollout_source") is None, reason="the online GRPO path is absent"
+)
 def test_smoke_run_both_sides_same_forced_lengths(tmp_path):
     prompts, group, new = 2, 2, 4
     cmd = [sys.executable, str(REPO / "bench" / "grpo_throughput.py"), "--model", "micro", "--vocab", "300",
