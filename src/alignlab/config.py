@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alignlab.models.loading import ModelSettings
+from alignlab.train.online_settings import OnlineSettings
 
 
 class ConfigError(ValueError):
@@ -111,6 +112,7 @@ class RunConfig(Strict):
     data: DataSettings = Field(default_factory=DataSettings)
     objectives: list[dict[str, Any] | str] = Field(default_factory=lambda: [{"name": "sft"}])
     train: TrainSettings = Field(default_factory=TrainSettings)
+    online: OnlineSettings | None = None  # online training: prompts, sampler, judge (docs/online.md)
 
     @field_validator("objectives", mode="before")
     @classmethod

@@ -96,6 +96,7 @@ class Batch:
         fb = self.feedback
         fields = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in fb.__dict__.items()}
         fields["extras"] = {k: v.to(device) for k, v in fb.extras.items()}
+        fields["rollout"] = {k: v.to(device) for k, v in fb.rollout.items()}
         moved["feedback"] = Feedback(**fields)
         return Batch(**moved)
 
@@ -135,6 +136,7 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
                 w = w[:max_tokens]
                 tw[i, : len(w)] = torch.tensor(w, dtype=torch.float)
     return Feedback(
+        rollout=_rollout_tensors(groups, max_tokens),
         group_index=torch.tensor(group_index, dtype=torch.long),
         weight=torch.tensor(weights, dtype=torch.float),
         ranks=torch.tensor(ranks) if has["ranks"] else None,
@@ -146,6 +148,24 @@ def feedback_tensors(records: list[Record], groups: list[TokenizedGroup], max_to
         roles=roles if any(roles) else [],
         extras={name: torch.tensor(values, dtype=torch.float) for name, values in extras.items()},
     )
+
+
+def _rollout_tensors(groups: list[TokenizedGroup], max_tokens: int) -> dict[str, Tensor]:
+    """The groups' rollout tensors stacked over completions: [N] as is, [N, T] cut or zero-padded to the
+    batch's longest completion (the width of the engine's per-token Scores)."""
+    if not groups or groups[0].rollout is None:
+        return {}
+    out: dict[str, Tensor] = {}
+    for name in groups[0].rollout:
+        parts = []
+        for g in groups:
+            value = g.rollout[name]
+            if value.dim() == 2:
+                value = value[:, :max_tokens]
+                value = torch.nn.functional.pad(value, (0, max_tokens - value.shape[1]))
+            parts.append(value)
+        out[name] = torch.cat(parts)
+    return out
 
 
 def _pack_rows(groups: list[TokenizedGroup], tokens_per_row: int) -> list[list[int]]:

@@ -22,6 +22,9 @@ class Feedback:
     extras: dict[str, Tensor] = field(
         default_factory=dict
     )  # [N] per completion, from Record.extras; NaN if none
+    # Online training: per-completion rollout tensors ([N] or [N, T], T = the batch's longest completion)
+    # computed when the rollout was sampled (old and reference log-probs, advantages, returns, values).
+    rollout: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def num_groups(self) -> int:

@@ -37,6 +37,9 @@ class TokenizedGroup:
     roles: list[str]
     record_index: int
     token_weights: list[list[float]] | None = None  # per completion token, from the record's spans
+    # Online training: per-completion tensors of a rollout (old/reference log-probs, advantages, ...),
+    # each [K] or [K, T] (T >= the longest completion, zero-padded); batched into Feedback.rollout.
+    rollout: dict[str, Any] | None = None
 
     @property
     def num_tokens(self) -> int:

@@ -51,6 +51,7 @@ FEEDBACK = {
     "critique": "ListBatch built from text critiques by the objective's prepare hook",
     "demonstrations": "PointBatch: completions to imitate (the best of a ranking, the good of labels)",
     "rewards": "PairBatch/ListBatch of reward-head outputs (reward models)",
+    "rollouts": "RolloutBatch: completions sampled during training with their advantages (online RL)",
 }
 
 # Data an objective needs beyond its feedback kind; a recipe that cannot supply one skips the objective.
@@ -69,6 +70,7 @@ FAMILIES = (
     "reference_free",
     "token_level",
     "noise_robust",
+    "online_rl",
 )
 
 

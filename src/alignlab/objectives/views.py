@@ -238,4 +238,8 @@ def build_view(kind: str, scores: Scores, feedback: Feedback) -> PairBatch | Lis
         return list_view(scores, feedback, kind)
     if kind in ("labels", "demonstrations"):
         return point_view(scores, feedback, kind)
+    if kind == "rollouts":
+        from alignlab.objectives.rollouts import rollout_view
+
+        return rollout_view(scores, feedback)
     raise ValueError(f"unknown feedback kind '{kind}'")

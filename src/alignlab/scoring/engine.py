@@ -155,6 +155,12 @@ class Engine:
             ref_head,
         )
         scores = self._assemble(batch, token, needs)
+        if "token_hidden" in needs:  # a value head reads the state before each completion token
+            h = hidden[batch.pred_rows, batch.pred_cols]
+            width = int(batch.lengths.max()) if batch.num_completions else 0
+            index = (batch.token_completion.to(h.device), batch.token_position.to(h.device))
+            padded = h.new_zeros(batch.num_completions, width, h.shape[-1])
+            scores.extra["token_hidden"] = padded.index_put(index, h)
         if "hidden" in needs or "rewards" in needs:
             scores.hidden = hidden[batch.last_rows, batch.last_cols]
         if "rewards" in needs:

@@ -23,6 +23,8 @@ NEEDS = {
     "hidden": "pooled hidden state of the last completion token",
     "rewards": "reward-head outputs (scalar or one per attribute) of a reward model",
     "prompt_logps": "summed log-probs of the prompt tokens (for SFT with prompt loss)",
+    "token_hidden": "hidden states at the positions predicting each completion token, extra['token_hidden'] [.., T, H]",
+    "token_values": "a value head's V(s_t) at each completion position, extra['token_values'] (online PPO)",
 }
 
 # Needs that run the reference model's LM head at every completion position, so they cannot be cached.

@@ -84,7 +84,10 @@ def save_checkpoint(
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save({"rng": rng_state(), "objective": objective_state}, tmp / "rng.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps({**trainer_state, "step": step}, indent=2))
+        state = dict(trainer_state)
+        if "source" in state:  # the batch source's position; an online source's live rollout holds tensors
+            torch.save(state.pop("source"), tmp / "source.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps({**state, "step": step}, indent=2))
 
     snapshots = Snapshots(checkpoints_dir, "step", keep)
     return snapshots.write(step, fill, estimate_bytes=checkpoint_bytes(model, optimizer))
@@ -154,7 +157,10 @@ def load_checkpoint(
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     extra = torch.load(path / "rng.pt", weights_only=True)
     set_rng_state(extra["rng"])
-    return json.loads((path / "trainer_state.json").read_text()), extra.get("objective", {})
+    state = json.loads((path / "trainer_state.json").read_text())
+    if (path / "source.pt").exists():
+        state["source"] = torch.load(path / "source.pt", weights_only=True)
+    return state, extra.get("objective", {})
 
 
 def _tied_names(model: Any) -> set[str]:

@@ -1,0 +1,353 @@
+"""The rollout source: the batch source of online training. Each refresh samples completions from the
+current policy, has them judged and turns the rewards into advantages; the loop then trains on that
+rollout for ``epochs_per_rollout × minibatches`` steps before the next refresh.
+
+A refresh, top to bottom:
+
+1. take the next ``prompts_per_rollout`` prompts (seeded epochs over the prompt set);
+2. sample ``n`` completions per prompt from the policy (the sampler is synced to its weights first);
+3. build records and tokenised groups from the SAMPLED ids (EOS kept when emitted; nothing re-tokenised);
+4. judge: the judge scores every completion, with its token ids, its prompt row's other columns (e.g. a
+   ground-truth ``answer``) and the step; a judge that raises or returns NaN/inf stops the run;
+5. one no-grad engine pass: the sampling policy's per-token log-probs (``old_logps``), the reference's
+   (``ref_logps``, when a KL term needs them) and the critic's values (PPO);
+6. reward shaping: missing-EOS penalty, normalisation, clipping, then the KL penalty in the token rewards;
+7. advantages with the method's estimator (``objectives.advantages.ADVANTAGES``);
+8. serve: ``next()`` returns the ids of one minibatch of groups per step, in a seeded order per epoch.
+
+Everything a resumed run needs — prompt position, refresh count, the live rollout, the steps served from
+it, the KL controller, running reward moments, a moving reference's weights — is in ``state_dict()``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from alignlab.data.prompts import PromptRow
+from alignlab.data.records import Record
+from alignlab.data.tokenize import TokenizedGroup, TokenizeReport, encode_prompts
+from alignlab.generation.types import Rollout
+from alignlab.objectives.advantages import ADVANTAGES, AdvantageInputs
+from alignlab.objectives.kl_control import kl_controller
+from alignlab.objectives.kl_estimators import KL_ESTIMATORS, kl_penalised_rewards
+from alignlab.objectives.rollouts import RolloutPlan
+from alignlab.train.data import PreparedData
+from alignlab.train.online_settings import KLSettings, OnlineSettings
+from alignlab.train.reward_shaping import RunningMoments, shape_rewards
+from alignlab.train.rollout_judging import judge_rewards
+
+# (records, groups, want_reference, want_values) -> flat per-token tensors [N, T]: "old_logps", "mask",
+# and "ref_logps" / "old_values" when asked for. The trainer implements it with its engine (no grad).
+RolloutScorer = Callable[[list[Record], list[TokenizedGroup], bool, bool], dict[str, Tensor]]
+
+
+class RolloutSource:
+    """See the module docstring. ``policy`` returns the (unwrapped) policy module; ``reference`` the
+    reference model or None; ``note`` prints a line to the run log; ``last_checkpoint`` names the last
+    checkpoint for error messages."""
+
+    def __init__(
+        self,
+        settings: OnlineSettings,
+        plan: RolloutPlan,
+        prompts: list[PromptRow],
+        tokenizer: Any,
+        sampler: Any,
+        judge: Any,
+        scorer: RolloutScorer,
+        policy: Callable[[], Any],
+        reference: Callable[[], Any],
+        seed: int = 0,
+        note: Callable[[str], None] = print,
+        last_checkpoint: Callable[[], Any] = lambda: None,
+    ):
+        self.settings, self.plan = settings, plan
+        self.tokenizer, self.sampler, self.judge, self.scorer = tokenizer, sampler, judge, scorer
+        self.policy, self.reference = policy, reference
+        self.seed, self.note, self.last_checkpoint = seed, note, last_checkpoint
+        self.kl = settings.kl or KLSettings(coef=plan.kl_coef, estimator=plan.kl_estimator)  # type: ignore[arg-type]
+        adaptive = self.kl.adaptive
+        self.kl_control = kl_controller(
+            self.kl.coef, adaptive.target if adaptive else None, adaptive.horizon if adaptive else 10000
+        )
+        advantage = settings.advantage
+        self.advantage = ADVANTAGES.bind(
+            advantage.name if advantage else plan.advantage,
+            advantage.params if advantage else plan.advantage_params,
+            where="online.advantage: ",
+        )
+        if settings.sampling.n < plan.min_samples:
+            raise ValueError(
+                f"online.sampling.n is {settings.sampling.n} but this method compares at least "
+                f"{plan.min_samples} completions of each prompt; set online.sampling.n >= {plan.min_samples}"
+            )
+        self.rows, self.prompt_ids = self._encode(prompts)
+        self.running = RunningMoments()
+        self.prompt_epoch = self.prompt_offset = 0
+        self.refreshes = 0  # refreshes done
+        self.served = 0  # steps served from the live rollout
+        self.data: PreparedData | None = None  # the live rollout
+        self.metrics: dict[str, float] = {}
+        self._eos_warnings = 0
+
+    # ----------------------------------------------------------------------------------- prompts
+    def _encode(self, prompts: list[PromptRow]) -> tuple[list[PromptRow], list[list[int]]]:
+        """Tokenise every prompt once; prompts over ``max_prompt_length`` are reported and left out."""
+        encoded = encode_prompts(self.tokenizer, [row.prompt for row in prompts])
+        limit = self.settings.max_prompt_length
+        kept = [i for i, (ids, _) in enumerate(encoded) if len(ids) <= limit]
+        too_long = [i for i in range(len(prompts)) if i not in set(kept)]
+        if too_long:
+            first = prompts[too_long[0]].prompt
+            self.note(
+                f"online: {len(too_long)} of {len(prompts)} prompts are longer than online.max_prompt_length "
+                f"({limit} tokens) and are left out, not cut (e.g. prompt {too_long[0]}, "
+                f"{len(encoded[too_long[0]][0])} tokens: {str(first)[:60]!r}); raise max_prompt_length to keep them"
+            )
+        if not kept:
+            raise ValueError(f"online.prompts: every prompt is longer than online.max_prompt_length ({limit})")
+        return [prompts[i] for i in kept], [encoded[i][0] for i in kept]
+
+    def _next_prompts(self) -> list[int]:
+        out: list[int] = []
+        count = len(self.rows)
+        while len(out) < self.settings.prompts_per_rollout:
+            if self.prompt_offset >= count:
+                self.prompt_epoch, self.prompt_offset = self.prompt_epoch + 1, 0
+            order = self._order(count, 7_919 * self.prompt_epoch)
+            take = min(self.settings.prompts_per_rollout - len(out), count - self.prompt_offset)
+            out += order[self.prompt_offset : self.prompt_offset + take]
+            self.prompt_offset += take
+        return out
+
+    def _order(self, count: int, salt: int) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+        return torch.randperm(count, generator=generator).tolist()
+
+    @property
+    def epochs_done(self) -> float:
+        return self.prompt_epoch + self.prompt_offset / len(self.rows)
+
+    # ------------------------------------------------------------------------------------- serve
+    def next(self, step: int = 0) -> list[int]:
+        """The group ids (into ``self.data``) of the next step's minibatch; refreshes when due."""
+        if self.data is None or self.served >= self.settings.steps_per_rollout:
+            self.refresh(step)
+        minibatches = self.settings.minibatches
+        epoch, part = divmod(self.served, minibatches)
+        groups = len(self.data.groups)
+        order = self._order(groups, 104_729 * self.refreshes + epoch) if minibatches > 1 else list(range(groups))
+        size = groups // minibatches
+        self.served += 1
+        return sorted(order[part * size : (part + 1) * size])
+
+    # ----------------------------------------------------------------------------------- refresh
+    @torch.no_grad()
+    def refresh(self, step: int = 0) -> None:
+        start = time.perf_counter()
+        settings = self.settings
+        self._move_reference()
+        # 1. prompts
+        chosen = self._next_prompts()
+        rows = [self.rows[i] for i in chosen]
+        prompt_ids = [self.prompt_ids[i] for i in chosen]
+        # 2. sample n completions per prompt
+        self.sampler.sync(self.policy())
+        params = settings.sampling.model_copy(update={"seed": self._sampling_seed()})
+        rollouts = self.sampler.sample(prompt_ids, params)
+        sampled = time.perf_counter()
+        # 3. records and groups from the sampled ids
+        records, groups = self._groups(rows, rollouts, params.n)
+        finished = torch.tensor([r.finished for r in rollouts])
+        # 4. judge
+        rewards = judge_rewards(
+            self.judge, rows, rollouts, params.n, step, self.last_checkpoint(), where="online.judge"
+        )
+        baseline = self._greedy_baseline(rows, prompt_ids, step) if self.plan.greedy_baseline else None
+        # 5. one no-grad engine pass: old log-probs, reference log-probs, values
+        want_reference = self.kl_control.value > 0 or self.plan.needs_reference
+        scored = self.scorer(records, groups, want_reference, self.plan.needs_values)
+        # 6. reward shaping (outcome), then KL into the token rewards
+        shaped = shape_rewards(rewards, finished, settings.reward, self.running)
+        g, k = len(rows), params.n
+        mask = scored["mask"].reshape(g, k, -1)
+        token_rewards, kl_metrics = self._kl_in_reward(shaped.reshape(g, k), scored, mask)
+        # 7. advantages
+        values = scored["old_values"].reshape(g, k, -1) if self.plan.needs_values else None
+        advantages, returns = self.advantage(AdvantageInputs(token_rewards, mask, values, baseline))
+        # 8. keep the rollout to serve
+        per_completion = {
+            "old_logps": scored["old_logps"],
+            "advantages": advantages.reshape(g * k, -1).float(),
+            "returns": returns.reshape(g * k, -1).float(),
+            "length_norm": torch.full((g * k,), float(params.max_new_tokens)),
+        }
+        if "ref_logps" in scored:
+            per_completion["ref_logps"] = scored["ref_logps"]
+        if values is not None:
+            per_completion["old_values"] = scored["old_values"]
+        for i, group in enumerate(groups):
+            group.rollout = {name: t[i * k : (i + 1) * k] for name, t in per_completion.items()}
+        self.data = PreparedData(records, groups, TokenizeReport(records=g, kept=g))
+        self.refreshes += 1
+        self.served = 0
+        self._report(rollouts, rewards, finished, start, sampled, kl_metrics)
+
+    def _sampling_seed(self) -> int:
+        return (self.seed * 1_000_003 + self.refreshes * 7_919 + self.settings.sampling.seed) % (2**31)
+
+    def _groups(
+        self, rows: list[PromptRow], rollouts: list[Rollout], n: int
+    ) -> tuple[list[Record], list[TokenizedGroup]]:
+        records, groups = [], []
+        for i, row in enumerate(rows):
+            mine = rollouts[i * n : (i + 1) * n]
+            records.append(Record(row.prompt, [r.text for r in mine], source="rollout"))
+            groups.append(
+                TokenizedGroup(
+                    list(mine[0].prompt_ids),
+                    [list(r.completion_ids) for r in mine],
+                    [[] for _ in mine],
+                    ["" for _ in mine],
+                    i,
+                )
+            )
+        return records, groups
+
+    def _greedy_baseline(self, rows: list[PromptRow], prompt_ids: list[list[int]], step: int) -> Tensor:
+        """ReMax's baseline: the reward of each prompt's greedy completion [G]."""
+        params = self.settings.sampling.model_copy(update={"n": 1, "temperature": 0.0})
+        greedy = self.sampler.sample(prompt_ids, params)
+        rewards = judge_rewards(
+            self.judge, rows, greedy, 1, step, self.last_checkpoint(), where="online.judge (greedy baseline)"
+        )
+        finished = torch.tensor([r.finished for r in greedy])
+        return shape_rewards(rewards, finished, self.settings.reward, RunningMoments())
+
+    def _kl_in_reward(
+        self, rewards: Tensor, scored: dict[str, Tensor], mask: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Outcome rewards [G, K] → token rewards [G, K, T] (KL penalty per token when its coefficient > 0)."""
+        beta = self.kl_control.value
+        if "ref_logps" not in scored:
+            return rewards, {}
+        old, ref = (scored[name].reshape(mask.shape) for name in ("old_logps", "ref_logps"))
+        kl = KL_ESTIMATORS(self.kl.estimator, old, ref, None) * mask
+        sequence_kl = float((KL_ESTIMATORS("k1", old, ref, None) * mask).sum(-1).mean())
+        metrics = {"kl/sequence": sequence_kl, "kl/coef": beta}
+        self.kl_control.update(sequence_kl, int(mask.shape[0] * mask.shape[1]))
+        if beta == 0:
+            return rewards, metrics
+        return kl_penalised_rewards(rewards, kl, mask, beta), metrics
+
+    def _move_reference(self) -> None:
+        """``reference_update``: EMA or copy of the policy into the reference, before a refresh."""
+        update = self.settings.reference_update
+        reference = self.reference()
+        if update.mode == "frozen" or reference is None or self.refreshes == 0:
+            return
+        if update.mode == "previous_iteration" and self.refreshes % update.every:
+            return
+        alpha = update.alpha if update.mode == "ema" else 1.0
+        source = dict(self.policy().named_parameters())
+        for name, param in reference.named_parameters():
+            param.mul_(1 - alpha).add_(source[name].detach().to(param.dtype), alpha=alpha)
+
+    def _report(
+        self,
+        rollouts: list[Rollout],
+        rewards: Tensor,
+        finished: Tensor,
+        start: float,
+        sampled: float,
+        kl_metrics: dict[str, float],
+    ) -> None:
+        elapsed = time.perf_counter() - start
+        lengths = torch.tensor([len(r.completion_ids) for r in rollouts], dtype=torch.float)
+        eos_rate = float(finished.float().mean())
+        self.metrics = {
+            "reward/mean": float(rewards.mean()),
+            "reward/std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
+            "completion_length": float(lengths.mean()),
+            "eos_rate": eos_rate,
+            "samples_per_s": len(rollouts) / max(sampled - start, 1e-9),
+            "rollout/seconds": elapsed,
+            "rollout/index": float(self.refreshes),
+            **kl_metrics,
+        }
+        if 1 - eos_rate > self.settings.max_no_eos_fraction:
+            if self._eos_warnings % 10 == 0:
+                self.note(
+                    f"online: {100 * (1 - eos_rate):.0f}% of the completions of rollout {self.refreshes} hit "
+                    f"max_new_tokens ({self.settings.sampling.max_new_tokens}) without EOS; raise "
+                    "online.sampling.max_new_tokens, check the chat template / stop tokens, or penalise it "
+                    "with online.reward.missing_eos_penalty"
+                )
+            self._eos_warnings += 1
+        every = self.settings.log_samples_every
+        if every and (self.refreshes - 1) % every == 0:
+            data = self.data
+            n = len(data.groups[0].completion_ids)
+            for g in range(min(2, len(data.records))):
+                record = data.records[g]
+                self.note(
+                    f"sample (rollout {self.refreshes}): {record.prompt_text()[:80]!r} -> "
+                    f"{record.completions[0][:80]!r} (reward {float(rewards[g * n]):.3f})"
+                )
+
+    # ------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "prompt_epoch": self.prompt_epoch,
+            "prompt_offset": self.prompt_offset,
+            "refreshes": self.refreshes,
+            "served": self.served,
+            "kl_control": self.kl_control.state_dict(),
+            "running": self.running.state_dict(),
+            "eos_warnings": self._eos_warnings,
+            "metrics": dict(self.metrics),
+        }
+        if self.data is not None:
+            state["rollout"] = {
+                "records": [{"prompt": r.prompt, "completions": r.completions} for r in self.data.records],
+                "groups": [
+                    {"prompt_ids": g.prompt_ids, "completion_ids": g.completion_ids, "rollout": g.rollout}
+                    for g in self.data.groups
+                ],
+            }
+        reference = self.reference()
+        if self.settings.reference_update.mode != "frozen" and reference is not None:
+            state["reference"] = {k: v.detach().clone() for k, v in reference.state_dict().items()}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prompt_epoch, self.prompt_offset = int(state["prompt_epoch"]), int(state["prompt_offset"])
+        self.refreshes, self.served = int(state["refreshes"]), int(state["served"])
+        self.kl_control.load_state_dict(state["kl_control"])
+        self.running.load_state_dict(state["running"])
+        self._eos_warnings = int(state["eos_warnings"])
+        self.metrics = dict(state["metrics"])
+        live = state.get("rollout")
+        if live is not None:
+            records = [Record(r["prompt"], list(r["completions"]), source="rollout") for r in live["records"]]
+            groups = [
+                TokenizedGroup(
+                    list(g["prompt_ids"]),
+                    [list(c) for c in g["completion_ids"]],
+                    [[] for _ in g["completion_ids"]],
+                    ["" for _ in g["completion_ids"]],
+                    i,
+                    rollout=dict(g["rollout"]),
+                )
+                for i, g in enumerate(live["groups"])
+            ]
+            self.data = PreparedData(records, groups, TokenizeReport(records=len(groups), kept=len(groups)))
+        reference = self.reference()
+        if "reference" in state and reference is not None:
+            reference.load_state_dict(state["reference"])
+
