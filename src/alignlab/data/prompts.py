@@ -12,7 +12,10 @@ Built-in tasks, generated from a seed so they need no download and have a checka
 - ``arithmetic2``: two-digit addition and subtraction (answer: the result, possibly negative);
 - ``sorting``: sort 3–5 one-digit numbers ascending (answer: the numbers space-separated).
 
-Each may be followed by ``@N`` (the number of rows, default 256) and ``/seed`` (default 0), e.g.
+``sim:text-world`` gives a simulated text world's prompts (judge them with ``{name: simulated}``, the
+world's gold reward; see ``alignlab.sim.online``).
+
+Each built-in task may be followed by ``@N`` (the number of rows, default 256) and ``/seed`` (default 0), e.g.
 ``builtin:arithmetic@64/1``; ``chat`` variants (``builtin:arithmetic-chat``) give the prompt as one user
 message, for instruction-tuned models.
 """
@@ -99,6 +102,15 @@ def load_prompts(source: str, limit: int | None = None) -> list[PromptRow]:
     """Prompt rows from ``builtin:NAME`` or a JSONL file (one object per line with a ``prompt`` field)."""
     if source.startswith("builtin:"):
         rows = builtin_prompts(source.split(":", 1)[1])
+    elif source.startswith("sim:text-world"):
+        # The simulation layer sits above data: reach its prompt generator by name, not by an import edge.
+        import importlib
+
+        module = importlib.import_module("alignlab.sim.online")
+        try:
+            rows = module.world_prompts(source.removeprefix("sim:text-world").lstrip("-"))
+        except ValueError as err:
+            raise PromptSetError(str(err)) from None
     else:
         rows = _read_jsonl(Path(source))
     if not rows:

@@ -75,6 +75,8 @@ class _Advance:
 
     def advance(self, metrics: dict[str, Any]) -> None:
         shown = f"loss {metrics.get('loss', float('nan')):.4f}"
+        if metrics.get("reward/mean") is not None:  # online training: the rollouts' reward and count
+            shown += f"  reward {metrics['reward/mean']:.3f}  rollout {int(metrics.get('rollout/index', 0))}"
         if metrics.get("eval/loss") is not None:
             shown += f"  eval {metrics['eval/loss']:.4f}"
         self.bar.update(self.task, advance=1, description=shown)

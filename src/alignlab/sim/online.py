@@ -1,0 +1,24 @@
+"""The text world as an online-training task: its prompts as ``online.prompts`` rows, judged by the world's
+gold reward (the ``simulated`` judge with its default, noise-free annotators scores the gold utility).
+
+    online:
+      prompts: sim:text-world              # the world's training prompts (seed 0)
+      judge: {name: simulated}             # gold utility u = correct + 0.5·polite + safe − 0.25·filler
+
+``sim:text-world/SEED`` picks another world seed; ``sim:text-world-heldout`` the held-out prompts.
+"""
+
+from __future__ import annotations
+
+from alignlab.data.prompts import PromptRow
+from alignlab.sim.worlds import TextWorld, WorldConfig
+
+
+def world_prompts(spec: str = "") -> list[PromptRow]:
+    """The prompts of a text world: ``spec`` is ``[heldout][/SEED]``."""
+    split_text, _, seed_text = spec.partition("/")
+    split = "heldout" if split_text == "heldout" else "train"
+    if split_text not in ("", "train", "heldout"):
+        raise ValueError(f"sim:text-world-{split_text}: the split must be train or heldout")
+    world = TextWorld(WorldConfig(seed=int(seed_text) if seed_text else 0))
+    return [PromptRow(task.prompt, {"task": task.kind, "answer": task.answer}) for task in world.tasks(split)]
