@@ -19,14 +19,18 @@ from alignlab.judges.base import Judge, Prompt
 from alignlab.judges.registry import register_judge
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-MATCHES = ("first_number", "numbers", "exact")
+MATCHES = ("first_number", "last_number", "numbers", "exact")
 
 
 def extract(text: str, match: str) -> str | None:
-    """The answer a text gives under ``match``: its first number, all its numbers, or its stripped text."""
+    """The answer a text gives under ``match``: its first or last number, all its numbers, or its stripped
+    text (None when it gives none)."""
     if match == "first_number":
         found = _NUMBER.search(text)
         return _canonical(found.group()) if found else None
+    if match == "last_number":
+        numbers = _NUMBER.findall(text)
+        return _canonical(numbers[-1]) if numbers else None
     if match == "numbers":
         numbers = _NUMBER.findall(text)
         return " ".join(_canonical(n) for n in numbers) if numbers else None
@@ -45,14 +49,15 @@ class VerifiableAnswerJudge(Judge):
     """1 when the completion's answer equals the row's ``answer`` column, else 0 (``format_reward`` when a
     well-formed but wrong answer is given).
 
-    ``match``: ``first_number`` (the first number in the completion, e.g. arithmetic), ``numbers`` (the
+    ``match``: ``first_number`` (the first number in the completion, e.g. arithmetic), ``last_number``
+    (the last one: chatty answers such as "3 + 4 = 7"), ``numbers`` (the
     sequence of every number, e.g. sorting) or ``exact`` (whitespace-normalised text). The answer is read
     from ``column`` of the prompt's row (``JudgeBatch.columns``), so prompts need such a column.
     """
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        match: str = Field("first_number", pattern="^(first_number|numbers|exact)$")
+        match: str = Field("first_number", pattern="^(first_number|last_number|numbers|exact)$")
         column: str = "answer"
         format_reward: float = 0.0
 
