@@ -28,9 +28,7 @@ def test_killed_online_run_resumes_to_the_same_weights(tmp_path, save_every, kil
     args = [*SETTINGS, "--set", f"train.save_every={save_every}"]
     straight = run_cli(["train", *args, "--out", str(tmp_path / "straight")])
     assert straight.returncode == 0, straight.stderr
-    killed = run_cli(
-        ["train", *args, "--out", str(tmp_path / "killed")], env={"ALIGNLAB_TEST_KILL_AT_STEP": str(kill_at)}
-    )
+    killed = run_cli([str(kill_at), *args, "--out", str(tmp_path / "killed")], module="tests.train._kill_at")
     assert killed.returncode == -signal.SIGKILL
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir())[-1] == last
     resumed = run_cli(["train", *args, "--out", str(tmp_path / "killed"), "--resume"])

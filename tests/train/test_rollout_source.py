@@ -31,10 +31,10 @@ def test_grpo_refresh_keeps_the_sampled_ids_and_scores_them(tmp_path, monkeypatc
         monkeypatch,
     )
     source = trainer.source
-    eos = trainer.tokenizer.eos_token_id
-    ids = source.next(1)
+    eos = trainer.context.tokenizer.eos_token_id
+    ids = source.next_ids()
     assert ids == [0, 1, 2] and source.refreshes == 1
-    policy = trainer.accelerator.unwrap_model(trainer.scorer).model
+    policy = trainer.context.unwrapped_policy()
     rewards = []
     for g, group in enumerate(source.data.groups):
         for j, completion in enumerate(group.completion_ids):
@@ -71,10 +71,10 @@ def test_kl_in_the_reward_and_missing_eos_penalty_give_reinforce_pp_advantages(t
         monkeypatch,
     )  # fmt: skip
     source = trainer.source
-    source.next(1)
-    policy = trainer.accelerator.unwrap_model(trainer.scorer).model
-    ref_model = trainer.online_reference.model
-    eos = trainer.tokenizer.eos_token_id
+    source.next_ids()
+    policy = trainer.context.unwrapped_policy()
+    ref_model = trainer.source.reference()
+    eos = trainer.context.tokenizer.eos_token_id
     returns, masks = [], []
     for group in source.data.groups:
         for completion in group.completion_ids:
@@ -105,11 +105,11 @@ def test_a_rollout_serves_epochs_times_minibatches_steps_of_whole_groups(tmp_pat
         monkeypatch,
     )  # fmt: skip
     source = trainer.source
-    steps = [source.next(s) for s in range(1, 5)]
+    steps = [source.next_ids() for s in range(1, 5)]
     assert source.refreshes == 1
     for epoch in (steps[:2], steps[2:]):
         assert sorted(epoch[0] + epoch[1]) == [0, 1, 2, 3]  # each epoch covers every group once
-    source.next(5)
+    source.next_ids()
     assert source.refreshes == 2
 
 
@@ -120,7 +120,7 @@ def test_remax_advantage_is_zero_when_the_sample_is_the_greedy_answer(tmp_path, 
         lambda i, j, params: [10 + i, 2],  # greedy and sampled completions coincide
         monkeypatch,
     )
-    trainer.source.next(1)
+    trainer.source.next_ids()
     sampler = trainer.source.sampler
     assert [c.temperature for c in sampler.calls] == [1.0, 0.0]  # the sample, then the greedy baseline
     for group in trainer.source.data.groups:
@@ -130,11 +130,11 @@ def test_remax_advantage_is_zero_when_the_sample_is_the_greedy_answer(tmp_path, 
 def test_state_dict_restores_the_live_rollout(tmp_path, monkeypatch):
     overrides = [JUDGE, "online.prompts_per_rollout=4", "online.sampling.n=2", "online.minibatches=2"]
     trainer = setup_trainer(tmp_path / "a", overrides, script, monkeypatch)
-    trainer.source.next(1)
+    trainer.source.next_ids()
     state = trainer.source.state_dict()
     again = setup_trainer(tmp_path / "b", overrides, script, monkeypatch)
     again.source.load_state_dict(state)
-    assert again.source.next(2) == trainer.source.next(2)  # the second minibatch of the same rollout
+    assert again.source.next_ids() == trainer.source.next_ids()  # the second minibatch of the same rollout
     assert again.source.refreshes == 1 and again.source.sampler.calls == []  # served without sampling
     for a, b in zip(again.source.data.groups, trainer.source.data.groups):
         assert a.completion_ids == b.completion_ids
@@ -150,7 +150,7 @@ def test_a_judge_returning_nan_stops_with_the_prompt_and_the_checkpoint(tmp_path
         monkeypatch,
     )  # fmt: skip
     with pytest.raises(RolloutStopped) as err:
-        trainer.source.next(1)
+        trainer.source.next_ids()
     text = str(err.value)
     prompt = trainer.source.rows[trainer.source._order(len(trainer.source.rows), 0)[0]].prompt
     assert "nan" in text and repr(prompt[:80]) in text and "last checkpoint: none" in text
@@ -165,7 +165,7 @@ def test_a_judge_that_raises_names_the_prompt_at_fault(tmp_path, monkeypatch):
         monkeypatch,
     )  # fmt: skip
     with pytest.raises(RolloutStopped) as err:
-        trainer.source.next(1)
+        trainer.source.next_ids()
     assert "the scoring service is down" in str(err.value)
     assert "7" in str(err.value).split("on prompt")[1].split(":")[0]
 
@@ -190,6 +190,6 @@ def test_long_prompts_are_reported_not_cut(tmp_path, monkeypatch, capsys):
 
 def test_a_sampler_that_never_stops_is_flagged(tmp_path, monkeypatch, capsys):
     trainer = setup_trainer(tmp_path, [JUDGE, "online.prompts_per_rollout=2"], lambda i, j, p: [5, 6, 7], monkeypatch)
-    trainer.source.next(1)
+    trainer.source.next_ids()
     assert trainer.source.metrics["eos_rate"] == 0.0
     assert "hit max_new_tokens" in capsys.readouterr().err

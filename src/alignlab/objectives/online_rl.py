@@ -16,12 +16,24 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from alignlab.objectives.callbacks import Callback
 from alignlab.objectives.kl_estimators import KL_ESTIMATORS
+from alignlab.objectives.loss_aggregation import AGGREGATIONS
 from alignlab.objectives.policy_losses import POLICY_LOSSES, clipped_value_loss
 from alignlab.objectives.registry import objective
-from alignlab.objectives.rollouts import RolloutBatch, RolloutPlan, aggregate, rollout_plan
+from alignlab.objectives.rollouts import RolloutBatch, RolloutPlan, rollout_plan
+from alignlab.scoring.engine import unwrap
 
 NEEDS = ("token_logps", "token_entropy")
+
+
+def aggregate(per_token: Tensor, batch: RolloutBatch, mode: str, normalisers: Any) -> Tensor:
+    """This micro-batch's share of the step's loss: ``loss_aggregation`` over the global batch's token and
+    sequence counts (``normalisers``, from the loop), so the loss does not depend on how the step is cut."""
+    params = {}
+    if mode == "seq_mean_token_sum_norm":
+        params["length_norm"] = int(batch.get("length_norm")[0]) if batch.size else 0
+    return AGGREGATIONS(mode, per_token, batch.mask, normalisers, **params)
 
 
 def _policy_gradient(
@@ -29,10 +41,11 @@ def _policy_gradient(
     policy_loss: str,
     loss_params: dict[str, Any],
     loss_aggregation: str,
+    normalisers: Any,
     beta: float = 0.0,
     kl_estimator: str = "k3",
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Per-completion loss (and sets ``batch.weight`` to the aggregation's weights) plus metrics."""
+    """The aggregated policy-gradient loss (this micro-batch's share) and its metrics."""
     logps = batch.items.token_logps
     mask = batch.mask
     old = batch.get("old_logps")
@@ -41,10 +54,8 @@ def _policy_gradient(
         kl = KL_ESTIMATORS(kl_estimator, logps, batch.get("ref_logps"), old) * mask
         per_token = per_token + beta * kl
         metrics["kl_loss"] = (kl.sum() / mask.sum().clamp(min=1)).detach()
-    loss, weight = aggregate(per_token, mask, loss_aggregation, batch.rollout.get("length_norm"))
-    batch.weight = batch.weight * weight
     metrics.update(_token_metrics(batch))
-    return loss, metrics
+    return aggregate(per_token, batch, loss_aggregation, normalisers), metrics
 
 
 def _token_metrics(batch: RolloutBatch) -> dict[str, Tensor]:
@@ -68,6 +79,7 @@ def _clip_params(epsilon: float, epsilon_high: float | None) -> dict[str, Any]:
     "grpo",
     family="online_rl",
     feedback="rollouts",
+    reduction="sum",
     needs=NEEDS,
     paper="Shao et al. 2024 (DeepSeekMath), arXiv 2402.03300",
 )
@@ -79,6 +91,7 @@ def grpo(
     kl_estimator: str = "k3_ratio",
     scale_rewards: str = "group",
     loss_aggregation: str = "token_mean",
+    normalisers: Any = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Group Relative Policy Optimization: group-normalised advantages, token-level PPO clip, KL in the loss.
 
@@ -93,7 +106,7 @@ def grpo(
     Checked: paper §4.1 eq. 3–4; TRL 1.16 ``GRPOTrainer._compute_loss`` and ``grpo_config.py``.
     """
     return _policy_gradient(
-        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, beta, kl_estimator
+        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, normalisers, beta, kl_estimator
     )
 
 
@@ -109,6 +122,7 @@ def _grpo_plan(params: dict[str, Any]) -> RolloutPlan:
     "dr_grpo",
     family="online_rl",
     feedback="rollouts",
+    reduction="sum",
     needs=NEEDS,
     paper="Liu et al. 2025 (Dr. GRPO), arXiv 2503.20783",
 )
@@ -119,6 +133,7 @@ def dr_grpo(
     beta: float = 0.0,
     kl_estimator: str = "k3_ratio",
     loss_aggregation: str = "seq_mean_token_sum_norm",
+    normalisers: Any = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """GRPO Done Right: Â_i = R_i − mean_j R_j (no std division) and the token sum divided by a constant
     L_max = ``online.sampling.max_new_tokens`` (``seq_mean_token_sum_norm``): L = Σ_i Σ_t l_{i,t}/(G·L_max),
@@ -127,7 +142,7 @@ def dr_grpo(
     ``norm_adv_by_std_in_grpo=False`` + ``seq-mean-token-sum-norm``.
     """
     return _policy_gradient(
-        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, beta, kl_estimator
+        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, normalisers, beta, kl_estimator
     )
 
 
@@ -141,6 +156,7 @@ def _dr_grpo_plan(params: dict[str, Any]) -> RolloutPlan:
     "rloo",
     family="online_rl",
     feedback="rollouts",
+    reduction="sum",
     needs=NEEDS,
     paper="Ahmadian et al. 2024, arXiv 2402.14740; Kool et al. 2019",
 )
@@ -150,6 +166,7 @@ def rloo(
     epsilon: float = 0.2,
     epsilon_high: float | None = None,
     loss_aggregation: str = "seq_mean_token_mean",
+    normalisers: Any = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """REINFORCE Leave-One-Out: A_i = R_i − (1/(K−1))·Σ_{j≠i} R_j with the KL in the reward at sequence
     level, R_i = r_i − β·Σ_t (log π_old − log π_ref) (``online.kl``, default β = 0.05, k1).
@@ -160,12 +177,10 @@ def rloo(
     """
     if policy_loss not in ("sequence_clip", "reinforce"):
         raise ValueError(f"rloo: policy_loss must be 'sequence_clip' (TRL) or 'reinforce' (paper), got '{policy_loss}'")
-    advantages = batch.get("advantages")
-    seq_batch = RolloutBatch(batch.items, {**batch.rollout, "advantages": advantages[:, 0]}, batch.group_index, batch.weight)
+    advantages = batch.get("advantages")[:, 0]  # one per completion (the same on each of its tokens)
+    seq_batch = RolloutBatch(batch.items, {**batch.rollout, "advantages": advantages}, batch.group_index, batch.weight)
     params = _clip_params(epsilon, epsilon_high) if policy_loss == "sequence_clip" else {}
-    loss, metrics = _policy_gradient(seq_batch, policy_loss, params, loss_aggregation)
-    batch.weight = seq_batch.weight
-    return loss, metrics
+    return _policy_gradient(seq_batch, policy_loss, params, loss_aggregation, normalisers)
 
 
 @rollout_plan("rloo")
@@ -178,6 +193,7 @@ def _rloo_plan(params: dict[str, Any]) -> RolloutPlan:
     "reinforce_pp",
     family="online_rl",
     feedback="rollouts",
+    reduction="sum",
     needs=NEEDS,
     paper="Hu 2025 (REINFORCE++), arXiv 2501.03262",
 )
@@ -190,6 +206,7 @@ def reinforce_pp(
     kl_estimator: str = "k3",
     whiten_std: str = "unbiased",
     loss_aggregation: str = "token_mean",
+    normalisers: Any = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """REINFORCE++: critic-free PPO-clip with globally whitened advantages.
 
@@ -201,7 +218,7 @@ def reinforce_pp(
     Checked: verl ``compute_reinforce_plus_plus_outcome_advantage`` / ``..._baseline_outcome_advantage``.
     """
     return _policy_gradient(
-        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, beta, kl_estimator
+        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, normalisers, beta, kl_estimator
     )
 
 
@@ -225,16 +242,19 @@ def _reinforce_pp_plan(params: dict[str, Any]) -> RolloutPlan:
     "remax",
     family="online_rl",
     feedback="rollouts",
+    reduction="sum",
     needs=NEEDS,
     paper="Li et al. 2023 (ReMax), arXiv 2310.10505",
 )
-def remax(batch: RolloutBatch, loss_aggregation: str = "seq_mean_token_sum") -> tuple[Tensor, dict[str, Tensor]]:
+def remax(
+    batch: RolloutBatch, loss_aggregation: str = "seq_mean_token_sum", normalisers: Any = None
+) -> tuple[Tensor, dict[str, Tensor]]:
     """ReMax: REINFORCE with the greedy completion's reward as the baseline, A = r(x, y) − r(x, ȳ),
     loss −A·Σ_t log π_θ(a_t|s_t) (no critic, no clipping). The rollout source decodes ȳ greedily for every
     prompt and judges it. KL in the reward is optional (``online.kl``, default 0). Checked: paper Alg. 1;
     verl ``compute_remax_outcome_advantage``.
     """
-    return _policy_gradient(batch, "reinforce", {}, loss_aggregation)
+    return _policy_gradient(batch, "reinforce", {}, loss_aggregation, normalisers)
 
 
 @rollout_plan("remax")
@@ -247,7 +267,9 @@ def _remax_plan(params: dict[str, Any]) -> RolloutPlan:
     "ppo",
     family="online_rl",
     feedback="rollouts",
+    reduction="sum",
     needs=(*NEEDS, "token_values"),
+    callback=lambda params: ValueHeadCallback(),
     paper="Ouyang et al. 2022, arXiv 2203.02155; Ziegler et al. 2019, arXiv 1909.08593",
 )
 def ppo(
@@ -260,6 +282,7 @@ def ppo(
     gamma: float = 1.0,
     lam: float = 0.95,
     loss_aggregation: str = "token_mean",
+    normalisers: Any = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO-RLHF: per-token KL in the reward (``online.kl``, default β = 0.05, k1), GAE advantages from a
     value head on the policy's hidden states, token-level clipped policy loss + c_v × clipped value loss.
@@ -282,10 +305,24 @@ def ppo(
     )
     metrics.update(value_metrics)
     metrics["value_loss"] = ((value_loss * mask).sum() / mask.sum().clamp(min=1)).detach()
-    loss, weight = aggregate(per_token + vf_coef * value_loss, mask, loss_aggregation)
-    batch.weight = batch.weight * weight
     metrics.update(_token_metrics(batch))
-    return loss, metrics
+    return aggregate(per_token + vf_coef * value_loss, batch, loss_aggregation, normalisers), metrics
+
+
+class ValueHeadCallback(Callback):
+    """PPO's critic: a value head on the policy's hidden states, attached to the policy before the optimiser
+    is built (so it trains with the policy and is saved in its checkpoints as ``value_head.*``)."""
+
+    name = "ppo value head"
+
+    def on_policy(self, policy: Any) -> list[str]:
+        from alignlab.models.value_head import ValueHead
+
+        base = unwrap(policy)
+        if getattr(base, "value_head", None) is None:
+            device = next(base.parameters()).device
+            base.value_head = ValueHead(base.config.hidden_size).to(device)
+        return ["ppo: value head attached to the policy (saved with it as value_head.*)"]
 
 
 @rollout_plan("ppo")

@@ -24,15 +24,12 @@ from torch import Tensor
 from alignlab.data.feedback import Feedback
 from alignlab.scoring.scores import Scores
 
-AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm")
-
-
 @dataclass
 class RolloutBatch:
     items: Scores  # [N] the current policy's scores: token_logps [N, T] with gradient, token_mask
     rollout: dict[str, Tensor]  # [N] or [N, T] tensors stored when the rollout was sampled
     group_index: Tensor  # [N] the prompt each completion answers
-    weight: Tensor  # [N] per-completion weight; objectives replace it by their aggregation's weights
+    weight: Tensor  # [N] per-completion weight (the record's)
 
     @property
     def size(self) -> int:
@@ -59,38 +56,8 @@ def rollout_view(scores: Scores, feedback: Feedback) -> RolloutBatch:
             "this objective learns from rollouts sampled during training: add an `online:` section "
             "(prompts, sampling, judge) to the run config; see docs/online.md"
         )
-    if scores.token_logps is None:
-        raise ValueError("online objectives need per-token log-probs: declare needs=('token_logps',)")
     weight = feedback.weight[feedback.group_index].to(scores.logps.dtype)
     return RolloutBatch(scores, feedback.rollout, feedback.group_index, weight)
-
-
-def aggregate(per_token: Tensor, mask: Tensor, mode: str, length_norm: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(loss per completion, weight per completion) whose weighted mean over the global batch is the
-    aggregated loss, so micro-batching does not change it (the loop's normaliser is Σ weights):
-
-    - ``token_mean``: Σ_{i,t} l_{i,t} / Σ_i |y_i| (TRL's ``dapo``/``bnpo`` over the whole batch; verl
-      ``token-mean``) — per completion Σ_t l / |y_i| with weight |y_i|;
-    - ``seq_mean_token_mean``: (1/N) Σ_i (1/|y_i|) Σ_t l_{i,t} (the GRPO paper; TRL ``grpo``);
-    - ``seq_mean_token_sum``: (1/N) Σ_i Σ_t l_{i,t} (REINFORCE on the sequence log-prob);
-    - ``seq_mean_token_sum_norm``: (1/N) Σ_i Σ_t l_{i,t} / L_max with L_max = max_new_tokens (Dr. GRPO;
-      TRL ``dr_grpo``: sum / (B · max_completion_length); verl ``seq-mean-token-sum-norm``).
-    """
-    mask = mask.to(per_token.dtype)
-    total = (per_token * mask).sum(-1)
-    lengths = mask.sum(-1)
-    ones = torch.ones_like(total)
-    if mode == "token_mean":
-        return total / lengths.clamp(min=1), lengths
-    if mode == "seq_mean_token_mean":
-        return total / lengths.clamp(min=1), ones
-    if mode == "seq_mean_token_sum":
-        return total, ones
-    if mode == "seq_mean_token_sum_norm":
-        if length_norm is None:
-            raise ValueError("seq_mean_token_sum_norm needs L_max (the rollout's length_norm)")
-        return total / length_norm.to(total.dtype), ones
-    raise ValueError(f"loss_aggregation must be one of {AGGREGATIONS}, got '{mode}'")
 
 
 @dataclass(frozen=True)

@@ -155,12 +155,19 @@ class Engine:
             ref_head,
         )
         scores = self._assemble(batch, token, needs)
-        if "token_hidden" in needs:  # a value head reads the state before each completion token
+        if needs & {"token_hidden", "token_values"}:  # the state before each completion token
             h = hidden[batch.pred_rows, batch.pred_cols]
             width = int(batch.lengths.max()) if batch.num_completions else 0
             index = (batch.token_completion.to(h.device), batch.token_position.to(h.device))
-            padded = h.new_zeros(batch.num_completions, width, h.shape[-1])
-            scores.extra["token_hidden"] = padded.index_put(index, h)
+            if "token_hidden" in needs:
+                padded = h.new_zeros(batch.num_completions, width, h.shape[-1])
+                scores.extra["token_hidden"] = padded.index_put(index, h)
+            if "token_values" in needs:  # a critic's V(s_t): the value head the policy carries (PPO)
+                value_head = getattr(unwrap(model), "value_head", None)
+                if value_head is None:
+                    raise ValueError("the objective needs per-token values but the policy has no value_head")
+                values = value_head(h).float()
+                scores.extra["token_values"] = values.new_zeros(batch.num_completions, width).index_put(index, values)
         if "hidden" in needs or "rewards" in needs:
             scores.hidden = hidden[batch.last_rows, batch.last_cols]
         if "rewards" in needs:

@@ -1,5 +1,6 @@
-"""Wire the ``online:`` section into the loop: prompts, sampler, judge, reference, the no-grad scorer, and
-the :class:`~alignlab.train.rollout_source.RolloutSource` that hands the loop its rollouts.
+"""Wire the ``online:`` section into the loop: the :class:`~alignlab.train.rollout_source.RolloutSource`
+that hands the loop its rollouts, and (when the loop starts it) its sampler, judge, reference and no-grad
+scorer over the loop's policy and engine.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.config import ConfigError
+from alignlab.config import ConfigError, RunConfig
 from alignlab.data.batching import make_batch
 from alignlab.data.prompts import PromptSetError, load_prompts
 from alignlab.data.records import Record
 from alignlab.data.tokenize import TokenizedGroup
 from alignlab.objectives.rollouts import RolloutPlan, plan_for
+from alignlab.scoring.engine import Reference
+from alignlab.train.checkpoint import latest_checkpoint
 from alignlab.train.online_settings import OnlineSettings
+from alignlab.train.reference import make_reference
 from alignlab.train.rollout_source import RolloutSource
 
 
@@ -40,14 +44,14 @@ def apply_loss_aggregation(objective: Any, settings: OnlineSettings) -> None:
 
 
 def build_sampler(settings: OnlineSettings, policy: Any, tokenizer: Any) -> Any:
-    """The sampler backend named by ``online.sampler.backend``."""
-    backend = settings.sampler.backend
+    """The sampler backend named by ``online.sampler.backend``, sampling from ``policy`` itself."""
+    from alignlab.generation import build_sampler as build
+
     try:
-        from alignlab.generation import build_sampler as build
-    except ImportError as err:  # pragma: no cover - the generation package always ships it
-        raise ConfigError(f"online.sampler: the generation backends are not available ({err})") from None
-    try:
-        return build(backend, policy, tokenizer, batch_size=settings.sampler.batch_size, **settings.sampler.options)
+        return build(
+            settings.sampler.backend, policy, tokenizer, batch_size=settings.sampler.batch_size,
+            **settings.sampler.options,
+        )  # fmt: skip
     except (ValueError, TypeError) as err:
         raise ConfigError(f"online.sampler: {err}") from None
 
@@ -61,68 +65,95 @@ def build_online_judge(settings: OnlineSettings) -> Any:
         raise ConfigError(str(err)) from None
 
 
-def read_prompts(settings: OnlineSettings) -> list[Any]:
+def rollout_source(config: RunConfig, objective: Any, note: Any = print) -> RolloutSource | None:
+    """The run's rollout source when it trains online (an ``online:`` section and an online objective),
+    None when it trains on fixed data; a mismatch between the two is a configuration error."""
+    plan = online_plan(objective)
+    if (plan is None) != (config.online is None):
+        raise ConfigError(
+            "an online objective (grpo, ppo, rloo, ...) needs an `online:` section (prompts, sampling, "
+            "judge), and an `online:` section needs an online objective; see docs/online.md"
+            if config.online is None
+            else f"the `online:` section needs an online objective, but {', '.join(objective.names)} "
+            "learn from fixed data; use e.g. objectives: [grpo], or remove the online section"
+        )
+    if plan is None:
+        return None
+    settings = config.online
+    apply_loss_aggregation(objective, settings)
     try:
-        return load_prompts(settings.prompts, settings.prompts_limit)
+        prompts = load_prompts(settings.prompts, settings.prompts_limit)
+        source = RolloutSource(settings, plan, prompts, config.train.seed, start=_bind)
+        source.note = note
+        return source
     except PromptSetError as err:
         raise ConfigError(f"online.prompts: {err}") from None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _bind(source: RolloutSource, context: Any) -> None:
+    """``RolloutSource.start``: the sampler, judge, reference and scorer over the loop's parts."""
+    config, settings, plan = context.config, source.settings, source.plan
+    reference = None
+    kl_coef = settings.kl.coef if settings.kl is not None else plan.kl_coef
+    if kl_coef > 0 or plan.needs_reference:
+        if config.model.lora is not None and settings.reference_update.mode != "frozen":
+            raise ConfigError(
+                "online.reference_update must be frozen with model.lora (the reference is the base model "
+                "with the adapters switched off)"
+            )
+        reference = make_reference(config, context.policy, context.callbacks, source.note)
+    checkpoints = config.run_dir / "checkpoints"
+    try:
+        source.bind(
+            context.tokenizer,
+            build_sampler(settings, context.policy, context.tokenizer),
+            build_online_judge(settings),
+            RolloutScorer(context, reference),
+            policy=context.unwrapped_policy,
+            reference=lambda: reference.model if reference is not None and not reference.adapters_off else None,
+            note=source.note,
+            last_checkpoint=lambda: latest_checkpoint(checkpoints),
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 class RolloutScorer:
     """Step 5 of a refresh: one no-grad engine pass over the rollout for the sampling policy's per-token
     log-probs (and a critic's values), and one over the reference for its log-probs."""
 
-    def __init__(self, trainer: Any):
-        self.trainer = trainer
+    def __init__(self, context: Any, reference: Reference | None):
+        self.context, self.reference = context, reference
 
     @torch.no_grad()
     def __call__(
         self, records: list[Record], groups: list[TokenizedGroup], want_reference: bool, want_values: bool
     ) -> dict[str, Tensor]:
-        t = self.trainer
-        width = max(len(c) for g in groups for c in g.completion_ids)
+        c = self.context
+        tc = c.config.train
+        width = max(len(x) for g in groups for x in g.completion_ids)
         out: dict[str, list[Tensor]] = {"old_logps": [], "mask": [], "ref_logps": [], "old_values": []}
-        tc = t.config.train
         size = 4 * (tc.micro_batch_size or max(1, len(groups)))
-        model = t.accelerator.unwrap_model(t.scorer)
+        scorer = c.accelerator.unwrap_model(c.scorer)
         needs = frozenset({"token_logps"} | ({"token_values"} if want_values else set()))
         for start in range(0, len(groups), size):
             chunk = groups[start : start + size]
-            batch = make_batch(records, chunk, t.layout, tc.tokens_per_row, t._pad_id).to(t.accelerator.device)
-            with t.accelerator.autocast():
-                scores = model(batch, needs, None, None)
+            batch = make_batch(records, chunk, c.layout, tc.tokens_per_row, c.pad_id).to(c.device)
+            with c.accelerator.autocast():
+                scores = scorer(batch, needs, None, None)
             out["old_logps"].append(_pad(scores.token_logps, width))
             out["mask"].append(_pad(scores.token_mask, width))
             if want_values:
                 out["old_values"].append(_pad(scores.extra["token_values"], width))
             if want_reference:
-                if t.online_reference is None:
+                if self.reference is None:
                     raise ConfigError("the KL term needs a reference policy, but none is loaded")
-                ref = t.engine.reference_scores(t.online_reference, batch, frozenset({"token_logps"}))
+                ref = c.engine.reference_scores(self.reference, batch, frozenset({"token_logps"}))
                 out["ref_logps"].append(_pad(ref.token_logps, width))
         return {k: torch.cat(v).float().cpu() for k, v in out.items() if v}
 
 
 def _pad(values: Tensor, width: int) -> Tensor:
     return torch.nn.functional.pad(values.detach(), (0, width - values.shape[1]))
-
-
-def build_source(trainer: Any, settings: OnlineSettings, plan: RolloutPlan) -> RolloutSource:
-    policy = trainer.accelerator.unwrap_model(trainer.scorer).model
-    try:
-        return RolloutSource(
-            settings,
-            plan,
-            read_prompts(settings),
-            trainer.tokenizer,
-            build_sampler(settings, policy, trainer.tokenizer),
-            build_online_judge(settings),
-            RolloutScorer(trainer),
-            policy=lambda: trainer.accelerator.unwrap_model(trainer.scorer).model,
-            reference=lambda: trainer.online_reference.model if trainer.online_reference is not None else None,
-            seed=trainer.config.train.seed,
-            note=trainer.logger.note,
-            last_checkpoint=trainer.last_checkpoint,
-        )
-    except ValueError as err:
-        raise ConfigError(str(err)) from None

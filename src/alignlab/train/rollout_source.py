@@ -13,14 +13,18 @@ A refresh, top to bottom:
    (``ref_logps``, when a KL term needs them) and the critic's values (PPO);
 6. reward shaping: missing-EOS penalty, normalisation, clipping, then the KL penalty in the token rewards;
 7. advantages with the method's estimator (``objectives.advantages.ADVANTAGES``);
-8. serve: ``next()`` returns the ids of one minibatch of groups per step, in a seeded order per epoch.
+8. serve: ``next()`` returns one minibatch of whole prompt groups per step (a ``StepBatch``), in a seeded
+   order per epoch.
 
-Everything a resumed run needs — prompt position, refresh count, the live rollout, the steps served from
+It is the loop's :class:`~alignlab.train.source.BatchSource`: ``start(context)`` receives the policy, the
+engine and the accelerator (``online_setup.bind`` builds the sampler, judge, reference and scorer from
+them), ``next()`` refreshes when the live rollout has been served. Everything a resumed run needs — prompt position, refresh count, the live rollout, the steps served from
 it, the KL controller, running reward moments, a moving reference's weights — is in ``state_dict()``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +44,7 @@ from alignlab.train.data import PreparedData
 from alignlab.train.online_settings import KLSettings, OnlineSettings
 from alignlab.train.reward_shaping import RunningMoments, shape_rewards
 from alignlab.train.rollout_judging import judge_rewards
+from alignlab.train.source import StepBatch
 
 # (records, groups, want_reference, want_values) -> flat per-token tensors [N, T]: "old_logps", "mask",
 # and "ref_logps" / "old_values" when asked for. The trainer implements it with its engine (no grad).
@@ -47,29 +52,22 @@ RolloutScorer = Callable[[list[Record], list[TokenizedGroup], bool, bool], dict[
 
 
 class RolloutSource:
-    """See the module docstring. ``policy`` returns the (unwrapped) policy module; ``reference`` the
-    reference model or None; ``note`` prints a line to the run log; ``last_checkpoint`` names the last
-    checkpoint for error messages."""
+    """See the module docstring. Built from settings and prompts; :meth:`bind` (called from ``start``) gives
+    it the ``tokenizer``, ``sampler``, ``judge`` and ``scorer``, ``policy`` (returns the unwrapped policy),
+    ``reference`` (returns the reference model or None), ``note`` (a line to the run log) and
+    ``last_checkpoint`` (names the last checkpoint for error messages)."""
 
     def __init__(
         self,
         settings: OnlineSettings,
         plan: RolloutPlan,
         prompts: list[PromptRow],
-        tokenizer: Any,
-        sampler: Any,
-        judge: Any,
-        scorer: RolloutScorer,
-        policy: Callable[[], Any],
-        reference: Callable[[], Any],
         seed: int = 0,
-        note: Callable[[str], None] = print,
-        last_checkpoint: Callable[[], Any] = lambda: None,
+        start: Callable[[RolloutSource, Any], None] | None = None,
     ):
-        self.settings, self.plan = settings, plan
-        self.tokenizer, self.sampler, self.judge, self.scorer = tokenizer, sampler, judge, scorer
-        self.policy, self.reference = policy, reference
-        self.seed, self.note, self.last_checkpoint = seed, note, last_checkpoint
+        self.settings, self.plan, self.prompts, self.seed = settings, plan, prompts, seed
+        self._start = start
+        self.step = 1  # the optimiser step the next batch trains (judges receive it)
         self.kl = settings.kl or KLSettings(coef=plan.kl_coef, estimator=plan.kl_estimator)  # type: ignore[arg-type]
         adaptive = self.kl.adaptive
         self.kl_control = kl_controller(
@@ -86,7 +84,6 @@ class RolloutSource:
                 f"online.sampling.n is {settings.sampling.n} but this method compares at least "
                 f"{plan.min_samples} completions of each prompt; set online.sampling.n >= {plan.min_samples}"
             )
-        self.rows, self.prompt_ids = self._encode(prompts)
         self.running = RunningMoments()
         self.prompt_epoch = self.prompt_offset = 0
         self.refreshes = 0  # refreshes done
@@ -94,6 +91,37 @@ class RolloutSource:
         self.data: PreparedData | None = None  # the live rollout
         self.metrics: dict[str, float] = {}
         self._eos_warnings = 0
+
+    # ----------------------------------------------------------------------------- loop protocol
+    def start(self, context: Any) -> None:
+        """The loop's parts are ready: bind the sampler, judge, reference and scorer (``online_setup``)."""
+        if self._start is not None:
+            self._start(self, context)
+
+    def bind(
+        self,
+        tokenizer: Any,
+        sampler: Any,
+        judge: Any,
+        scorer: RolloutScorer,
+        policy: Callable[[], Any],
+        reference: Callable[[], Any],
+        note: Callable[[str], None] = print,
+        last_checkpoint: Callable[[], Any] = lambda: None,
+    ) -> None:
+        self.tokenizer, self.sampler, self.judge, self.scorer = tokenizer, sampler, judge, scorer
+        self.policy, self.reference = policy, reference
+        self.note, self.last_checkpoint = note, last_checkpoint
+        self.rows, self.prompt_ids = self._encode(self.prompts)
+
+    def planned_steps(self, epochs: float) -> int:
+        """``epochs`` passes over the prompt set, in rollouts of ``prompts_per_rollout`` prompts."""
+        rollouts = max(1, math.ceil(epochs * len(self.prompts) / self.settings.prompts_per_rollout))
+        return rollouts * self.settings.steps_per_rollout
+
+    def after_optimizer_step(self, step: int) -> None:
+        """Refreshes happen lazily, in the ``next()`` after the live rollout has been served."""
+        self.step = step + 1
 
     # ----------------------------------------------------------------------------------- prompts
     def _encode(self, prompts: list[PromptRow]) -> tuple[list[PromptRow], list[list[int]]]:
@@ -134,10 +162,16 @@ class RolloutSource:
         return self.prompt_epoch + self.prompt_offset / len(self.rows)
 
     # ------------------------------------------------------------------------------------- serve
-    def next(self, step: int = 0) -> list[int]:
+    def next(self) -> StepBatch:
+        """The next step's minibatch of prompt groups from the live rollout; refreshes when it is served."""
+        ids = self.next_ids()
+        groups = [self.data.groups[i] for i in ids]
+        return StepBatch(self.data.records, groups, reference_rows=None, metrics=dict(self.metrics))
+
+    def next_ids(self) -> list[int]:
         """The group ids (into ``self.data``) of the next step's minibatch; refreshes when due."""
         if self.data is None or self.served >= self.settings.steps_per_rollout:
-            self.refresh(step)
+            self.refresh(self.step)
         minibatches = self.settings.minibatches
         epoch, part = divmod(self.served, minibatches)
         groups = len(self.data.groups)
@@ -303,6 +337,7 @@ class RolloutSource:
     # ------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
+            "step": self.step,
             "prompt_epoch": self.prompt_epoch,
             "prompt_offset": self.prompt_offset,
             "refreshes": self.refreshes,
@@ -328,6 +363,7 @@ class RolloutSource:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.prompt_epoch, self.prompt_offset = int(state["prompt_epoch"]), int(state["prompt_offset"])
         self.refreshes, self.served = int(state["refreshes"]), int(state["served"])
+        self.step = int(state["step"])
         self.kl_control.load_state_dict(state["kl_control"])
         self.running.load_state_dict(state["running"])
         self._eos_warnings = int(state["eos_warnings"])

@@ -102,13 +102,17 @@ def build_context(
     objective: Objective,
     note: Note,
     engine_class: type[Engine] = Engine,
-) -> tuple[LoopContext, PreparedData, PreparedData | None]:
-    """Everything but the optimiser: tokenizer, data, policy, engine, reference (and its cache)."""
+    load_data: bool = True,
+) -> tuple[LoopContext, PreparedData | None, PreparedData | None]:
+    """Everything but the optimiser: tokenizer, data, policy, engine, reference (and its cache).
+    ``load_data`` False: the batch source brings its own data (online training), ``data:`` is not read."""
     callbacks = objective.callbacks
     check_reference_settings(config, callbacks)
     tokenizer = load_tokenizer(config.model)
     needs = objective.needs
-    train, evaluation = prepare_data(config, tokenizer, objective, callbacks, note)
+    train, evaluation = (
+        prepare_data(config, tokenizer, objective, callbacks, note) if load_data else (None, None)
+    )
     policy = load_model(config.model, wants_rewards="rewards" in needs)
     for callback in callbacks:
         for line in callback.on_policy(policy):

@@ -32,6 +32,7 @@ from alignlab.scoring.engine import Engine
 from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from alignlab.train.evaluation import evaluate
 from alignlab.train.logger import MetricsLogger
+from alignlab.train.online_setup import rollout_source
 from alignlab.train.setup import build_context, build_optimizer, make_accelerator
 from alignlab.train.source import BatchSource, OfflineSource, StepBatch
 from alignlab.train.step import TrainingStopped, train_step
@@ -104,9 +105,12 @@ class Trainer:
             raise ConfigError(
                 f"train.batch_size ({tc.batch_size}) must be divisible by the number of processes ({world})"
             )
+        if self.source is None:
+            self.source = rollout_source(self.config, self.objective, self.logger.note)  # None: offline
         self.context, self.train_data, self.eval_data = build_context(
-            self.config, self.accelerator, self.objective, self.logger.note, self.engine_class
-        )
+            self.config, self.accelerator, self.objective, self.logger.note, self.engine_class,
+            load_data=self.config.online is None,
+        )  # fmt: skip
         if self.source is None:
             self.source = OfflineSource(self.train_data, tc.batch_size, tc.seed)
         self.source.start(self.context)
@@ -213,7 +217,7 @@ class Trainer:
         state, objective_state = load_checkpoint(
             last, self.context.unwrapped_policy(), self.optimizer, self.scheduler
         )
-        self.source.load_state_dict(state["source"])
+        self.source.load_state_dict(state["source"])  # from source.pt (tensors: an online source's rollout)
         self.objective.load_state_dict(objective_state)
         self.logger.note(f"resumed from {last} (step {int(state['step'])})")
         if self.accelerator.is_main_process:
