@@ -30,7 +30,9 @@ class ScriptedSampler:
             for j in range(params.n):
                 ids = list(self.script(i, j, params))[: params.max_new_tokens]
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                out.append(Rollout(i, j, list(prompt), ids, [0.0] * len(ids), bool(ids and ids[-1] == eos), text))
+                out.append(
+                    Rollout(i, j, list(prompt), ids, [0.0] * len(ids), bool(ids and ids[-1] == eos), text)
+                )
         return out
 
 
@@ -50,13 +52,17 @@ def raises_on_seven(prompts: list[str], completions: list[str], **_: Any) -> lis
     return [0.0] * len(completions)
 
 
-def setup_trainer(tmp_path: Any, overrides: list[str], sampler_script: Any = None, monkeypatch: Any = None) -> Trainer:
+def setup_trainer(
+    tmp_path: Any, overrides: list[str], sampler_script: Any = None, monkeypatch: Any = None
+) -> Trainer:
     """A Trainer whose ``_setup`` ran (policy, engine, source), optionally with a scripted sampler."""
     if sampler_script is not None:
         import alignlab.train.online_setup as online_setup
 
         monkeypatch.setattr(
-            online_setup, "build_sampler", lambda settings, policy, tokenizer: ScriptedSampler(tokenizer, sampler_script)
+            online_setup,
+            "build_sampler",
+            lambda settings, policy, tokenizer: ScriptedSampler(tokenizer, sampler_script),
         )
     config = load_config(
         None,

@@ -30,6 +30,9 @@ def test_grpo_raises_the_gold_reward_of_the_text_world(tmp_path):
          "train.steps=40", "train.learning_rate=1e-3", "train.schedule=constant", "train.progress=false"],
     )  # fmt: skip
     train(grpo)
-    rewards = [json.loads(line)["reward/mean"] for line in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    rewards = [
+        json.loads(line)["reward/mean"]
+        for line in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()
+    ]
     before, after = sum(rewards[:3]) / 3, sum(rewards[-10:]) / 10
     assert after > before + 0.25, (before, after)

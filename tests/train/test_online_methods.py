@@ -40,7 +40,15 @@ def test_method_trains_from_its_example(name, tmp_path, monkeypatch):
     assert result.steps == 2
     lines = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
     last = lines[-1]
-    for key in ("loss", "reward/mean", "reward/std", "completion_length", "eos_rate", "samples_per_s", "entropy"):
+    for key in (
+        "loss",
+        "reward/mean",
+        "reward/std",
+        "completion_length",
+        "eos_rate",
+        "samples_per_s",
+        "entropy",
+    ):
         assert key in last and math.isfinite(float(last[key])), key
     initial, _ = tiny_model("llama")
     trained = weights(tmp_path / name / "model")

@@ -92,7 +92,9 @@ def test_kl_in_the_reward_and_missing_eos_penalty_give_reinforce_pp_advantages(t
     whitened = (returns - values.mean()) / math.sqrt(values.var(ddof=1) + 1e-8)
     got = np.stack([g.rollout["advantages"][j, :4].numpy() for g in source.data.groups for j in range(2)])
     assert np.allclose(got[masks], whitened[masks], atol=1e-4)
-    stored_ref = np.stack([g.rollout["ref_logps"][j, :4].numpy() for g in source.data.groups for j in range(2)])
+    stored_ref = np.stack(
+        [g.rollout["ref_logps"][j, :4].numpy() for g in source.data.groups for j in range(2)]
+    )
     assert stored_ref.shape == (4, 4)
 
 
@@ -175,21 +177,32 @@ def test_long_prompts_are_reported_not_cut(tmp_path, monkeypatch, capsys):
     from alignlab.data.tokenize import encode_prompts
     from alignlab.models.tiny import tiny_tokenizer
 
-    lengths = [len(ids) for ids, _ in encode_prompts(tiny_tokenizer(), [r.prompt for r in load_prompts("builtin:sorting")])]
+    lengths = [
+        len(ids)
+        for ids, _ in encode_prompts(tiny_tokenizer(), [r.prompt for r in load_prompts("builtin:sorting")])
+    ]
     limit = min(lengths)  # sorting prompts have 3-5 numbers: the shortest stay, the others go
     trainer = setup_trainer(
-        tmp_path, [JUDGE, "online.prompts=builtin:sorting", f"online.max_prompt_length={limit}"], script, monkeypatch
+        tmp_path,
+        [JUDGE, "online.prompts=builtin:sorting", f"online.max_prompt_length={limit}"],
+        script,
+        monkeypatch,
     )
     kept = [len(ids) for ids in trainer.source.prompt_ids]
     assert len(kept) == lengths.count(limit) and set(kept) == {limit}  # kept whole, none cut
     err = capsys.readouterr().err
-    assert f"{len(lengths) - len(kept)} of {len(lengths)} prompts are longer than online.max_prompt_length" in err
+    assert (
+        f"{len(lengths) - len(kept)} of {len(lengths)} prompts are longer than online.max_prompt_length"
+        in err
+    )
     with pytest.raises(ConfigError, match="every prompt is longer"):
         setup_trainer(tmp_path / "b", [JUDGE, "online.max_prompt_length=2"], script, monkeypatch)
 
 
 def test_a_sampler_that_never_stops_is_flagged(tmp_path, monkeypatch, capsys):
-    trainer = setup_trainer(tmp_path, [JUDGE, "online.prompts_per_rollout=2"], lambda i, j, p: [5, 6, 7], monkeypatch)
+    trainer = setup_trainer(
+        tmp_path, [JUDGE, "online.prompts_per_rollout=2"], lambda i, j, p: [5, 6, 7], monkeypatch
+    )
     trainer.source.next_ids()
     assert trainer.source.metrics["eos_rate"] == 0.0
     assert "hit max_new_tokens" in capsys.readouterr().err

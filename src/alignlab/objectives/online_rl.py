@@ -106,7 +106,13 @@ def grpo(
     Checked: paper §4.1 eq. 3–4; TRL 1.16 ``GRPOTrainer._compute_loss`` and ``grpo_config.py``.
     """
     return _policy_gradient(
-        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, normalisers, beta, kl_estimator
+        batch,
+        "ppo_clip",
+        _clip_params(epsilon, epsilon_high),
+        loss_aggregation,
+        normalisers,
+        beta,
+        kl_estimator,
     )
 
 
@@ -142,7 +148,13 @@ def dr_grpo(
     ``norm_adv_by_std_in_grpo=False`` + ``seq-mean-token-sum-norm``.
     """
     return _policy_gradient(
-        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, normalisers, beta, kl_estimator
+        batch,
+        "ppo_clip",
+        _clip_params(epsilon, epsilon_high),
+        loss_aggregation,
+        normalisers,
+        beta,
+        kl_estimator,
     )
 
 
@@ -176,9 +188,13 @@ def rloo(
     equal (ρ = 1). Checked: paper §3.2; TRL 1.16 ``RLOOTrainer`` and ``rloo_config.py`` (beta 0.05).
     """
     if policy_loss not in ("sequence_clip", "reinforce"):
-        raise ValueError(f"rloo: policy_loss must be 'sequence_clip' (TRL) or 'reinforce' (paper), got '{policy_loss}'")
+        raise ValueError(
+            f"rloo: policy_loss must be 'sequence_clip' (TRL) or 'reinforce' (paper), got '{policy_loss}'"
+        )
     advantages = batch.get("advantages")[:, 0]  # one per completion (the same on each of its tokens)
-    seq_batch = RolloutBatch(batch.items, {**batch.rollout, "advantages": advantages}, batch.group_index, batch.weight)
+    seq_batch = RolloutBatch(
+        batch.items, {**batch.rollout, "advantages": advantages}, batch.group_index, batch.weight
+    )
     params = _clip_params(epsilon, epsilon_high) if policy_loss == "sequence_clip" else {}
     return _policy_gradient(seq_batch, policy_loss, params, loss_aggregation, normalisers)
 
@@ -218,7 +234,13 @@ def reinforce_pp(
     Checked: verl ``compute_reinforce_plus_plus_outcome_advantage`` / ``..._baseline_outcome_advantage``.
     """
     return _policy_gradient(
-        batch, "ppo_clip", _clip_params(epsilon, epsilon_high), loss_aggregation, normalisers, beta, kl_estimator
+        batch,
+        "ppo_clip",
+        _clip_params(epsilon, epsilon_high),
+        loss_aggregation,
+        normalisers,
+        beta,
+        kl_estimator,
     )
 
 
@@ -226,7 +248,9 @@ def reinforce_pp(
 def _reinforce_pp_plan(params: dict[str, Any]) -> RolloutPlan:
     name = params["estimator"]
     if name not in ("reinforce_pp", "reinforce_pp_baseline"):
-        raise ValueError(f"reinforce_pp: estimator must be reinforce_pp or reinforce_pp_baseline, got '{name}'")
+        raise ValueError(
+            f"reinforce_pp: estimator must be reinforce_pp or reinforce_pp_baseline, got '{name}'"
+        )
     baseline = name == "reinforce_pp_baseline"
     return RolloutPlan(
         name,
@@ -296,7 +320,9 @@ def ppo(
     loss_params = {**_clip_params(epsilon, epsilon_high), "dual_clip": dual_clip}
     logps = batch.items.token_logps
     mask = batch.mask
-    per_token, metrics = POLICY_LOSSES("ppo_clip", logps, batch.get("old_logps"), batch.get("advantages"), mask, **loss_params)
+    per_token, metrics = POLICY_LOSSES(
+        "ppo_clip", logps, batch.get("old_logps"), batch.get("advantages"), mask, **loss_params
+    )
     values = batch.items.extra.get("token_values")
     if values is None:
         raise ValueError("ppo needs the value head's per-token values (needs 'token_values')")
@@ -328,5 +354,9 @@ class ValueHeadCallback(Callback):
 @rollout_plan("ppo")
 def _ppo_plan(params: dict[str, Any]) -> RolloutPlan:
     return RolloutPlan(
-        "gae", {"gamma": params["gamma"], "lam": params["lam"]}, kl_coef=0.05, kl_estimator="k1", needs_values=True
+        "gae",
+        {"gamma": params["gamma"], "lam": params["lam"]},
+        kl_coef=0.05,
+        kl_estimator="k1",
+        needs_values=True,
     )

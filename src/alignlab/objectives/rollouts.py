@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from alignlab.data.feedback import Feedback
 from alignlab.scoring.scores import Scores
+
 
 @dataclass
 class RolloutBatch:

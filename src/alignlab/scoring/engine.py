@@ -167,7 +167,9 @@ class Engine:
                 if value_head is None:
                     raise ValueError("the objective needs per-token values but the policy has no value_head")
                 values = value_head(h).float()
-                scores.extra["token_values"] = values.new_zeros(batch.num_completions, width).index_put(index, values)
+                scores.extra["token_values"] = values.new_zeros(batch.num_completions, width).index_put(
+                    index, values
+                )
         if "hidden" in needs or "rewards" in needs:
             scores.hidden = hidden[batch.last_rows, batch.last_cols]
         if "rewards" in needs:

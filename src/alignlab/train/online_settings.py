@@ -33,7 +33,9 @@ class SamplerSettings(_Strict):
 
     backend: Literal["hf", "vllm"] = "hf"
     batch_size: int = Field(256, gt=0)  # sequences per generation batch
-    options: dict[str, Any] = Field(default_factory=dict)  # backend-specific (e.g. vLLM's gpu_memory_utilization)
+    options: dict[str, Any] = Field(
+        default_factory=dict
+    )  # backend-specific (e.g. vLLM's gpu_memory_utilization)
 
 
 class AdaptiveKL(_Strict):

@@ -112,7 +112,9 @@ def _bind(source: RolloutSource, context: Any) -> None:
             build_online_judge(settings),
             RolloutScorer(context, reference),
             policy=context.unwrapped_policy,
-            reference=lambda: reference.model if reference is not None and not reference.adapters_off else None,
+            reference=lambda: (
+                reference.model if reference is not None and not reference.adapters_off else None
+            ),
             note=source.note,
             last_checkpoint=lambda: latest_checkpoint(checkpoints),
         )

@@ -138,7 +138,9 @@ class RolloutSource:
                 f"{len(encoded[too_long[0]][0])} tokens: {str(first)[:60]!r}); raise max_prompt_length to keep them"
             )
         if not kept:
-            raise ValueError(f"online.prompts: every prompt is longer than online.max_prompt_length ({limit})")
+            raise ValueError(
+                f"online.prompts: every prompt is longer than online.max_prompt_length ({limit})"
+            )
         return [prompts[i] for i in kept], [encoded[i][0] for i in kept]
 
     def _next_prompts(self) -> list[int]:
@@ -175,7 +177,9 @@ class RolloutSource:
         minibatches = self.settings.minibatches
         epoch, part = divmod(self.served, minibatches)
         groups = len(self.data.groups)
-        order = self._order(groups, 104_729 * self.refreshes + epoch) if minibatches > 1 else list(range(groups))
+        order = (
+            self._order(groups, 104_729 * self.refreshes + epoch) if minibatches > 1 else list(range(groups))
+        )
         size = groups // minibatches
         self.served += 1
         return sorted(order[part * size : (part + 1) * size])
@@ -386,4 +390,3 @@ class RolloutSource:
         reference = self.reference()
         if "reference" in state and reference is not None:
             reference.load_state_dict(state["reference"])
-
