@@ -13,7 +13,8 @@ Built-in tasks, generated from a seed so they need no download and have a checka
 - ``sorting``: sort 3–5 one-digit numbers ascending (answer: the numbers space-separated).
 
 ``sim:text-world`` gives a simulated text world's prompts (judge them with ``{name: simulated}``, the
-world's gold reward; see ``alignlab.sim.online``).
+world's gold reward; see ``alignlab.sim.online``); ``package.module:function[@spec]`` the rows a Python
+function returns.
 
 Each built-in task may be followed by ``@N`` (the number of rows, default 256) and ``/seed`` (default 0), e.g.
 ``builtin:arithmetic@64/1``; ``chat`` variants (``builtin:arithmetic-chat``) give the prompt as one user
@@ -103,19 +104,48 @@ def load_prompts(source: str, limit: int | None = None) -> list[PromptRow]:
     if source.startswith("builtin:"):
         rows = builtin_prompts(source.split(":", 1)[1])
     elif source.startswith("sim:text-world"):
-        # The simulation layer sits above data: reach its prompt generator by name, not by an import edge.
-        import importlib
-
-        module = importlib.import_module("alignlab.sim.online")
-        try:
-            rows = module.world_prompts(source.removeprefix("sim:text-world").lstrip("-"))
-        except ValueError as err:
-            raise PromptSetError(str(err)) from None
+        rows = prompt_function(SIM_WORLD, source.removeprefix("sim:text-world").lstrip("-"))
+    elif ":" in source and not Path(source).exists():
+        module, _, spec = source.partition("@")
+        rows = prompt_function(module, spec)
     else:
         rows = _read_jsonl(Path(source))
     if not rows:
         raise PromptSetError(f"{source}: no prompts")
     return rows[:limit] if limit else rows
+
+
+# The simulated text world's prompts: the simulation layer sits above data, so it is reached by name (as any
+# user's prompt generator is), not by an import.
+SIM_WORLD = "alignlab.sim.online:world_prompts"
+
+
+def prompt_function(reference: str, spec: str = "") -> list[PromptRow]:
+    """Rows from a Python function named ``package.module:function`` (called with ``spec``, the text after
+    ``@``); it returns PromptRows, prompt strings, or mappings with a ``prompt`` field."""
+    import importlib
+
+    module_name, _, attribute = reference.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as err:
+        raise PromptSetError(
+            f"prompts '{reference}': no function {attribute!r} in module {module_name!r} ({err}); expected "
+            "builtin:NAME, sim:text-world, a JSONL file, or package.module:function"
+        ) from None
+    try:
+        produced = fn(spec) if spec else fn()
+    except ValueError as err:
+        raise PromptSetError(f"prompts '{reference}': {err}") from None
+    rows = []
+    for item in produced:
+        if isinstance(item, PromptRow):
+            rows.append(item)
+        elif isinstance(item, dict) and "prompt" in item:
+            rows.append(PromptRow(item["prompt"], {k: v for k, v in item.items() if k != "prompt"}))
+        else:
+            rows.append(PromptRow(item))
+    return rows
 
 
 def _read_jsonl(path: Path) -> list[PromptRow]:

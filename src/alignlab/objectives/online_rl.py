@@ -16,13 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.objectives.callbacks import Callback
 from alignlab.objectives.kl_estimators import KL_ESTIMATORS
 from alignlab.objectives.loss_aggregation import AGGREGATIONS
 from alignlab.objectives.policy_losses import POLICY_LOSSES, clipped_value_loss
 from alignlab.objectives.registry import objective
 from alignlab.objectives.rollouts import RolloutBatch, RolloutPlan, rollout_plan
-from alignlab.scoring.engine import unwrap
 
 NEEDS = ("token_logps", "token_entropy")
 
@@ -293,7 +291,6 @@ def _remax_plan(params: dict[str, Any]) -> RolloutPlan:
     feedback="rollouts",
     reduction="sum",
     needs=(*NEEDS, "token_values"),
-    callback=lambda params: ValueHeadCallback(),
     paper="Ouyang et al. 2022, arXiv 2203.02155; Ziegler et al. 2019, arXiv 1909.08593",
 )
 def ppo(
@@ -309,7 +306,8 @@ def ppo(
     normalisers: Any = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO-RLHF: per-token KL in the reward (``online.kl``, default β = 0.05, k1), GAE advantages from a
-    value head on the policy's hidden states, token-level clipped policy loss + c_v × clipped value loss.
+    value head on the policy's hidden states (the rollout source attaches it to the policy, so it trains and
+    is saved with it), token-level clipped policy loss + c_v × clipped value loss.
 
     r_t = −β·k1_t + 1[t=T]·R; δ_t = r_t + γV(s_{t+1}) − V(s_t); A_t = Σ_l (γλ)^l δ_{t+l}, whitened;
     G_t = A_t + V(s_t). L = L_clip + c_v·½·max((V − G)², (clip(V, V_old ± ε_v) − G)²). Defaults: TRL's
@@ -333,22 +331,6 @@ def ppo(
     metrics["value_loss"] = ((value_loss * mask).sum() / mask.sum().clamp(min=1)).detach()
     metrics.update(_token_metrics(batch))
     return aggregate(per_token + vf_coef * value_loss, batch, loss_aggregation, normalisers), metrics
-
-
-class ValueHeadCallback(Callback):
-    """PPO's critic: a value head on the policy's hidden states, attached to the policy before the optimiser
-    is built (so it trains with the policy and is saved in its checkpoints as ``value_head.*``)."""
-
-    name = "ppo value head"
-
-    def on_policy(self, policy: Any) -> list[str]:
-        from alignlab.models.value_head import ValueHead
-
-        base = unwrap(policy)
-        if getattr(base, "value_head", None) is None:
-            device = next(base.parameters()).device
-            base.value_head = ValueHead(base.config.hidden_size).to(device)
-        return ["ppo: value head attached to the policy (saved with it as value_head.*)"]
 
 
 @rollout_plan("ppo")

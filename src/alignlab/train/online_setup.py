@@ -18,7 +18,7 @@ from alignlab.data.tokenize import TokenizedGroup
 from alignlab.objectives.rollouts import RolloutPlan, plan_for
 from alignlab.scoring.engine import Reference
 from alignlab.train.checkpoint import latest_checkpoint
-from alignlab.train.online_settings import OnlineSettings
+from alignlab.config import OnlineSettings
 from alignlab.train.reference import make_reference
 from alignlab.train.rollout_source import RolloutSource
 
@@ -104,6 +104,8 @@ def _bind(source: RolloutSource, context: Any) -> None:
                 "with the adapters switched off)"
             )
         reference = make_reference(config, context.policy, context.callbacks, source.note)
+    if plan.needs_values:
+        attach_value_head(context.policy, source.note)
     checkpoints = config.run_dir / "checkpoints"
     try:
         source.bind(
@@ -120,6 +122,18 @@ def _bind(source: RolloutSource, context: Any) -> None:
         )
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def attach_value_head(policy: Any, note: Any) -> None:
+    """PPO's critic: a value head on the policy's hidden states (``models/value_head.py``), attached before
+    the optimiser is built, so it trains with the policy and is saved with it (``value_head.*``)."""
+    from alignlab.scoring.engine import unwrap
+    from alignlab.models.value_head import ValueHead
+
+    base = unwrap(policy)
+    if getattr(base, "value_head", None) is None:
+        base.value_head = ValueHead(base.config.hidden_size).to(next(base.parameters()).device)
+        note("ppo: a value head is attached to the policy (trained and saved with it as value_head.*)")
 
 
 class RolloutScorer:

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-from alignlab.train.online_settings import RewardShaping
+from alignlab.config import RewardShaping
 
 
 @dataclass

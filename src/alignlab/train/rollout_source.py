@@ -41,7 +41,7 @@ from alignlab.objectives.kl_control import kl_controller
 from alignlab.objectives.kl_estimators import KL_ESTIMATORS, kl_penalised_rewards
 from alignlab.objectives.rollouts import RolloutPlan
 from alignlab.train.data import PreparedData
-from alignlab.train.online_settings import KLSettings, OnlineSettings
+from alignlab.config import KLSettings, OnlineSettings
 from alignlab.train.reward_shaping import RunningMoments, shape_rewards
 from alignlab.train.rollout_judging import judge_rewards
 from alignlab.train.source import StepBatch
