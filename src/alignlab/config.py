@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from alignlab.models.loading import ModelSettings
 from alignlab.generation.types import SamplingParams
+from alignlab.models.loading import ModelSettings
 
 
 class ConfigError(ValueError):

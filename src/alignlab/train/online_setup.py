@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.config import ConfigError, RunConfig
+from alignlab.config import ConfigError, OnlineSettings, RunConfig
 from alignlab.data.batching import make_batch
 from alignlab.data.prompts import PromptSetError, load_prompts
 from alignlab.data.records import Record
@@ -18,7 +18,6 @@ from alignlab.data.tokenize import TokenizedGroup
 from alignlab.objectives.rollouts import RolloutPlan, plan_for
 from alignlab.scoring.engine import Reference
 from alignlab.train.checkpoint import latest_checkpoint
-from alignlab.config import OnlineSettings
 from alignlab.train.reference import make_reference
 from alignlab.train.rollout_source import RolloutSource
 
@@ -127,8 +126,8 @@ def _bind(source: RolloutSource, context: Any) -> None:
 def attach_value_head(policy: Any, note: Any) -> None:
     """PPO's critic: a value head on the policy's hidden states (``models/value_head.py``), attached before
     the optimiser is built, so it trains with the policy and is saved with it (``value_head.*``)."""
-    from alignlab.scoring.engine import unwrap
     from alignlab.models.value_head import ValueHead
+    from alignlab.scoring.engine import unwrap
 
     base = unwrap(policy)
     if getattr(base, "value_head", None) is None:
