@@ -75,10 +75,12 @@ def setup_trainer(
 
 
 @torch.no_grad()
-def manual_token_logps(model: Any, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
-    """log π(c_t | prompt, c_<t) by one plain forward pass over prompt + completion (no engine)."""
+def manual_token_logps(
+    model: Any, prompt_ids: list[int], completion_ids: list[int], temperature: float = 1.0
+) -> torch.Tensor:
+    """log softmax(z/T)(c_t | prompt, c_<t) by one plain forward pass over prompt + completion (no engine)."""
     ids = torch.tensor([prompt_ids + completion_ids])
-    logits = model(input_ids=ids).logits[0].float()
+    logits = model(input_ids=ids).logits[0].float() / temperature
     start = len(prompt_ids) - 1
     logp = logits[start : start + len(completion_ids)].log_softmax(-1)
     return logp.gather(-1, torch.tensor(completion_ids)[:, None])[:, 0]

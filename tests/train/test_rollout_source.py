@@ -206,3 +206,17 @@ def test_a_sampler_that_never_stops_is_flagged(tmp_path, monkeypatch, capsys):
     trainer.source.next_ids()
     assert trainer.source.metrics["eos_rate"] == 0.0
     assert "hit max_new_tokens" in capsys.readouterr().err
+
+
+def test_old_logps_are_scored_at_the_sampling_temperature(tmp_path):
+    trainer = setup_trainer(
+        tmp_path,
+        [JUDGE, "online.prompts_per_rollout=2", "online.sampling.n=2", "online.sampling.temperature=0.7"],
+    )  # the real sampler
+    source = trainer.source
+    source.next_ids()
+    policy = trainer.context.unwrapped_policy()
+    for group in source.data.groups:
+        for j, completion in enumerate(group.completion_ids):
+            manual = manual_token_logps(policy, group.prompt_ids, completion, temperature=0.7)
+            assert torch.allclose(group.rollout["old_logps"][j, : len(completion)], manual, atol=1e-5)

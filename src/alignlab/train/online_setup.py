@@ -127,7 +127,7 @@ def attach_value_head(policy: Any, note: Any) -> None:
     """PPO's critic: a value head on the policy's hidden states (``models/value_head.py``), attached before
     the optimiser is built, so it trains with the policy and is saved with it (``value_head.*``)."""
     from alignlab.models.value_head import ValueHead
-    from alignlab.scoring.engine import unwrap
+    from alignlab.models.parts import unwrap
 
     base = unwrap(policy)
     if getattr(base, "value_head", None) is None:

@@ -118,7 +118,11 @@ def build_context(
         for line in callback.on_policy(policy):
             note(line)
     tc = config.train
-    engine = engine_class(tc.layout, tc.logits_chunk_size, tc.attention, tc.compile)
+    # Online training scores at the sampling temperature (log softmax(z / T), as TRL and verl do), so the
+    # importance ratio of a freshly sampled rollout is exactly 1.
+    sampled_at = config.online.sampling.temperature if config.online is not None else 1.0
+    temperature = sampled_at if sampled_at > 0 else 1.0
+    engine = engine_class(tc.layout, tc.logits_chunk_size, tc.attention, tc.compile, temperature=temperature)
     layout = engine.choose_layout(policy)
     note(f"engine layout: {layout}; objective(s): {', '.join(objective.names)}")
     reference = None
