@@ -20,7 +20,8 @@ from alignlab.objectives.kl_estimators import KL_ESTIMATORS
 from alignlab.objectives.loss_aggregation import AGGREGATIONS
 from alignlab.objectives.policy_losses import POLICY_LOSSES, clipped_value_loss
 from alignlab.objectives.registry import objective
-from alignlab.objectives.rollouts import RolloutBatch, RolloutPlan, rollout_plan
+from alignlab.objectives.rollouts import RolloutPlan, rollout_plan
+from alignlab.objectives.views import RolloutBatch
 
 NEEDS = ("token_logps", "token_entropy")
 

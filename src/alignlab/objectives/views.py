@@ -222,7 +222,48 @@ def point_view(scores: Scores, feedback: Feedback, kind: str = "labels") -> Poin
     )
 
 
-def build_view(kind: str, scores: Scores, feedback: Feedback) -> PairBatch | ListBatch | PointBatch:
+@dataclass
+class RolloutBatch:
+    """Completions sampled during online training (``feedback="rollouts"``): the current policy's Scores
+    aligned with the tensors the rollout source stored when it sampled them (``Feedback.rollout``: the
+    sampling policy's per-token log-probs ``old_logps``, the reference's ``ref_logps``, ``advantages``,
+    ``returns``, ``old_values``, and ``length_norm``, the constant L_max of ``seq_mean_token_sum_norm``)."""
+
+    items: Scores  # [N] the current policy's scores: token_logps [N, T] with gradient, token_mask
+    rollout: dict[str, Tensor]  # [N] or [N, T] tensors stored when the rollout was sampled
+    group_index: Tensor  # [N] the prompt each completion answers
+    weight: Tensor  # [N] per-completion weight (the record's)
+
+    @property
+    def size(self) -> int:
+        return int(self.items.logps.shape[0])
+
+    @property
+    def mask(self) -> Tensor:
+        return self.items.token_mask
+
+    def get(self, name: str) -> Tensor:
+        if name not in self.rollout:
+            raise ValueError(
+                f"the rollout has no '{name}' tensor (it has {sorted(self.rollout)}); an online objective "
+                "must run on rollouts from `online:` (alignlab train with an online section)"
+            )
+        return self.rollout[name]
+
+
+def rollout_view(scores: Scores, feedback: Feedback) -> RolloutBatch:
+    if not feedback.rollout:
+        raise FeedbackMismatch(
+            "this objective learns from rollouts sampled during training: add an `online:` section "
+            "(prompts, sampling, judge) to the run config; see docs/online.md"
+        )
+    weight = feedback.weight[feedback.group_index].to(scores.logps.dtype)
+    return RolloutBatch(scores, feedback.rollout, feedback.group_index, weight)
+
+
+def build_view(
+    kind: str, scores: Scores, feedback: Feedback
+) -> PairBatch | ListBatch | PointBatch | RolloutBatch:
     """The batch an objective consuming ``kind`` receives; ratings and span weights ride along in Scores."""
     dtype = scores.logps.dtype
     if feedback.ratings is not None:
@@ -239,7 +280,5 @@ def build_view(kind: str, scores: Scores, feedback: Feedback) -> PairBatch | Lis
     if kind in ("labels", "demonstrations"):
         return point_view(scores, feedback, kind)
     if kind == "rollouts":
-        from alignlab.objectives.rollouts import rollout_view
-
         return rollout_view(scores, feedback)
     raise ValueError(f"unknown feedback kind '{kind}'")
