@@ -177,6 +177,9 @@ class OnlineSettings(Strict):
     sampler: SamplerSettings = Field(default_factory=SamplerSettings)
     sampling: SamplingParams = Field(default_factory=lambda: SamplingParams(n=4, max_new_tokens=32))
     judge: dict[str, Any] | str = Field(default_factory=lambda: {"name": "verifiable_answer"})
+    # A simulated world (alignlab.sim WorldConfig settings) for judges that annotate one (``simulated``);
+    # ``prompts: sim:text-world`` implies its world.
+    world: dict[str, Any] | None = None
     advantage: AdvantageSettings | None = None  # null: the method's estimator
     kl: KLSettings | None = None  # null: the method's KL form
     reward: RewardShaping = Field(default_factory=RewardShaping)

@@ -1,9 +1,11 @@
-"""``alignlab sim compare``: a league table of offline objectives on one world, one data set, one budget.
+"""``alignlab sim compare``: a league table of objectives on one world, one data set, one budget.
 
 Every objective starts from the same SFT policy, trains on the same simulated preferences for the same
 number of steps, batch size and learning rate, and is judged by the world's gold reward: mean gold
 reward, win rate against SFT (noise-free gold annotator), KL to SFT from samples, wall time and peak
-memory (growth of the process's resident set while it trains, sampled every 20 ms; Linux only).
+memory (growth of the process's resident set while it trains, sampled every 20 ms; Linux only). Online
+methods (grpo, ppo, ...) sample their own completions and spend the same number of judge calls as the
+offline ones have labelled pairs (``recipes/online_league.py``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from alignlab.data.io import write_records
 from alignlab.data.records import Record
 from alignlab.eval import plots
 from alignlab.judges.simulated import SimulatedAnnotators
+from alignlab.objectives import get
 from alignlab.recipes import pipeline as P
+from alignlab.recipes.online_league import online_stage
 from alignlab.recipes.settings import CompareSettings, resolve_settings
 from alignlab.sim.worlds import TextWorld
 
 # What the league's records carry: simulated annotators' rankings, labels and ratings of (prompt,
 # completions), and nothing else (no reference responses, contexts or auxiliary completions).
-FEEDBACK = ("pairs", "ranking", "labels", "scores")
+# Online objectives ("rollouts") sample their own completions and spend the same number of judge calls.
+FEEDBACK = ("pairs", "ranking", "labels", "scores", "rollouts")
 SUPPLIED: frozenset[str] = frozenset()  # objectives/registry.py REQUIREMENTS the league's data meets
 
 
@@ -158,6 +163,9 @@ def _run(out: Path, objectives: str, console: Console, cfg: CompareSettings) -> 
     prefs = out / "data" / "preferences.jsonl"
     write_records(with_all_feedback(pairs, annotators), prefs)
     heldout = world.prompts("heldout")
+    # Online methods are judged by the pool's utility: its proxy of the gold reward, without label noise.
+    online_judge = {"name": "simulated", "annotators": cfg.annotator_settings().model_dump()}
+    online_world = cfg.world_config().model_dump()
     sft_eval = P.evaluate_policy(world, policy, tokenizer, heldout, seed=seed + 3)
     rows = [
         {
@@ -176,16 +184,23 @@ def _run(out: Path, objectives: str, console: Console, cfg: CompareSettings) -> 
         row: dict[str, Any] = {"objective": name}
         try:
             with PeakMemory() as memory:
-                stage = P.train_stage(
-                    f"runs/{name}",
-                    out,
-                    prefs,
-                    {"path": str(sft.model_dir)},
-                    [{"name": name}],
-                    cfg.budget.train(),
-                    console=console,
-                    progress=False,
-                )
+                if get(name).feedback == "rollouts":  # online: its own samples, the same judge budget
+                    stage, row["judge_calls"] = online_stage(
+                        name, out, sft.model_dir, world.prompts("train"), online_judge, online_world,
+                        len(pairs), cfg.online, console,
+                    )  # fmt: skip
+                else:
+                    row["judge_calls"] = len(pairs)
+                    stage = P.train_stage(
+                        f"runs/{name}",
+                        out,
+                        prefs,
+                        {"path": str(sft.model_dir)},
+                        [{"name": name}],
+                        cfg.budget.train(),
+                        console=console,
+                        progress=False,
+                    )
             trained, _ = P.load_policy(stage.model_dir)
             ev = P.evaluate_policy(
                 world,
@@ -224,7 +239,16 @@ def _run(out: Path, objectives: str, console: Console, cfg: CompareSettings) -> 
 
 def _print(console: Console, rows: list[dict[str, Any]], out: Path) -> None:
     table = Table(title="league: same world, data and budget")
-    for col in ("objective", "gold reward", "win rate vs SFT %", "KL", "time s", "peak MB", "error"):
+    for col in (
+        "objective",
+        "gold reward",
+        "win rate vs SFT %",
+        "KL",
+        "judge calls",
+        "time s",
+        "peak MB",
+        "error",
+    ):
         table.add_column(col)
     for r in sorted(rows, key=lambda r: -r["gold_reward"] if r["gold_reward"] == r["gold_reward"] else 1e9):
         table.add_row(
@@ -232,6 +256,7 @@ def _print(console: Console, rows: list[dict[str, Any]], out: Path) -> None:
             f"{r['gold_reward']:.3f}",
             f"{r['winrate_vs_sft']:.1f} ± {r['winrate_se']:.1f}",
             f"{r['kl']:.3f}",
+            str(r.get("judge_calls", "")),
             str(r["seconds"]),
             str(r["peak_mb"]),
             r["error"][:60],

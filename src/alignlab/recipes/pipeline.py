@@ -49,8 +49,10 @@ def train_stage(
     train: dict[str, Any],
     console: Any = None,
     progress: bool = True,
+    online: dict[str, Any] | None = None,
 ) -> Stage:
-    """Train one stage into ``out/name`` (replacing an earlier run there); return where its model is."""
+    """Train one stage into ``out/name`` (replacing an earlier run there); return where its model is.
+    ``online``: the run's ``online:`` section (online objectives sample their own data; ``data`` unused)."""
     run_dir = out / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -66,6 +68,7 @@ def train_stage(
             "data": {**DATA_BASE, "train": str(data)},
             "objectives": objectives,
             "train": {**TRAIN_BASE, **train, "progress": progress},
+            **({"online": online} if online is not None else {}),
         },
     )
     start = time.perf_counter()

@@ -114,6 +114,16 @@ class CompareBudget(Stage):
     learning_rate: float = Field(1e-3, gt=0)
 
 
+class OnlineLeague(Strict):
+    """How online objectives spend the league's judge budget (``sim compare``'s ``online`` section)."""
+
+    prompts_per_rollout: int = Field(8, gt=0)
+    n: int = Field(4, gt=1)  # samples per prompt
+    max_new_tokens: int = Field(8, gt=0)
+    epochs_per_rollout: int = Field(2, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+
+
 class CompareSettings(Strict):
     """``alignlab sim compare``: every offline objective on one world, one data set, one budget."""
 
@@ -124,6 +134,7 @@ class CompareSettings(Strict):
     )
     sft: CompareSFT = Field(default_factory=CompareSFT)
     budget: CompareBudget = Field(default_factory=CompareBudget)
+    online: OnlineLeague = Field(default_factory=OnlineLeague)  # online methods: the same judge budget
 
     def world_config(self) -> WorldConfig:
         return self.world.model_copy(update={"seed": self.seed})

@@ -22,3 +22,15 @@ def world_prompts(spec: str = "") -> list[PromptRow]:
         raise ValueError(f"sim:text-world-{split_text}: the split must be train or heldout")
     world = TextWorld(WorldConfig(seed=int(seed_text) if seed_text else 0))
     return [PromptRow(task.prompt, {"task": task.kind, "answer": task.answer}) for task in world.tasks(split)]
+
+
+def world_from_settings(settings: dict) -> TextWorld:
+    """A text world from its settings (``online.world``); errors name the field."""
+    from pydantic import ValidationError
+
+    try:
+        return TextWorld(WorldConfig.model_validate(settings))
+    except ValidationError as err:
+        raise ValueError(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        ) from None

@@ -58,10 +58,31 @@ def build_sampler(settings: OnlineSettings, policy: Any, tokenizer: Any) -> Any:
 def build_online_judge(settings: OnlineSettings) -> Any:
     from alignlab.judges.build import build_judge
 
+    context = {}
+    world = simulated_world(settings)
+    if world is not None:
+        context["world"] = world
     try:
-        return build_judge(settings.judge, where="online.judge")
+        return build_judge(settings.judge, where="online.judge", **context)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def simulated_world(settings: OnlineSettings) -> Any:
+    """The simulated world of ``online.world`` (or of ``prompts: sim:text-world[/SEED]``), or None. The
+    simulation layer sits above train: it is reached by name, as a prompt source is."""
+    spec = settings.world
+    if spec is None and settings.prompts.startswith("sim:text-world"):
+        _, _, seed = settings.prompts.partition("/")
+        spec = {"seed": int(seed)} if seed.isdigit() else {}
+    if spec is None:
+        return None
+    import importlib
+
+    try:
+        return importlib.import_module("alignlab.sim.online").world_from_settings(spec)
+    except ValueError as err:
+        raise ConfigError(f"online.world: {err}") from None
 
 
 def rollout_source(config: RunConfig, objective: Any, note: Any = print) -> RolloutSource | None:
@@ -126,8 +147,8 @@ def _bind(source: RolloutSource, context: Any) -> None:
 def attach_value_head(policy: Any, note: Any) -> None:
     """PPO's critic: a value head on the policy's hidden states (``models/value_head.py``), attached before
     the optimiser is built, so it trains with the policy and is saved with it (``value_head.*``)."""
-    from alignlab.models.value_head import ValueHead
     from alignlab.models.parts import unwrap
+    from alignlab.models.value_head import ValueHead
 
     base = unwrap(policy)
     if getattr(base, "value_head", None) is None:
