@@ -132,7 +132,7 @@ class KLSettings(Strict):
     (PPO, REINFORCE++, RLOO's sequence penalty Σ_t k_t), k_t computed from the sampling policy's and the
     reference's log-probs of the sampled token. ``estimator``: k1 = log π/π_ref, k2 = ½(log π/π_ref)²,
     k3 = π_ref/π − log(π_ref/π) − 1. ``adaptive``: Ziegler et al.'s controller moves ``coef`` toward a target
-    KL. KL in the LOSS (GRPO's form) is the objective's own ``beta`` / ``kl_estimator``.
+    KL. KL in the LOSS (GRPO's form) is the objective's own ``kl_coef`` / ``kl_estimator``.
     """
 
     coef: float = Field(0.0, ge=0)

@@ -5,7 +5,7 @@ completions, and computed advantages with the estimator its :class:`RolloutPlan`
 tokens by the ``loss_aggregation`` setting. The pieces are the RL toolkit's registries:
 ``advantages.ADVANTAGES``, ``kl_estimators.KL_ESTIMATORS``, ``policy_losses.POLICY_LOSSES``. KL enters
 either the reward (``online.kl``: PPO, RLOO, REINFORCE++; default coefficients below) or the loss (the
-objective's ``beta`` and ``kl_estimator``: GRPO). Where the sources disagree both forms are exposed; see
+objective's ``kl_coef`` and ``kl_estimator``: GRPO; TRL calls it ``beta``). Where the sources disagree both forms are exposed; see
 shared/METHODS.md "Source disagreements in families H–L" and docs/online.md.
 """
 
@@ -41,7 +41,7 @@ def _policy_gradient(
     loss_params: dict[str, Any],
     loss_aggregation: str,
     normalisers: Any,
-    beta: float = 0.0,
+    kl_coef: float = 0.0,
     kl_estimator: str = "k3",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The aggregated policy-gradient loss (this micro-batch's share) and its metrics."""
@@ -49,9 +49,9 @@ def _policy_gradient(
     mask = batch.mask
     old = batch.get("old_logps")
     per_token, metrics = POLICY_LOSSES(policy_loss, logps, old, batch.get("advantages"), mask, **loss_params)
-    if beta > 0:
+    if kl_coef > 0:
         kl = KL_ESTIMATORS(kl_estimator, logps, batch.get("ref_logps"), old) * mask
-        per_token = per_token + beta * kl
+        per_token = per_token + kl_coef * kl
         metrics["kl_loss"] = (kl.sum() / mask.sum().clamp(min=1)).detach()
     metrics.update(_token_metrics(batch))
     return aggregate(per_token, batch, loss_aggregation, normalisers), metrics
@@ -86,7 +86,7 @@ def grpo(
     batch: RolloutBatch,
     epsilon: float = 0.2,
     epsilon_high: float | None = None,
-    beta: float = 0.0,
+    kl_coef: float = 0.0,
     kl_estimator: str = "k3_ratio",
     scale_rewards: str = "group",
     loss_aggregation: str = "token_mean",
@@ -100,7 +100,7 @@ def grpo(
 
     Defaults are TRL 1.16's GRPOConfig: β = 0 (no KL), ``loss_aggregation: token_mean`` (TRL's ``dapo``),
     ``kl_estimator: k3_ratio`` (``use_bias_correction_kl``). The DeepSeekMath paper's form is
-    ``beta: 0.04, kl_estimator: k3, loss_aggregation: seq_mean_token_mean`` — its k3-in-the-loss gradient
+    ``kl_coef: 0.04, kl_estimator: k3, loss_aggregation: seq_mean_token_mean`` — its k3-in-the-loss gradient
     is biased toward the forward-KL point (METHODS disagreement 7; the bandit test tells them apart).
     Checked: paper §4.1 eq. 3–4; TRL 1.16 ``GRPOTrainer._compute_loss`` and ``grpo_config.py``.
     """
@@ -110,7 +110,7 @@ def grpo(
         _clip_params(epsilon, epsilon_high),
         loss_aggregation,
         normalisers,
-        beta,
+        kl_coef,
         kl_estimator,
     )
 
@@ -118,7 +118,7 @@ def grpo(
 @rollout_plan("grpo")
 def _grpo_plan(params: dict[str, Any]) -> RolloutPlan:
     return RolloutPlan(
-        "grpo", {"scale": params["scale_rewards"]}, needs_reference=params["beta"] > 0, min_samples=2
+        "grpo", {"scale": params["scale_rewards"]}, needs_reference=params["kl_coef"] > 0, min_samples=2
     )
 
 
@@ -135,7 +135,7 @@ def dr_grpo(
     batch: RolloutBatch,
     epsilon: float = 0.2,
     epsilon_high: float | None = None,
-    beta: float = 0.0,
+    kl_coef: float = 0.0,
     kl_estimator: str = "k3_ratio",
     loss_aggregation: str = "seq_mean_token_sum_norm",
     normalisers: Any = None,
@@ -152,14 +152,14 @@ def dr_grpo(
         _clip_params(epsilon, epsilon_high),
         loss_aggregation,
         normalisers,
-        beta,
+        kl_coef,
         kl_estimator,
     )
 
 
 @rollout_plan("dr_grpo")
 def _dr_grpo_plan(params: dict[str, Any]) -> RolloutPlan:
-    return RolloutPlan("dr_grpo", needs_reference=params["beta"] > 0, min_samples=2)
+    return RolloutPlan("dr_grpo", needs_reference=params["kl_coef"] > 0, min_samples=2)
 
 
 # ---------------------------------------------------------------------------------------------- rloo
@@ -217,7 +217,7 @@ def reinforce_pp(
     estimator: str = "reinforce_pp",
     epsilon: float = 0.2,
     epsilon_high: float | None = None,
-    beta: float = 0.0,
+    kl_coef: float = 0.0,
     kl_estimator: str = "k3",
     whiten_std: str = "unbiased",
     loss_aggregation: str = "token_mean",
@@ -228,7 +228,7 @@ def reinforce_pp(
     ``estimator: reinforce_pp``: token rewards r_t = −β_r·k1_t + 1[t=T]·R (KL in the reward, ``online.kl``,
     default β_r = 0.01), return G_t = Σ_{s≥t} r_s, A = whiten(G) over every token of the rollout.
     ``estimator: reinforce_pp_baseline``: A = R_i − mean_group(R) tiled over tokens, then whitened; its KL
-    usually goes in the loss (``beta``, ``kl_estimator: k3``) with ``online.kl.coef: 0``.
+    usually goes in the loss (``kl_coef``, ``kl_estimator: k3``) with ``online.kl.coef: 0``.
     ``whiten_std``: ``unbiased`` (verl) or ``population`` (OpenRLHF) — METHODS disagreement 10.
     Checked: verl ``compute_reinforce_plus_plus_outcome_advantage`` / ``..._baseline_outcome_advantage``.
     """
@@ -238,7 +238,7 @@ def reinforce_pp(
         _clip_params(epsilon, epsilon_high),
         loss_aggregation,
         normalisers,
-        beta,
+        kl_coef,
         kl_estimator,
     )
 
@@ -255,7 +255,7 @@ def _reinforce_pp_plan(params: dict[str, Any]) -> RolloutPlan:
         name,
         {"std": params["whiten_std"]},
         kl_coef=0.0 if baseline else 0.01,
-        needs_reference=params["beta"] > 0,
+        needs_reference=params["kl_coef"] > 0,
         min_samples=2 if baseline else 1,
     )
 
