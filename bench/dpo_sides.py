@@ -209,7 +209,10 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     if spec.get("alignlab_model"):
         config.model = config.model.model_copy(update=spec["alignlab_model"])
     trainer = Trainer(config)
-    reference_clock = _time_calls(trainer, "_reference_logps", meter)  # the cache fill, inside _setup
+    import alignlab.train.setup as loop_setup
+
+    # The cache fill, inside _setup: the loop's setup calls reference_logps once per split.
+    reference_clock = _time_calls(loop_setup, "reference_logps", meter)
     t0 = time.perf_counter()
     trainer._setup()  # loads the models, tokenises, fills the reference log-prob cache
     meter.sync()
