@@ -405,3 +405,22 @@ def test_discopop_aot_and_dpo_norm_match_their_formulas_by_hand() -> None:
     np.testing.assert_allclose(
         pairwise_loss("dpo_norm", *args, beta=beta).numpy(), -logsigmoid(beta * h), rtol=1e-12
     )
+
+
+def test_orpo_beta_is_a_weight_zero_allowed_negative_refused() -> None:
+    from alignlab.objectives.registry import ObjectiveError
+
+    chosen, rejected = leaves()
+    with pytest.raises(ObjectiveError, match="'beta' must be >= 0"):
+        pairwise_loss(
+            "orpo",
+            chosen.detach(),
+            rejected.detach(),
+            None,
+            None,
+            torch.tensor(LW),
+            torch.tensor(LL),
+            beta=-0.1,
+        )
+    with pytest.raises(ObjectiveError, match="inverse temperature"):
+        pairwise_loss("dpo", chosen.detach(), rejected.detach(), chosen.detach(), rejected.detach(), beta=0.0)

@@ -373,12 +373,17 @@ def _raise() -> Any:
 # objective of the catalog): the inverse temperatures are > 0, weights and KL coefficients >= 0.
 _POSITIVE = ("beta", "beta_chosen", "beta_rejected", "beta_r")
 _NON_NEGATIVE_SUFFIXES = ("_weight", "_coef")
+# ORPO's `beta` is the weight λ of its odds-ratio term (TRL's ORPOConfig.beta), not a temperature:
+# λ = 0 is plain SFT on the chosen answers, so it is only required to be >= 0.
+_BETA_IS_A_WEIGHT = frozenset({"orpo"})
 
 
 def _check_range(objective_name: str, name: str, value: float, where: str) -> None:
     problem = ""
     if not math.isfinite(value):
         problem = "must be a finite number"
+    elif name == "beta" and objective_name in _BETA_IS_A_WEIGHT:
+        problem = "must be >= 0 (it weights the odds-ratio term)" if value < 0 else ""
     elif name in _POSITIVE and value <= 0:
         problem = "must be > 0 (it is an inverse temperature)"
     elif name == "label_smoothing" and not 0 <= value < 0.5:
