@@ -194,13 +194,16 @@ def test_every_module_registers_itself_and_the_buildable_ones_list_their_setting
     names = {s.name for s in all_judges()}
     assert {"reward_function", "simulated", "human", "rule", "rm_ensemble"} <= names
     assert set(buildable_judges()) == {
+        "bleuberi",
         "gpm",
         "human",
         "reward_function",
         "reward_model",
         "rm_ensemble",
+        "rm_ensemble_conservative",
         "rule",
         "simulated",
+        "verifiable_answer",
     }
     described = {s.name: s.describe() for s in all_judges()}
     assert described["reward_model"]["config"]["batch_size"] == 16 and described["armorm"]["config"] is None
