@@ -55,6 +55,7 @@ JUDGES = {
     "bleu_reward",
     "bleuberi",
     "rm_ensemble_conservative",
+    "verifiable_answer",
     "r3_relevance_reward",
     "selfref_feedback_strength",
     "reward_function",

@@ -73,6 +73,7 @@ def test_cli_lists_and_installs_with_clear_errors(monkeypatch, tmp_path, capsys)
     from alignlab.cli import main
 
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")  # rich folds table cells to the terminal's width
     main(["models", "list"])
     assert "smollm2-135m-instruct" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
