@@ -35,6 +35,7 @@ from alignlab.data.containers import (
 )
 from alignlab.data.formats import FORMATS, Dropped, detect_format, get_format
 from alignlab.data.records import Record, RecordError
+from alignlab.durable import fsync_dir
 
 _DETECT_ROWS = 20
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -286,18 +287,7 @@ def _atomic(path: Path, write: Any) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # some platforms cannot open folders; the rename is still atomic
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _save_dataset(table: Any, path: Path) -> None:
@@ -316,7 +306,7 @@ def _save_dataset(table: Any, path: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def to_arrow(rows: Sequence[dict[str, Any]], format: str, where: str) -> Any:

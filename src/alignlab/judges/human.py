@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class HumanJudgeError(RuntimeError):
-    pass
+    """The feedback app refused a request or the votes did not come in time; the message says which."""
 
 
 @register_judge(
