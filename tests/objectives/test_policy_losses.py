@@ -48,6 +48,9 @@ def test_ppo_clip_equals_verl_vanilla_with_dual_clip():
     assert AGGREGATIONS("token_mean", loss, t(mask), None).item() == pytest.approx(token_mean, abs=1e-12)
     clipped = (-adv * np.clip(np.exp(logps - old), 0.8, 1.28)) > (-adv * np.exp(logps - old))
     assert metrics["clip_fraction"].item() == pytest.approx((clipped * mask).sum() / mask.sum())
+    ell = logps - old  # k3 of KL(π_old ‖ π) per token: e^ℓ − ℓ − 1 ≥ 0 (Schulman 2020), token mean
+    k3 = np.exp(ell) - ell - 1
+    assert metrics["approx_kl"].item() == pytest.approx((k3 * mask).sum() / mask.sum()) and k3.min() >= 0
 
 
 def test_ppo_clip_trl_form_and_gradient():

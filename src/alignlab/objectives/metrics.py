@@ -6,9 +6,11 @@ temperature (``beta``, or IPO's ``tau``) or a reference model: ``rewards/chosen`
 = fraction of pairs with β·ρ(y_w) > β·ρ(y_l) strictly. ρ(y) = log π_θ(y) − log π_ref(y), or log π_θ(y) without a
 reference (as TRL's CPO/ORPO trainers log β·log π). β defaults to 1 when the objective has none.
 
-``kl``: the k1 estimate of KL(π_θ ‖ π_ref) on the batch's own completions, mean over them of
-log π_θ(y) − log π_ref(y). It is unbiased only when the completions are sampled from π_θ (online); on offline
-data it is a drift diagnostic, not a KL. Present only when reference log-probs are.
+``logratios/mean``: the mean over the batch's completions of ρ(y) = log π_θ(y) − log π_ref(y) (summed over
+the completion's tokens). The completions come from the data, not from π_θ, so this is NOT a KL: it is a drift
+diagnostic and is usually negative (DPO lowers the log-probs of chosen and rejected alike). Present only when
+reference log-probs are. It was logged as ``kl`` before 2026-12 (docs/metrics.md); a KL of the policy from
+its reference is measured on its own samples (``alignlab.eval.kl``, the quickstart's ``dpo.kl``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 from torch import Tensor
 
 from alignlab.objectives.views import ListBatch, PairBatch, PointBatch
+
+LOGRATIO_MEAN = "logratios/mean"  # named "kl" before 2026-12; it is not a KL (module docstring)
 
 
 def _temperature(params: dict[str, Any]) -> float | None:
@@ -39,7 +43,7 @@ def standard_metrics(batch: PairBatch | ListBatch | PointBatch, params: dict[str
         out = {"logps/mean": logps.mean()}
         if items.ref_logps is not None:
             ref = items.ref_logps[batch.mask] if isinstance(batch, ListBatch) else items.ref_logps
-            out["kl"] = (logps - ref).mean()
+            out[LOGRATIO_MEAN] = (logps - ref).mean()
         return out
 
 
@@ -56,7 +60,7 @@ def _pair_metrics(batch: PairBatch, params: dict[str, Any]) -> dict[str, Tensor]
         out["rewards/margins"] = (rewards_chosen - rewards_rejected).mean()
         out["rewards/accuracies"] = (rewards_chosen > rewards_rejected).to(rewards_chosen.dtype).mean()
     if has_reference:
-        out["kl"] = torch.cat([chosen.logratios, rejected.logratios]).mean()
+        out[LOGRATIO_MEAN] = torch.cat([chosen.logratios, rejected.logratios]).mean()
     return out
 
 

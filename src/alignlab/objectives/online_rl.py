@@ -65,7 +65,10 @@ def _token_metrics(batch: RolloutBatch) -> dict[str, Tensor]:
         if batch.items.token_entropy is not None:
             out["entropy"] = (batch.items.token_entropy * mask).sum() / count
         if "ref_logps" in batch.rollout:
-            out["kl"] = ((batch.items.token_logps - batch.rollout["ref_logps"]) * mask).sum() / count
+            # k3 ≥ 0 per sampled token (TRL's GRPO "kl"): an unbiased, non-negative estimate of
+            # KL(π‖π_ref) per token while π_θ is the sampling policy (k1 can come out negative).
+            k3 = KL_ESTIMATORS("k3", batch.items.token_logps, batch.rollout["ref_logps"], None)
+            out["kl"] = (k3 * mask).sum() / count
         return out
 
 

@@ -76,7 +76,9 @@ def ppo_clip(
             ((loss > -adv * dual_clip) & (adv < 0)).to(logps.dtype), mask
         )
         loss = torch.where(adv < 0, capped, loss)
-    metrics["approx_kl"] = _masked_mean((old_logps - logps).detach(), mask)
+    # k3 estimate of KL(π_old ‖ π) on tokens sampled from π_old: ρ − 1 − log ρ ≥ 0 (Schulman 2020); the k1
+    # mean of log π_old − log π that this once logged is unbiased too but comes out negative on noise.
+    metrics["approx_kl"] = _masked_mean((ratio - 1 - (logps - old_logps)).detach(), mask)
     return loss * mask, {k: v.detach() for k, v in metrics.items()}
 
 
