@@ -21,7 +21,10 @@ RATED = Record(
     completions=["c0", "c1", "c2", "c3"],
     scores=[{"q": 3}, {"q": 5}, {"q": 5}, {"q": 1}],
     id="r",
-    meta={"roles": ["", "", "", "aux"], "context_prefixes": ["x0", None, "x2", None], "other": [9, 9, 9, 9]},
+    meta={"other": [9, 9, 9, 9]},
+    roles=["", "", "", "aux"],
+    context_prefixes=["x0", None, "x2", None],
+    extras={"old_reward": [0.5, 1.5, 2.5, 3.5], "prob_desirable": 0.8},
 )
 
 
@@ -46,7 +49,8 @@ def test_per_completion_fields_follow():
     out = ratings_to_pairs([RATED], strategy="best_vs_worst")
     (pair,) = out.records
     assert pair.completions == ["c1", "c3"] and pair.id == "r:1>3"
-    assert pair.meta["roles"] == ["", "aux"] and pair.meta["context_prefixes"] == [None, None]
+    assert pair.roles == ["", "aux"] and pair.context_prefixes == [None, None]
+    assert pair.extras == {"old_reward": [1.5, 3.5], "prob_desirable": 0.8}  # lists follow, numbers stay
     assert pair.meta["other"] == [9, 9, 9, 9]  # not a per-completion field: left alone
     assert pair.meta["aspect"] == "q" and pair.scores is None
 
@@ -119,7 +123,7 @@ def test_ranking_to_pairs_adjacent_levels():
 
 
 def test_pairs_to_labels_unpaired_and_paired():
-    pair = Record(prompt="p", completions=["bad", "good"], ranking=[1, 0], id="x", meta={"roles": ["", ""]})
+    pair = Record(prompt="p", completions=["bad", "good"], ranking=[1, 0], id="x", roles=["", ""])
     triple = Record(prompt="p", completions=["a", "b", "c"], ranking=[0, 1, 2])
     tie = Record(prompt="p", completions=["a", "b"], ranking=[0, 0])
     out = pairs_to_labels([pair, triple, tie])
@@ -127,7 +131,7 @@ def test_pairs_to_labels_unpaired_and_paired():
         (["good"], [True], "x:chosen", None),
         (["bad"], [False], "x:rejected", None),
     ]
-    assert out.records[0].meta["roles"] == [""]
+    assert out.records[0].roles == [""]
     assert out.dropped == {"record that is not a pair (run ranking_to_pairs first)": 1, "pair tied": 1}
     (paired,) = pairs_to_labels([pair], paired=True).records
     assert (paired.completions, paired.labels) == (["good", "bad"], [True, False])

@@ -137,7 +137,7 @@ def test_repeated_texts_and_context_prefixes_encode_like_each_alone(name):
     shared = "hello world"
     records = [
         Record("the lazy dog", [shared, "1 2 3"], ranking=[0, 1]),
-        Record("how are you", ["4 5 6", shared], ranking=[0, 1], meta={"context_prefixes": [shared, None]}),
+        Record("how are you", ["4 5 6", shared], ranking=[0, 1], context_prefixes=[shared, None]),
         Record("the quick brown fox", [shared]),
     ]
     groups, report = tokenize_records(records, tokenizer)

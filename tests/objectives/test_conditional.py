@@ -19,9 +19,7 @@ from tests.objectives._refs_ef import np_logsig, run, t, token_scores
 
 
 def _texts(records):
-    return [
-        (r.prompt, r.completions, (r.meta.get("context_prefixes") or [None])[0], r.weight) for r in records
-    ]
+    return [(r.prompt, r.completions, (r.context_prefixes or [None])[0], r.weight) for r in records]
 
 
 # ------------------------------------------------------------------------------- csft / meet
@@ -138,7 +136,7 @@ def test_reward_augmented_loss_is_dpo():
 def test_cut_prepare_layout():
     record = Record("Q", ["right", "wrong"], labels=[True, False], critique=[None, "It is wrong."], id="c")
     out = get("cut").prepare([record], judgement_template="|J: {judgement}|")
-    assert [(r.completions, r.meta.get("context_prefixes"), r.meta.get("roles")) for r in out] == [
+    assert [(r.completions, r.context_prefixes, r.roles) for r in out] == [
         (["right"], None, None),
         (["wrong", "wrong"], ["|J: It is wrong.|", None], ["", "cut_plain"]),
     ]
@@ -215,7 +213,7 @@ def test_chain_of_hindsight_prepare_both_orders_score_the_same_tokens():
         assert sorted(r.completions) == ["nice", "rude"]  # scored tokens: only model outputs
         first, second = r.completions
         phrase1, phrase2 = ("Good: ", "Bad: ") if first == "nice" else ("Bad: ", "Good: ")
-        assert r.meta["context_prefixes"] == [phrase1, phrase1 + first + " | " + phrase2]
+        assert r.context_prefixes == [phrase1, phrase1 + first + " | " + phrase2]
         assert r.ranking is None
     again = get("chain_of_hindsight").prepare(
         records, good_phrase="Good: ", bad_phrase="Bad: ", separator=" | "

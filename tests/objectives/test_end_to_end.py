@@ -28,7 +28,7 @@ def universal_records(name: str) -> list[dict]:
             row["scores"].append({"score": 0.0})
             row["critique"].append(None)
             row["spans"].append([])
-            row["meta"] = {"roles": ["", "", "sample"]}
+            row["roles"] = ["", "", "sample"]
         if name == "selm":  # the reference model's own response to the prompt
             row["completions"].append("yes")
             row["labels"].append(False)
@@ -36,7 +36,7 @@ def universal_records(name: str) -> list[dict]:
             row["scores"].append({"score": 0.0})
             row["critique"].append(None)
             row["spans"].append([])
-            row["meta"] = {"roles": ["", "", "reference_response"]}
+            row["roles"] = ["", "", "reference_response"]
         if name == "longpo":
             row["meta"] = {"long_context": "context " * 6 + row["prompt"], "short_context": row["prompt"]}
         rows.append(row)

@@ -181,8 +181,8 @@ def test_longpo_prepare_layout_and_short_context_reference() -> None:
     )
     (out,) = get("longpo").prepare([record])
     assert out.completions == ["good", "bad", "good"]
-    assert out.meta["roles"] == ["", "", "short_chosen"]
-    assert out.meta["context_prefixes"] == ["LONG", "LONG", "SHORT"]
+    assert out.roles == ["", "", "short_chosen"]
+    assert out.context_prefixes == ["LONG", "LONG", "SHORT"]
     chosen, rejected = leaves()
     a, b = chosen.detach(), rejected.detach()
     short_ref = torch.tensor(RW - 1.0).unsqueeze(-1)
@@ -212,7 +212,7 @@ def test_c3po_prepare_and_loss() -> None:
         Record(prompt="near", completions=["base answer"], meta={"c3po_scope": "near_scope"}),
     ]
     out = get("c3po").prepare(records)
-    assert out[0] is records[0] and out[1].meta["roles"] == ["near_scope"]
+    assert out[0] is records[0] and out[1].roles == ["near_scope"]
     items = Scores.from_logps(
         torch.tensor([[-2.0, -5.0], [0.0, 0.0]], dtype=torch.float64),
         torch.ones(2, 2),

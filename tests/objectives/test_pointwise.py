@@ -65,11 +65,11 @@ def test_kto_prepare_adds_previous_records_completion():
     recs = [
         Record(prompt="p0", completions=["a0"], labels=[True]),
         Record(prompt="p1", completions=["a1", "b1"], labels=[False, True]),
-        Record(prompt="p2", completions=["a2"], labels=[False], meta={"roles": [""]}),
+        Record(prompt="p2", completions=["a2"], labels=[False], roles=[""]),
     ]
     out = kto_prepare(recs)
     assert [r.completions[-1] for r in out] == ["a2", "a0", "a1"]
-    assert out[1].meta["roles"] == ["", "", "kl"] and out[1].labels == [False, True, False]
+    assert out[1].roles == ["", "", "kl"] and out[1].labels == [False, True, False]
     for r in out:
         r.validate()
     assert kto_prepare(out)[0].completions == out[0].completions  # idempotent

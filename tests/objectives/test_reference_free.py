@@ -82,7 +82,7 @@ def test_tpo_prepare_builds_triples_from_rankings():
     record = Record("Q", ["c", "best", "worst", "second"], ranking=[2, 0, 3, 1], id="r1")
     (out,) = get("tpo_triple").prepare([record])
     assert out.completions == ["second", "worst", "best"]
-    assert out.ranking == [0, 1, 0] and out.meta["roles"] == ["", "", "gold"] and out.id == "r1"
+    assert out.ranking == [0, 1, 0] and out.roles == ["", "", "gold"] and out.id == "r1"
     pair = Record("Q", ["a", "b"], ranking=[0, 1])
     assert get("tpo_triple").prepare([pair]) == [pair]
 

@@ -49,7 +49,7 @@ def test_seq2seq_prepare_layout_and_sequence_nll():
     records = [pair("fix it", "good answer", "bad answer"), Record("q", ["x", "y", "z"], ranking=[2, 0, 1])]
     prepared, groups, batch = view_of("seq2seq_rm", records, logps=[-3.0, -1.5, -2.0, -4.0])
     # Pairs: (good, bad); then by rank y ≻ z ≻ x: (y, x), (y, z), (z, x) in index order.
-    got = [(r.prompt, r.completions, r.meta["context_prefixes"]) for r in prepared]
+    got = [(r.prompt, r.completions, r.context_prefixes) for r in prepared]
     t = SEQ2SEQ_TEMPLATE.format
     assert got == [
         ("fix it", ["good answer"], [t(rejected="bad answer")]),
@@ -89,7 +89,7 @@ def test_polar_triples_prefixes_and_loss():
     )
     rewards = [3.0 * same(r.meta["reference"], y) for r in records for y in r.completions]
     prepared, _, batch = view_of("polar", records, rewards=rewards)
-    assert prepared[0].meta["context_prefixes"] == [POLAR_TEMPLATE.format(reference="one a")] * 2
+    assert prepared[0].context_prefixes == [POLAR_TEMPLATE.format(reference="one a")] * 2
     assert np.allclose(loss_of("polar", batch), _np_softplus(-3.0) * np.ones(4))  # −log σ(3 − 0)
     with pytest.raises(RecordError, match="meta.reference"):
         get("polar").prepare([pair("q", "a", "b")])
@@ -101,7 +101,7 @@ def test_pit_prepare_both_orders_and_gap_loss():
     prepared, _, batch = view_of("pit_gap_reward", records, rewards=[2.0, -1.0, 0.5, 0.7])
     t = PIT_TEMPLATE.format
     assert prepared[0].completions == ["better", "worse"] and prepared[0].ranking == [0, 1]
-    assert prepared[0].meta["context_prefixes"] == [t(reference="worse"), t(reference="better")]
+    assert prepared[0].context_prefixes == [t(reference="worse"), t(reference="better")]
     # rewards are r_gap(x, y_l, y_w), r_gap(x, y_w, y_l) per pair → −log σ(difference).
     assert np.allclose(loss_of("pit_gap_reward", batch), _np_softplus(-np.array([3.0, -0.2])))
 
@@ -109,7 +109,7 @@ def test_pit_prepare_both_orders_and_gap_loss():
     anchored = spec.prepare(records[:1], **spec.check_params({"self_anchors": True}))[0]
     assert anchored.completions == ["better", "better", "worse", "worse"] and anchored.ranking == [0, 1, 1, 2]
     refs = ["worse", "better", "worse", "better"]
-    assert anchored.meta["context_prefixes"] == [t(reference=r) for r in refs]
+    assert anchored.context_prefixes == [t(reference=r) for r in refs]
     # BT over the 5 strictly ordered pairs (0>1, 0>2, 0>3, 1>3, 2>3) with gaps g = [2, 0.1, −0.2, −1].
     groups, _ = tokenize_records([anchored], TOK, Truncation(max_length=256, max_prompt_length=128))
     fb = feedback_tensors([anchored], groups, 256)

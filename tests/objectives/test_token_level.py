@@ -148,8 +148,8 @@ def test_t_reg_prepare_and_contrastive_scorings_through_the_pipeline():
     (out,) = get("t_reg").prepare([record], better_prompt="B:", worse_prompt="W:")
     assert out.completions == ["bad answer", "good answer"] * 3
     assert out.ranking == [0, 1, 0, 1, 0, 1]
-    assert out.meta["roles"] == ["", "", "treg_better", "treg_better", "treg_worse", "treg_worse"]
-    assert out.meta["context_prefixes"] == [None, None, "B:", "B:", "W:", "W:"]
+    assert out.roles == ["", "", "treg_better", "treg_better", "treg_worse", "treg_worse"]
+    assert out.context_prefixes == [None, None, "B:", "B:", "W:", "W:"]
     # Flat scores of the six completions; token rewards = better - worse scorings of the same tokens.
     lp = np.array([LW[0], LL[0], LW[0] + 0.3, LL[0] - 0.2, LW[0] - 0.1, LL[0] + 0.4])
     masks = np.array([MW[0], ML[0], MW[0], ML[0], MW[0], ML[0]])
@@ -159,7 +159,7 @@ def test_t_reg_prepare_and_contrastive_scorings_through_the_pipeline():
         group_index=torch.zeros(6, dtype=torch.long),
         weight=torch.ones(1),
         ranks=torch.tensor([0.0, 1, 0, 1, 0, 1]),
-        roles=out.meta["roles"],
+        roles=out.roles,
     )
     loss, _ = Objective.from_config({"name": "t_reg", "beta": 0.1, "alpha": 1.0})(flat, fb)
     beta = 0.1

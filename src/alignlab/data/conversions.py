@@ -5,9 +5,9 @@ Every conversion returns a :class:`Converted`: the new records plus counts of wh
 so nothing disappears silently. ``CONVERSIONS`` names them for configs (``data.convert: pairs_to_labels``)
 and the CLI (``--convert ratings_to_pairs:strategy=best_vs_worst,min_margin=1``).
 
-Per-completion fields (``scores``, ``critique``, ``spans``, ``meta["roles"]``, ``meta["context_prefixes"]``
-and the per-completion ``meta`` lists in ``PER_COMPLETION_META``) follow their completions when a record is cut
-into pairs or single completions. A pair made from ratings has ``meta["margin"]`` = rating(chosen) -
+Per-completion fields (``scores``, ``critique``, ``spans``, ``roles``, ``context_prefixes``, the per-completion
+lists of ``extras`` and the per-completion ``meta`` lists in ``PER_COMPLETION_META``) follow their completions
+when a record is cut into pairs or single completions. A pair made from ratings has ``meta["margin"]`` = rating(chosen) -
 rating(rejected) and ``meta["aspect"]`` = the rating used.
 """
 
@@ -24,7 +24,7 @@ from alignlab.data.records import Record
 
 Strategy = Literal["all", "best_vs_worst", "best_vs_random"]
 # meta lists with one entry per completion (sliced with them); written by the readers in formats/
-PER_COMPLETION_META = ("roles", "context_prefixes", "models", "principles", "message_ids", "upvotes")
+PER_COMPLETION_META = ("models", "principles", "message_ids", "upvotes")
 
 
 @dataclass
@@ -66,6 +66,9 @@ def subset(record: Record, keep: Sequence[int], **changes: Any) -> Record:
         scores=pick(record.scores),
         critique=pick(record.critique),
         spans=pick(record.spans),
+        roles=pick(record.roles),
+        context_prefixes=pick(record.context_prefixes),
+        extras={k: pick(v) if isinstance(v, list) else v for k, v in record.extras.items()},
         meta=meta,
     )
     return replace(out, **changes)

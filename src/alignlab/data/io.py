@@ -34,6 +34,7 @@ from alignlab.data.containers import (
     starts_with,
 )
 from alignlab.data.formats import FORMATS, Dropped, detect_format, get_format
+from alignlab.data.formats.base import Note
 from alignlab.data.records import Record, RecordError
 from alignlab.durable import fsync_dir
 
@@ -54,6 +55,7 @@ class LoadReport:
     errors: list[RecordError] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    told: bool = False  # a note the user must see even when nothing was skipped (sent as a warning)
 
     @property
     def skipped(self) -> int:
@@ -130,6 +132,9 @@ def read_records(
             records.append(outcome)
         elif isinstance(outcome, Dropped):
             report.dropped.append(outcome)
+        elif isinstance(outcome, Note):
+            report.notes.append(outcome.text)
+            report.told = True
         else:
             keep(outcome)
     return _finish(records, report, own_report)
@@ -137,7 +142,7 @@ def read_records(
 
 def _finish(records: list[Record], report: LoadReport, own_report: bool) -> list[Record]:
     report.records = len(records)
-    if own_report and report.skipped:
+    if own_report and (report.skipped or report.told):
         warnings.warn(report.summary(), stacklevel=3)
     return records
 

@@ -14,12 +14,21 @@ JSON form (one object per JSONL line)::
      "critique": ["text or null", ...],      # text critique per completion
      "spans": [[{"start": 3, "end": 9, "label": "wrong"}], []],  # character spans per completion
      "extras": {"prob_desirable": 0.8, "old_reward": [0.1, -0.3]},  # numbers a method reads (below)
+     "roles": ["", "", "kl"],                # per completion: "" scored, else an auxiliary role (below)
+     "context_prefixes": [null, "Critique: ...", null],  # per completion: attended to, never scored
      "weight": 1.0, "source": "hh-rlhf", "annotator": "a17", "id": "...", "meta": {...}}
 
 ``extras`` holds the numbers a method or the loop attaches to a record for an objective to read: a number
 applies to every completion of the record, a list gives one number per completion. They reach the
-objective as ``Scores.extra[name]`` (one value per completion; NaN where a record has none). ``meta`` is
-free-form and never read by the training loop.
+objective as ``Scores.extra[name]`` (one value per completion; NaN where a record has none).
+
+``roles`` and ``context_prefixes`` lay out the completions for the engine. A completion whose role is
+``""`` is scored as feedback; any other role marks an auxiliary completion that objectives read apart
+(KTO's mismatched ``"kl"`` completion, a reference model's sample). A context prefix is text placed
+between the prompt and its completion: the completion attends to it, it is never scored. Both are None
+when unused (every completion scored, no prefix). ``meta`` is free-form and never read by the training
+loop; the old places ``meta.roles``, ``meta.context_prefixes`` and ``meta.prob_desirable`` are refused
+here and moved by the file readers (``data/legacy_layout.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +42,12 @@ Prompt = Union[str, list[Message]]
 FeedbackKind = Literal["ranking", "labels", "scores", "critique", "spans"]
 FEEDBACK_KINDS: tuple[str, ...] = ("ranking", "labels", "scores", "critique", "spans")
 CHAT_ROLES = ("system", "user", "assistant", "tool")
+# meta keys that used to carry layout or method data, and where that data lives now
+MOVED_FROM_META = {
+    "roles": "the record field 'roles'",
+    "context_prefixes": "the record field 'context_prefixes'",
+    "prob_desirable": "extras.prob_desirable",
+}
 
 
 class RecordError(ValueError):
@@ -74,6 +89,8 @@ class Record:
     id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, float | list[float]] = field(default_factory=dict)
+    roles: list[str] | None = None  # per completion: "" scored, else its auxiliary role
+    context_prefixes: list[str | None] | None = None  # per completion: text between prompt and completion
 
     # ------------------------------------------------------------------ views
     @property
@@ -84,6 +101,16 @@ class Record:
     def kinds(self) -> set[str]:
         """The kinds of feedback this record carries (empty for a plain demonstration)."""
         return {kind for kind in FEEDBACK_KINDS if getattr(self, kind) is not None}
+
+    @property
+    def completion_roles(self) -> list[str]:
+        """The role of every completion (``""``: scored as feedback), also when ``roles`` is unset."""
+        return list(self.roles) if self.roles is not None else [""] * self.k
+
+    @property
+    def completion_contexts(self) -> list[str | None]:
+        """The context prefix of every completion (None: none), also when ``context_prefixes`` is unset."""
+        return list(self.context_prefixes) if self.context_prefixes is not None else [None] * self.k
 
     @property
     def is_chat(self) -> bool:
@@ -105,7 +132,7 @@ class Record:
     # --------------------------------------------------------------- encoding
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"prompt": self.prompt, "completions": list(self.completions)}
-        for kind in ("ranking", "labels", "scores", "critique"):
+        for kind in ("ranking", "labels", "scores", "critique", "roles", "context_prefixes"):
             value = getattr(self, kind)
             if value is not None:
                 out[kind] = list(value)
@@ -136,6 +163,8 @@ class Record:
             "id",
             "meta",
             "extras",
+            "roles",
+            "context_prefixes",
             *FEEDBACK_KINDS,
         }
         unknown = sorted(set(obj) - known)
@@ -170,6 +199,8 @@ class Record:
             id=obj.get("id"),
             meta=meta or {},
             extras=obj.get("extras") or {},
+            roles=obj.get("roles"),
+            context_prefixes=obj.get("context_prefixes"),
         )
         record.validate(where)
         return record
@@ -228,6 +259,7 @@ class Record:
                 "give a finite weight such as 1.0, or leave it out",
             )
         _validate_extras(self.extras, k, where)
+        _validate_layout(self.roles, self.context_prefixes, k, where)
         for name in ("source", "annotator"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
@@ -242,6 +274,13 @@ class Record:
             )
         if not isinstance(self.meta, dict):
             raise RecordError(f"'meta' must be an object, got {type(self.meta).__name__}", where)
+        for key, new_place in MOVED_FROM_META.items():
+            if key in self.meta:
+                raise RecordError(
+                    f"meta.{key} is no longer read: it is {new_place} now",
+                    where,
+                    f"set {new_place} instead (files in the old layout are moved when read)",
+                )
         from alignlab.data.strict_json import find_unstorable
 
         problem = find_unstorable(self.meta)
@@ -363,6 +402,25 @@ def _validate_extras(extras: Any, k: int, where: str) -> None:
         )
 
 
+def _validate_layout(roles: Any, prefixes: Any, k: int, where: str) -> None:
+    if roles is not None:
+        _check_len("roles", roles, k, where)
+        if not all(isinstance(r, str) for r in roles):
+            raise RecordError(
+                f"'roles' must hold a string per completion (\"\" = scored), got {roles!r:.60}",
+                where,
+                _TEXT_FIX,
+            )
+    if prefixes is not None:
+        _check_len("context_prefixes", prefixes, k, where)
+        if not all(p is None or isinstance(p, str) for p in prefixes):
+            raise RecordError(
+                f"'context_prefixes' must hold a string or null per completion, got {prefixes!r:.60}",
+                where,
+                _TEXT_FIX,
+            )
+
+
 def _validate_prompt(prompt: Any, where: str) -> None:
     fix = 'write "prompt": "text" or [{"role": "user", "content": "..."}, ...]'
     if isinstance(prompt, str):
@@ -392,16 +450,18 @@ def with_aux_completion(record: Record, text: str, role: str, context_prefix: st
     """A copy of ``record`` with one more completion of ``role`` (auxiliary: scored, never feedback).
 
     Every per-completion field is extended so the record stays valid: the ranking puts it last, labels
-    mark it bad, scores, critique and spans are empty; ``meta["roles"]`` and ``meta["context_prefixes"]``
-    gain its entry.
+    mark it bad, scores, critique and spans are empty; ``roles`` and ``context_prefixes`` gain its entry
+    (per-completion ``extras`` lists get NaN: the auxiliary completion has no such number).
     """
     import dataclasses
 
-    meta = dict(record.meta)
-    meta["roles"] = list(meta.get("roles") or [""] * record.k) + [role]
-    if meta.get("context_prefixes") is not None or context_prefix is not None:
-        meta["context_prefixes"] = list(meta.get("context_prefixes") or [None] * record.k) + [context_prefix]
-    changes: dict[str, Any] = {"completions": [*record.completions, text], "meta": meta}
+    changes: dict[str, Any] = {
+        "completions": [*record.completions, text],
+        "roles": [*record.completion_roles, role],
+        "extras": {k: [*v, math.nan] if isinstance(v, list) else v for k, v in record.extras.items()},
+    }
+    if record.context_prefixes is not None or context_prefix is not None:
+        changes["context_prefixes"] = [*record.completion_contexts, context_prefix]
     if record.ranking is not None:
         changes["ranking"] = [*record.ranking, max(record.ranking) + 1]
     if record.labels is not None:

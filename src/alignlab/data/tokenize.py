@@ -196,8 +196,7 @@ def tokenize_records(
                 prompt_ids = head + prompt_ids[len(prompt_ids) - (keep - len(head)) :]
             else:
                 prompt_ids = prompt_ids[:keep]
-        prefixes = record.meta.get("context_prefixes") or [None] * record.k
-        roles = record.meta.get("roles") or [""] * record.k
+        prefixes, roles = record.completion_contexts, record.completion_roles
         contexts = [list(encoded_texts[text_index[p]]) if p else [] for p in prefixes]
         completions, dropped = [], None
         for text, context in zip(record.completions, contexts):
@@ -230,7 +229,7 @@ def tokenize_records(
                 span_token_weights(tokenizer, text, spans, len(ids))
                 for text, spans, ids in zip(record.completions, record.spans, completions)
             ]
-        groups.append(TokenizedGroup(prompt_ids, completions, contexts, list(roles), index, token_weights))
+        groups.append(TokenizedGroup(prompt_ids, completions, contexts, roles, index, token_weights))
     report.kept = len(groups)
     return groups, report
 
@@ -239,7 +238,7 @@ def _completion_texts(records: list[Record]) -> tuple[list[str], dict[str, int]]
     """Every distinct completion and context-prefix text once (repeated texts are tokenised once)."""
     index: dict[str, int] = {}
     for record in records:
-        prefixes = [p for p in record.meta.get("context_prefixes") or [] if p]
+        prefixes = [p for p in record.context_prefixes or [] if p]
         for text in [*record.completions, *prefixes]:
             index.setdefault(text, len(index))
     return list(index), index

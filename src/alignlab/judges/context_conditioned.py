@@ -1,7 +1,7 @@
 """Reward models that read a second response in context: seq2seq RM token rewards, POLAR's reference-
 conditioned reward and PIT's improvement gap.
 
-The second response rides in ``meta["context_prefixes"]`` (text between the prompt and the completion that
+The second response rides in ``Record.context_prefixes`` (text between the prompt and the completion that
 the completion attends to but that is not scored), rendered from the templates of
 ``alignlab.data.reward_templates``; the objectives in ``alignlab.objectives.reward_prepared_inputs`` use the
 same templates, so training and judging see one layout.

@@ -6,7 +6,7 @@ prompt) and then train an ordinary loss (NLL, or DPO for reward_augmented_relabe
 built by each objective's ``prepare(records, **params)`` hook; at inference the user conditions on the
 desired value (the good token, the expert tag, the top score).
 
-Per-completion conditions go into ``meta["context_prefixes"]`` (attended to, not scored); per-record
+Per-completion conditions go into ``Record.context_prefixes`` (attended to, not scored); per-record
 conditions (a record's source, a score prompt) go into the prompt itself.
 """
 

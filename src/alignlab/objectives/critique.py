@@ -2,7 +2,7 @@
 
 Each ``prepare`` hook builds records from the critique; the losses read the scorings the engine made:
 CUT scores the same completion under two contexts (with and without the judgement, via
-``meta["context_prefixes"]`` and an auxiliary role), Chain of Hindsight scores two responses placed in
+``Record.context_prefixes`` and an auxiliary role), Chain of Hindsight scores two responses placed in
 one feedback sequence, ILF imitates a selected refinement.
 """
 
@@ -49,8 +49,8 @@ def cut_prepare(
                 continue
             new = single(record.prompt, text, record)
             new.completions = [text, text]
-            new.meta["context_prefixes"] = [judgement_template.format(judgement=judgement), None]
-            new.meta["roles"] = ["", CUT_PLAIN]
+            new.context_prefixes = [judgement_template.format(judgement=judgement), None]
+            new.roles = ["", CUT_PLAIN]
             out.append(new)
     return out
 
@@ -142,7 +142,7 @@ def chain_of_hindsight_prepare(
         first, second = record.completions[i1], record.completions[i2]
         new = single(record.prompt, first, record, coh_order="good_first" if i1 == good[0] else "bad_first")
         new.completions = [first, second]
-        new.meta["context_prefixes"] = [phrase1, phrase1 + first + separator + phrase2]
+        new.context_prefixes = [phrase1, phrase1 + first + separator + phrase2]
         out.append(new)
     return out
 

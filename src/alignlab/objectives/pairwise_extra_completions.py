@@ -1,6 +1,6 @@
 """Pairwise objectives that read extra completions (``aux`` roles): selm, c3po, longpo (section B).
 
-Extra completions are marked in ``Record.meta["roles"]``; ``meta["context_prefixes"]`` places text (a long or
+Extra completions are marked in ``Record.roles``; ``Record.context_prefixes`` places text (a long or
 short context) between the prompt and a completion. The prepare hooks below build that layout.
 """
 
@@ -85,8 +85,7 @@ def c3po_prepare(records: list[Record], **params: Any) -> list[Record]:
                 f"record {i}",
                 "fix the record's meta.c3po_scope",
             )
-        meta = {**record.meta, "roles": [scope] * record.k}
-        out.append(dataclasses.replace(record, meta=meta, ranking=None))
+        out.append(dataclasses.replace(record, roles=[scope] * record.k, ranking=None))
     return out
 
 
@@ -134,7 +133,7 @@ def longpo_prepare(records: list[Record], **params: Any) -> list[Record]:
     """
     out = []
     for i, record in enumerate(records):
-        if SHORT_CHOSEN in record.meta.get("roles", []):
+        if SHORT_CHOSEN in record.completion_roles:
             out.append(record)
             continue
         if "long_context" not in record.meta or "short_context" not in record.meta or record.ranking is None:
@@ -144,7 +143,7 @@ def longpo_prepare(records: list[Record], **params: Any) -> list[Record]:
                 "add both contexts under meta (the short one is the compressed chunk the chosen answer was made from)",
             )
         long_ctx, short_ctx = record.meta["long_context"], record.meta["short_context"]
-        record = dataclasses.replace(record, meta={**record.meta, "context_prefixes": [long_ctx] * record.k})
+        record = dataclasses.replace(record, context_prefixes=[long_ctx] * record.k)
         out.append(with_aux_completion(record, record.chosen, SHORT_CHOSEN, context_prefix=short_ctx))
     return out
 

@@ -45,7 +45,7 @@ def label_metrics(batch: PointBatch, rewards: Tensor, labels: Tensor) -> dict[st
 
 
 def _role_completions(record: Record) -> tuple[list[str], list[int]]:
-    roles = record.meta.get("roles") or [""] * record.k
+    roles = record.completion_roles
     return roles, [i for i, role in enumerate(roles) if role == ""]
 
 
@@ -254,7 +254,7 @@ def d2o(batch: PointBatch, beta: float = 0.1, alpha: float = 0.1) -> tuple[Tenso
     """D2O: L = -log σ( (β/K)·Σ_{k=1..K} ρ(y_k) - α·ρ(y_l) ) for each undesirable completion y_l.
 
     y_1..y_K are samples from the reference policy for the same prompt, carried as auxiliary completions
-    with role "sample" (``Record.meta["roles"]``; an online loop or a data step generates them). Only
+    with role "sample" (``Record.roles``; an online loop or a data step generates them). Only
     undesirable rows train; desirable rows get loss 0. The paper uses two references (π_r^- for the
     samples, π_r^+ for the negative), which yields its Jeffrey-divergence regulariser; with one reference
     model both are π_ref here. With K = 1 and α = β it is DPO with the sample as the chosen answer; at
@@ -266,7 +266,7 @@ def d2o(batch: PointBatch, beta: float = 0.1, alpha: float = 0.1) -> tuple[Tenso
     if SAMPLE_ROLE not in batch.aux:
         raise ValueError(
             "d2o: needs self-generated samples for each prompt as completions with role 'sample' "
-            "(Record.meta['roles']); generate them from the reference policy first"
+            "(Record.roles); generate them from the reference policy first"
         )
     samples, mask = batch.aux[SAMPLE_ROLE], batch.aux_mask[SAMPLE_ROLE]
     k = mask.sum(dim=1).clamp(min=1).to(samples.logps.dtype)

@@ -2,7 +2,7 @@
 
 These hooks rewrite feedback into training text: control tokens, judgement templates, score prompts.
 They only build :class:`Record` objects; tokenisation and scoring stay with the data path and the
-engine. Per-completion conditioning goes into ``meta["context_prefixes"]`` (attended to, never scored)
+engine. Per-completion conditioning goes into ``Record.context_prefixes`` (attended to, never scored)
 so that one record can still share its prompt across its completions.
 """
 
@@ -77,10 +77,7 @@ def is_good(record: Record, i: int) -> bool:
 
 def single(prompt: Prompt, completion: str, source: Record, prefix: str | None = None, **meta: Any) -> Record:
     """A K = 1 record carrying ``source``'s weight and provenance, with an optional context prefix."""
-    new_meta = {k: v for k, v in source.meta.items() if k not in ("roles", "context_prefixes")}
-    new_meta.update(meta)
-    if prefix:
-        new_meta["context_prefixes"] = [prefix]
+    new_meta = {**source.meta, **meta}
     return Record(
         prompt=copy.deepcopy(prompt),
         completions=[completion],
@@ -89,4 +86,5 @@ def single(prompt: Prompt, completion: str, source: Record, prefix: str | None =
         annotator=source.annotator,
         id=source.id,
         meta=new_meta,
+        context_prefixes=[prefix] if prefix else None,
     )

@@ -33,8 +33,7 @@ def tpo_triple_prepare(records: list[Record]) -> list[Record]:
     (a pair without gold imitates its chosen answer, see :func:`tpo_triple`)."""
     out = []
     for n, record in enumerate(records):
-        roles = record.meta.get("roles")
-        if record.ranking is None or record.k < 3 or (roles and any(roles)):
+        if record.ranking is None or record.k < 3 or any(record.completion_roles):
             out.append(record)
             continue
         order = sorted(range(record.k), key=lambda i: (record.ranking[i], i))
@@ -43,12 +42,12 @@ def tpo_triple_prepare(records: list[Record]) -> list[Record]:
             raise RecordError(
                 "TPO needs the second-best and the worst completion to differ in rank",
                 where(record, n),
-                "give a strict ranking or mark the gold answer with meta.roles",
+                "give a strict ranking or mark the gold answer with roles",
             )
         new = single(record.prompt, record.completions[chosen], record)
         new.completions = [record.completions[chosen], record.completions[rejected], record.completions[gold]]
         new.ranking = [0, 1, 0]
-        new.meta["roles"] = ["", "", "gold"]
+        new.roles = ["", "", "gold"]
         out.append(new)
     return out
 

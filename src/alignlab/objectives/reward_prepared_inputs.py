@@ -2,7 +2,7 @@
 POLAR and PIT (a second response in context), FSPO (a user's few-shot pairs in the prompt) and
 fine-grained RLHF (per-aspect segment classifiers).
 
-Second responses ride in ``meta["context_prefixes"]`` (attended to, never scored) with the templates of
+Second responses ride in ``Record.context_prefixes`` (attended to, never scored) with the templates of
 ``alignlab.data.reward_templates``, which the judges of ``alignlab.judges.context_conditioned`` use too, so they score
 exactly the layout trained here.
 """
@@ -44,11 +44,10 @@ def strict_pairs(record: Record, n: int, name: str) -> list[tuple[int, int]]:
 
 
 def _plain(record: Record, completions: list[str], **changes: Any) -> Record:
-    meta = {k: v for k, v in record.meta.items() if k not in ("roles", "context_prefixes")}
-    meta.update(changes.pop("meta", {}))
+    """A new record of ``completions`` for ``record``'s prompt: its weight and provenance, no layout."""
     return Record(
         record.prompt, completions, weight=record.weight, source=record.source,
-        annotator=record.annotator, id=record.id, meta=meta, **changes,
+        annotator=record.annotator, id=record.id, meta=dict(record.meta), **changes,
     )  # fmt: skip
 
 
@@ -59,7 +58,7 @@ def seq2seq_prepare(records: list[Record], template: str = SEQ2SEQ_TEMPLATE, **_
     for n, r in enumerate(records):
         for w, lose in strict_pairs(r, n, "seq2seq_rm"):
             prefix = template.format(rejected=r.completions[lose])
-            out.append(_plain(r, [r.completions[w]], meta={"context_prefixes": [prefix]}))
+            out.append(_plain(r, [r.completions[w]], context_prefixes=[prefix]))
     return out
 
 
@@ -102,11 +101,7 @@ def polar_prepare(
                 _where(r, n),
                 f'add "meta": {{"{reference_field}": "..."}} (or build pretraining triples with polar_triples)',
             )
-        out.append(
-            dataclasses.replace(
-                r, meta={**r.meta, "context_prefixes": [template.format(reference=ref)] * r.k}
-            )
-        )
+        out.append(dataclasses.replace(r, context_prefixes=[template.format(reference=ref)] * r.k))
     return out
 
 
@@ -171,7 +166,7 @@ def pit_prepare(
             if self_anchors:
                 completions, refs, ranking = [yw, yw, yl, yl], [yl, yw, yl, yw], [0, 1, 1, 2]
             prefixes = [template.format(reference=ref) for ref in refs]
-            out.append(_plain(r, completions, ranking=ranking, meta={"context_prefixes": prefixes}))
+            out.append(_plain(r, completions, ranking=ranking, context_prefixes=prefixes))
     return out
 
 

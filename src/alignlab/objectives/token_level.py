@@ -160,9 +160,6 @@ def t_reg_prepare(
         if record.ranking[w] == record.ranking[lose]:
             continue
         pair = [record.completions[w], record.completions[lose]]
-        meta = {k: v for k, v in record.meta.items() if k not in ("roles", "context_prefixes")}
-        meta["roles"] = ["", "", T_REG_BETTER, T_REG_BETTER, T_REG_WORSE, T_REG_WORSE]
-        meta["context_prefixes"] = [None, None, better_prompt, better_prompt, worse_prompt, worse_prompt]
         out.append(
             Record(
                 record.prompt,
@@ -172,7 +169,9 @@ def t_reg_prepare(
                 id=record.id,
                 source=record.source,
                 annotator=record.annotator,
-                meta=meta,
+                meta=dict(record.meta),
+                roles=["", "", T_REG_BETTER, T_REG_BETTER, T_REG_WORSE, T_REG_WORSE],
+                context_prefixes=[None, None, better_prompt, better_prompt, worse_prompt, worse_prompt],
             )
         )
     return out

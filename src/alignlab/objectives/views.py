@@ -8,7 +8,7 @@ belongs to. An objective declares the feedback it consumes and receives one of:
 - :class:`ListBatch` (``ranking``, ``scores``, ``critique``): records padded to ``[G, K]``.
 - :class:`PointBatch` (``labels``, ``demonstrations``): one row per completion.
 
-Completions with a non-empty role (``Record.meta["roles"]``, e.g. KTO's mismatched "kl" completion)
+Completions with a non-empty role (``Record.roles``, e.g. KTO's mismatched "kl" completion)
 are not scored as feedback; they arrive in ``aux[role]`` aligned with the rows, shape ``[B, M]``.
 """
 

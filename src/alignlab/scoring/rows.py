@@ -48,7 +48,7 @@ def score_rows(
     if contexts is not None and len(contexts) != len(completions):
         raise ValueError(f"got {len(contexts)} contexts but {len(completions)} completions")
     records = [
-        Record(p, [c], meta={"context_prefixes": [contexts[i]]} if contexts is not None else {})
+        Record(p, [c], context_prefixes=[contexts[i]] if contexts is not None else None)
         for i, (p, c) in enumerate(zip(prompts, completions))
     ]
     groups, report = tokenize_records(records, tokenizer, truncation or default_truncation(model), add_eos)

@@ -8,10 +8,12 @@ plus ``prompt_messages`` (chat) and ``meta`` as a JSON string, and fills absent 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from alignlab.data.formats.base import Format, Row, per_row
+from alignlab.data.formats.base import Format, Note, Outcome, Row, WhereRow, per_row
+from alignlab.data.legacy_layout import move_legacy_meta, moved_note
 from alignlab.data.records import Record, RecordError
 from alignlab.data.strict_json import JSONProblem, loads
 
@@ -44,8 +46,16 @@ def _drop_nulls(value: Any) -> Any:
     return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
 
 
-def _row(row: Row, where: str) -> Record:
-    return Record.from_dict(decode_row(row, where), where)
+def _records(rows: Iterable[WhereRow]) -> Iterator[Outcome]:
+    """Each row as a record; old-layout meta keys are moved (``legacy_layout.py``) and counted in a Note."""
+    moved: Counter[str] = Counter()
+
+    def row_record(row: Row, where: str) -> Record:
+        return Record.from_dict(move_legacy_meta(decode_row(row, where), where, moved), where)
+
+    yield from per_row(row_record)(rows)
+    if moved:
+        yield Note(moved_note(moved))
 
 
 def _to_rows(records: Sequence[Record]) -> list[Row]:
@@ -62,7 +72,7 @@ ALIGNLAB = Format(
     "alignlab",
     "alignlab records: prompt + completions + feedback",
     _detect,
-    per_row(_row),
+    _records,
     _to_rows,
     ("prompt", "completions"),
 )

@@ -27,7 +27,14 @@ class Dropped:
     reason: str
 
 
-Outcome = Union[Record, RecordError, Dropped]
+@dataclass
+class Note:
+    """Something the reader did that the user should know (e.g. an old layout moved), for the load report."""
+
+    text: str
+
+
+Outcome = Union[Record, RecordError, Dropped, Note]
 
 
 @dataclass
