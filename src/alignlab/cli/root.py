@@ -38,6 +38,7 @@ _DEBUG = {"on": False}
 _USER_ERRORS = (
     ("alignlab.config", "ConfigError"),
     ("alignlab.data.records", "RecordError"),
+    ("alignlab.eval.registry", "MetricError"),
     ("alignlab.models.loading", "ModelLoadError"),
     ("alignlab.objectives.registry", "ObjectiveError"),
     ("alignlab.objectives.views", "FeedbackMismatch"),
@@ -144,6 +145,7 @@ def quickstart(
 def _mount_groups() -> None:
     from alignlab.cli.cache import app as cache_app
     from alignlab.cli.data import app as data_app
+    from alignlab.cli.eval import app as eval_app
     from alignlab.cli.judges import app as judges_app
     from alignlab.cli.models import app as models_app
     from alignlab.cli.rm import app as rm_app
@@ -154,7 +156,10 @@ def _mount_groups() -> None:
     main_app.add_typer(
         judges_app, name="judges", help="List judges: reward models, preference models, rules."
     )
-    main_app.add_typer(rm_app, name="rm", help="Evaluate reward models.")
+    main_app.add_typer(rm_app, name="rm", help="Evaluate reward models (alias of `alignlab eval judge`).")
+    main_app.add_typer(
+        eval_app, name="eval", help="Evaluate policies, reward models, feedback and runs, with uncertainty."
+    )
     main_app.add_typer(cache_app, name="cache", help="List and prune the reference log-prob cache.")
     main_app.add_typer(
         sim_app, name="sim", help="Simulated worlds: data, optima, paper claims, league table."

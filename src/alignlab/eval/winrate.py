@@ -16,6 +16,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
+from alignlab.eval.inputs import check_range, invalid_report
+from alignlab.eval.registry import MetricError, register_metric
+from alignlab.eval.uncertainty import MetricResult, mean_estimate
+
 
 @dataclass
 class WinRate:
@@ -69,3 +75,43 @@ def judged_win_rate(
             f"got {len(prompts)} prompts, {len(model)} model and {len(reference)} reference completions"
         )
     return win_rate(judge.prefer_many(list(prompts), list(model), list(reference)).tolist())
+
+
+@register_metric(
+    "winrate",
+    paper="Dubois et al. 2023, AlpacaFarm (arXiv 2305.14387); AlpacaEval",
+    inputs="judgements",
+    checked="tatsu-lab/alpaca_eval metrics/winrate.py get_winrate; metrics/glm_winrate.py (0 → 1.5, then − 1)",
+)
+def winrate(
+    *, verdicts: Sequence[Any], encoding: str = "probability", on_invalid: str = "raise"
+) -> MetricResult:
+    """Win rate of a model against a baseline: 100·mean p_i with 100·sem, and the discrete win rate.
+
+    ``verdicts``: p_i = P(model ≻ baseline) ∈ [0, 1] (``encoding="probability"``), or AlpacaEval's
+    preferences 2 = model, 1 = baseline, 0 = tie (``encoding="alpaca_eval"``: p = (0 → 1.5) − 1).
+    A verdict outside its range or NaN is reported by record (``on_invalid``: raise or skip).
+    """
+    notes: list[str] = []
+    if encoding == "alpaca_eval":
+        low, high = 0.0, 2.0
+    elif encoding == "probability":
+        low, high = 0.0, 1.0
+    else:
+        raise MetricError(f"winrate: encoding must be probability or alpaca_eval, got '{encoding}'")
+    values, _ = check_range(list(verdicts), "verdicts", low, high, on_invalid, notes)
+    if encoding == "alpaca_eval":
+        bad = {i: f"not 0, 1 or 2 ({v:g})" for i, v in enumerate(values) if v not in (0.0, 1.0, 2.0)}
+        invalid_report("verdicts", bad, len(values), "raise", notes)
+        values = np.where(values == 0, 1.5, values) - 1.0
+    result = win_rate(values.tolist())
+    discrete = np.array([0.0 if v < 1 / 3 else 1.0 if v > 2 / 3 else 0.5 for v in values])
+    return MetricResult(
+        "winrate",
+        {
+            "win_rate": mean_estimate(values, 100.0),
+            "discrete_win_rate": mean_estimate(discrete, 100.0),
+        },
+        {"wins": result.wins, "ties": result.ties, "losses": result.losses, "n": result.n},
+        notes,
+    )

@@ -1,0 +1,222 @@
+"""``alignlab eval``: every registered metric (``alignlab eval list``) over policies, judges, feedback and runs.
+
+    alignlab eval list                                   # the registry: name, inputs, paper
+    alignlab eval compute winrate --input verdicts.jsonl # any metric on a JSONL table of its inputs
+    alignlab eval judge --model runs/rm --data pairs.jsonl   # reward model / judge on labelled pairs (= rm eval)
+    alignlab eval policies --model A --baseline B --prompts FILE --judge SPEC
+    alignlab eval feedback --data pairs.jsonl            # separability, wimhf, rating/ranking consistency
+    alignlab eval run runs/my-dpo --prompts FILE --gold SPEC --proxy SPEC   # over-optimisation curves
+
+Every figure printed carries its standard error or bootstrap interval; ``--json`` prints one JSON object and
+``--report FILE.html`` writes one self-contained HTML page with the plots.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Evaluate policies, reward models, feedback data and training runs (every figure with its uncertainty).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+@app.callback()
+def _root() -> None:
+    """Evaluation and diagnostics."""
+
+
+def print_results(title: str, results: dict[str, Any], notes: list[str]) -> None:
+    """One table: each metric's estimates (value ± SE or [95% interval])."""
+    table = Table(title=title)
+    for column in ("metric", "figure", "estimate", "95% interval", "n"):
+        table.add_column(column, overflow="fold")
+    for name, result in results.items():
+        for key, est in result.estimates.items():
+            lo, hi = est.interval
+            table.add_row(
+                name, key, est.format(4), f"[{lo:.4g}, {hi:.4g}]", "" if est.n is None else str(est.n)
+            )
+    console.print(table)
+    for line in notes + [n for r in results.values() for n in r.notes]:
+        console.print(f"note: {line}", highlight=False)
+
+
+def parse_options(options: list[str]) -> dict[str, Any]:
+    """``--option key=value`` pairs, values read as YAML (numbers, lists, mappings)."""
+    import yaml
+
+    from alignlab.config import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in options:
+        if "=" not in item:
+            raise ConfigError(f"--option {item!r}: expected key=value, e.g. --option rounds=200")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command("list")
+def list_metrics(as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON.")) -> None:
+    """List every registered metric with what it reads and its paper."""
+    from alignlab.eval.registry import all_metrics
+
+    specs = all_metrics()
+    if as_json:
+        print(json.dumps([s.describe() for s in specs], indent=2, default=str))
+        return
+    table = Table(title=f"{len(specs)} metrics")
+    for column in ("name", "inputs", "paper", "summary"):
+        table.add_column(column, overflow="fold")
+    for s in specs:
+        table.add_row(s.name, s.inputs, s.paper, s.summary)
+    console.print(table)
+
+
+@app.command("compute")
+def compute(
+    metric: str = typer.Argument(..., help="A registered metric (alignlab eval list)."),
+    input: Path = typer.Option(
+        ..., "--input", help="JSONL: one row per unit, a field per input (e.g. verdict)."
+    ),
+    option: list[str] = typer.Option([], "--option", help="A metric option: --option rounds=200"),
+    on_invalid: str = typer.Option(
+        "raise", "--on-invalid", help="raise: stop at bad values; skip: leave them out and count them."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Also write a self-contained HTML report here."
+    ),
+) -> None:
+    """Run METRIC on the columns of a JSONL table (field = the metric's input name or its singular)."""
+    from alignlab.eval.registry import get_metric, run_metric
+    from alignlab.eval.tables import read_columns
+
+    spec = get_metric(metric)
+    kwargs = read_columns(input, spec)
+    kwargs.update(parse_options(option))
+    if "on_invalid" in spec.parameters:
+        kwargs.setdefault("on_invalid", on_invalid)
+    result = run_metric(metric, **kwargs)
+    results = {metric: result}
+    emit(results, [], as_json, report, title=f"{metric} on {input}")
+
+
+def emit(
+    results: dict[str, Any],
+    notes: list[str],
+    as_json: bool,
+    report: Path | None,
+    title: str,
+    extra: dict | None = None,
+) -> None:
+    """Print (table or JSON) and write the HTML report when asked."""
+    if report is not None:
+        from alignlab.eval.html_report import write_eval_report
+
+        write_eval_report(report, title, results, notes)
+    if as_json:
+        out = dict(extra or {})
+        out["metrics"] = {k: v.to_dict() for k, v in results.items()}
+        out["notes"] = notes + [n for r in results.values() for n in r.notes]
+        if report is not None:
+            out["report"] = str(report)
+        print(json.dumps(out, indent=2, default=str))
+        return
+    print_results(title, results, notes)
+    if report is not None:
+        console.print(f"report: {report}")
+
+
+@app.command("judge")
+def judge_command(
+    model: Path = typer.Option(
+        ..., "--model", help="Run directory (or its model/ folder) of a trained reward model."
+    ),
+    data: str = typer.Option(..., "--data", help="Preference data: a file, a datasets folder or a hub id."),
+    format: str = typer.Option("auto", "--format", help="Data format (auto, alignlab, hh-rlhf, trl, ...)."),
+    split: str | None = typer.Option(None, "--split", help="Split of a datasets folder or hub id."),
+    limit: int | None = typer.Option(None, "--limit", help="Evaluate only the first N records."),
+    sections: Path | None = typer.Option(
+        None,
+        "--sections",
+        help="JSON object mapping each section to its list of subsets: RewardBench-style section scores.",
+    ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Write the reliability diagram + reward histogram PNG here."
+    ),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    on_error: str = typer.Option(
+        "raise", "--on-error", help="Bad rows: raise (stop) or skip (leave out and list them)."
+    ),
+    on_invalid: str = typer.Option(
+        "raise", "--on-invalid", help="NaN/invalid scores: raise or skip (counted)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+) -> None:
+    """Evaluate a reward model on labelled pairs: accuracy ± SE, ECE with its bootstrap interval, RewardBench sections, rewards."""
+    from alignlab.config import ConfigError
+    from alignlab.data.io import load_records
+    from alignlab.eval.judge_eval import evaluate_pairs
+    from alignlab.eval.registry import MetricError
+    from alignlab.eval.rm_metrics import plot_reliability
+    from alignlab.judges.reward_model import load_judge
+
+    if data.startswith("builtin:"):
+        from alignlab.data.builtin import builtin_records
+
+        records, notes = builtin_records(data.split(":", 1)[1]), []
+    else:
+        if on_error not in ("raise", "skip"):
+            raise ConfigError(f"--on-error must be raise or skip, got '{on_error}'")
+        records, loaded = load_records(data, format=format, split=split, on_error=on_error)
+        notes = [loaded.summary()] if loaded.skipped else []
+    if limit:
+        records = records[:limit]
+    mapping = None
+    if sections:
+        try:
+            mapping = json.loads(sections.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"--sections {sections} is not JSON ({err}); write an object mapping each section to a list of subsets"
+            ) from None
+    judge = load_judge(model, batch_size=batch_size)
+    try:
+        result, metrics, more = evaluate_pairs(judge, records, mapping, on_invalid=on_invalid)
+    except MetricError as err:
+        raise ConfigError(str(err)) from None
+    notes += more
+    if plot is None and not as_json:
+        plot = Path(model) / "report" / "rm_eval.png"
+    if plot is not None:
+        plot_reliability(result, plot)
+    if as_json:
+        out = result.to_dict()
+        out["data"], out["model"] = str(data), str(model)
+        if plot is not None:
+            out["plot"] = str(plot)
+        if notes:
+            out["notes"] = notes
+        out["metrics"] = {k: v.to_dict() for k, v in metrics.items()}
+        if report is not None:
+            from alignlab.eval.html_report import write_eval_report
+
+            write_eval_report(report, f"reward model {model} on {data}", metrics, notes)
+            out["report"] = str(report)
+        print(json.dumps(out, indent=2, default=str))
+        return
+    emit(metrics, notes, False, report, title=f"reward model {model} on {data} ({result.n} pairs)")
+    for name, v in result.rewards.items():
+        console.print(f"reward {name}: mean {v['mean']:.3f}, std {v['std']:.3f}")
+    console.print(f"plot: {plot}")

@@ -1,0 +1,87 @@
+"""Checking what a metric is given: bad values (NaN rewards, verdicts outside their range, empty outputs) are
+reported by record with a count, never dropped silently. ``on_invalid="raise"`` (the default) stops with the
+list; ``"skip"`` leaves those records out and says so in the result's notes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from alignlab.eval.registry import MetricError
+
+ON_INVALID = ("raise", "skip")
+
+
+def _show(indices: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(str(i) for i in indices[:limit])
+    return shown + (f", … ({len(indices) - limit} more)" if len(indices) > limit else "")
+
+
+def invalid_report(
+    what: str, bad: dict[int, str], total: int, on_invalid: str, notes: list[str], hint: str = ""
+) -> set[int]:
+    """Raise (``on_invalid='raise'``) or note and return the bad record indices (``'skip'``)."""
+    if on_invalid not in ON_INVALID:
+        raise MetricError(f"on_invalid must be one of {', '.join(ON_INVALID)}, got '{on_invalid}'")
+    if not bad:
+        return set()
+    indices = sorted(bad)
+    reasons: dict[str, list[int]] = {}
+    for i in indices:
+        reasons.setdefault(bad[i], []).append(i)
+    detail = "; ".join(f"{reason}: record {_show(ids)}" for reason, ids in reasons.items())
+    message = f"{len(indices)} of {total} {what} invalid ({detail})"
+    if on_invalid == "raise":
+        fix = (
+            hint or "fix them, or pass on_invalid='skip' (--on-invalid skip) to leave them out and count them"
+        )
+        raise MetricError(f"{message}. {fix}")
+    notes.append(f"left out {message}")
+    return set(indices)
+
+
+def check_range(
+    values: Sequence[Any], what: str, low: float, high: float, on_invalid: str, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept values as floats, kept indices): non-numbers, NaN and values outside [low, high] are invalid."""
+    bad: dict[int, str] = {}
+    parsed: list[float] = []
+    for i, v in enumerate(values):
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            bad[i] = f"not a number ({v!r})"
+            parsed.append(math.nan)
+            continue
+        if math.isnan(x):
+            bad[i] = "NaN"
+        elif math.isinf(x):
+            bad[i] = "infinite"
+        elif not low <= x <= high:
+            bad[i] = f"outside [{low:g}, {high:g}]"
+        parsed.append(x)
+    drop = invalid_report(what, bad, len(parsed), on_invalid, notes)
+    keep = np.array([i for i in range(len(parsed)) if i not in drop], dtype=int)
+    if keep.size == 0:
+        raise MetricError(f"no valid {what} left to evaluate (all {len(parsed)} were invalid)")
+    return np.asarray(parsed, dtype=float)[keep], keep
+
+
+def check_finite(
+    values: Sequence[Any], what: str, on_invalid: str, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept values, kept indices) where NaN/inf/non-numbers are invalid."""
+    return check_range(values, what, -math.inf, math.inf, on_invalid, notes)
+
+
+def check_texts(texts: Sequence[Any], what: str, on_invalid: str, notes: list[str]) -> set[int]:
+    """Indices of empty or non-text outputs (raised or noted per ``on_invalid``)."""
+    bad = {
+        i: ("empty output" if isinstance(t, str) else f"not text ({type(t).__name__})")
+        for i, t in enumerate(texts)
+        if not isinstance(t, str) or not t.strip()
+    }
+    return invalid_report(what, bad, len(texts), on_invalid, notes)
