@@ -224,6 +224,9 @@ class RolloutSource:
             "advantages": advantages.reshape(g * k, -1).float(),
             "returns": returns.reshape(g * k, -1).float(),
             "length_norm": torch.full((g * k,), float(params.max_new_tokens)),
+            # the judge's own rewards, before shaping: what objectives that learn from levels or
+            # correctness read (drpo, trpa)
+            "rewards": rewards.float(),
         }
         if "ref_logps" in scored:
             per_completion["ref_logps"] = scored["ref_logps"]
