@@ -84,3 +84,20 @@ def manual_token_logps(
     start = len(prompt_ids) - 1
     logp = logits[start : start + len(completion_ids)].log_softmax(-1)
     return logp.gather(-1, torch.tensor(completion_ids)[:, None])[:, 0]
+
+
+def first_id_parity_at_last_token(completion_ids: list[list[int]], **_: Any) -> list[list[float]]:
+    """``first_id_parity`` written on each completion's last token, zero elsewhere (one dense segment)."""
+    return [[0.0] * (len(ids) - 1) + [float(ids[0] % 2 == 0)] for ids in completion_ids]
+
+
+def first_id_parity_split(completion_ids: list[list[int]], **_: Any) -> list[list[float]]:
+    """Two segments: half of the parity reward on the first token, half on the last."""
+    out = []
+    for ids in completion_ids:
+        r = float(ids[0] % 2 == 0)
+        row = [0.0] * len(ids)
+        row[0] += r / 2
+        row[-1] += r / 2
+        out.append(row)
+    return out

@@ -25,6 +25,7 @@ class RolloutPlan:
     needs_values: bool = False  # a critic: old values and returns (PPO)
     greedy_baseline: bool = False  # also decode greedily and judge it (ReMax)
     min_samples: int = 1  # completions per prompt the estimator needs
+    token_rewards: bool = False  # the judge gives one reward per completion token (score_tokens)
 
 
 PlanFn = Callable[[dict[str, Any]], RolloutPlan]

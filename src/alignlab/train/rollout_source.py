@@ -44,6 +44,7 @@ from alignlab.objectives.rollouts import RolloutPlan
 from alignlab.train.data import PreparedData
 from alignlab.train.reward_shaping import RunningMoments, shape_rewards
 from alignlab.train.rollout_judging import judge_rewards
+from alignlab.train.rollout_token_rewards import judge_token_rewards, pad_token_rewards
 from alignlab.train.source import StepBatch
 
 # (records, groups, want_reference, want_values) -> flat per-token tensors [N, T]: "old_logps", "mask",
@@ -203,9 +204,14 @@ class RolloutSource:
         records, groups = self._groups(rows, rollouts, params.n)
         finished = torch.tensor([r.finished for r in rollouts])
         # 4. judge
-        rewards = judge_rewards(
-            self.judge, rows, rollouts, params.n, step, self.last_checkpoint(), where="online.judge"
-        )
+        dense = None
+        if self.plan.token_rewards:  # Fine-Grained RLHF: one reward per completion token
+            dense = judge_token_rewards(self.judge, rows, rollouts, params.n, step)
+            rewards = torch.stack([d.sum() for d in dense])
+        else:
+            rewards = judge_rewards(
+                self.judge, rows, rollouts, params.n, step, self.last_checkpoint(), where="online.judge"
+            )
         baseline = self._greedy_baseline(rows, prompt_ids, step) if self.plan.greedy_baseline else None
         # 5. one no-grad engine pass: old log-probs, reference log-probs, values
         want_reference = self.kl_control.value > 0 or self.plan.needs_reference
@@ -214,7 +220,9 @@ class RolloutSource:
         shaped = shape_rewards(rewards, finished, settings.reward, self.running)
         g, k = len(rows), params.n
         mask = scored["mask"].reshape(g, k, -1)
-        token_rewards, kl_metrics = self._kl_in_reward(shaped.reshape(g, k), scored, mask)
+        # dense token rewards go in as given (outcome shaping does not apply to them)
+        given = shaped.reshape(g, k) if dense is None else pad_token_rewards(dense, tuple(mask.shape))
+        token_rewards, kl_metrics = self._kl_in_reward(given, scored, mask)
         # 7. advantages
         values = scored["old_values"].reshape(g, k, -1) if self.plan.needs_values else None
         advantages, returns = self.advantage(AdvantageInputs(token_rewards, mask, values, baseline))
