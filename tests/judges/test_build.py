@@ -203,7 +203,21 @@ def test_every_module_registers_itself_and_the_buildable_ones_list_their_setting
         "rm_ensemble_conservative",
         "rule",
         "simulated",
+        "token_reward_function",
         "verifiable_answer",
     }
     described = {s.name: s.describe() for s in all_judges()}
     assert described["reward_model"]["config"]["batch_size"] == 16 and described["armorm"]["config"] is None
+
+
+def test_judges_without_context_build_from_a_plain_spec():
+    # from_settings takes the caller's context even when a judge ignores it (verifiable_answer was unbuildable)
+    from alignlab.judges.base import JudgeBatch
+
+    judge = build_judge({"name": "verifiable_answer", "match": "last_number"}, "online.judge")
+    batch = JudgeBatch(["1+1="], ["it is 2"], columns={"answer": ["2"]})
+    assert judge.score_batch(batch).tolist() == [1.0]
+    dense = build_judge(
+        {"name": "token_reward_function", "function": "tests.train._online:first_id_parity_split"}
+    )
+    assert type(dense).__name__ == "TokenRewardFunctionJudge"

@@ -11,8 +11,8 @@ from alignlab.objectives.compose import Normalisers
 from alignlab.objectives.drpo import drpo_loss
 from alignlab.objectives.online_relative import drpo, p3o, trpa
 from alignlab.objectives.p3o import p3o_pair_loss
-from alignlab.objectives.rollouts import RolloutBatch
 from alignlab.objectives.trpa import trpa_loss
+from alignlab.objectives.views import RolloutBatch
 from alignlab.scoring.scores import Scores
 
 D = torch.float64

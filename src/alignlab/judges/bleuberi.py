@@ -121,7 +121,7 @@ class BleuberiJudge(Judge):
         self.references, self.max_order, self.smooth, self.column = references, max_order, smooth, column
 
     @classmethod
-    def from_settings(cls, settings: Settings, where: str) -> BleuberiJudge:
+    def from_settings(cls, settings: Settings, where: str, context: dict[str, Any]) -> BleuberiJudge:
         return cls(None, settings.max_order, settings.smooth, settings.column)
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Tensor:

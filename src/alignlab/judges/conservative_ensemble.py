@@ -102,10 +102,12 @@ class ConservativeEnsembleJudge(Judge):
         self.stats, self.calibrate_first = stats, calibrate_first
 
     @classmethod
-    def from_settings(cls, settings: Settings, where: str) -> ConservativeEnsembleJudge:
+    def from_settings(
+        cls, settings: Settings, where: str, context: dict[str, Any]
+    ) -> ConservativeEnsembleJudge:
         from alignlab.judges.build import build_members
 
-        members = build_members(settings.members, f"{where}.members")
+        members = build_members(settings.members, f"{where}.members", context)
         return cls(
             members,
             settings.objective,

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from alignlab.judges.base import Judge, JudgeBatch, Prompt
 from alignlab.judges.registry import register_judge
+from alignlab.judges.user_functions import accepts, load_function
 
 
 @register_judge(
@@ -35,17 +36,15 @@ class TokenRewardFunctionJudge(Judge):
         name: str | None = None
 
     def __init__(self, fn: Callable[..., Sequence[Sequence[float]]], name: str | None = None):
-        from alignlab.judges.build import accepts
-
         if not callable(fn):
             raise TypeError(f"TokenRewardFunctionJudge needs a function, got {type(fn).__name__}")
         self.fn, self.function_name = fn, name or getattr(fn, "__name__", "token_reward_function")
         self._names, self._required, self._takes_any = accepts(fn)
 
     @classmethod
-    def from_settings(cls, settings: Settings, where: str) -> TokenRewardFunctionJudge:
-        from alignlab.judges.build import load_function
-
+    def from_settings(
+        cls, settings: Settings, where: str, context: dict[str, Any]
+    ) -> TokenRewardFunctionJudge:
         return cls(load_function(settings.function, f"{where}.function"), settings.name)
 
     def score_tokens(self, batch: JudgeBatch) -> list[Tensor]:

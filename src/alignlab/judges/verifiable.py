@@ -62,7 +62,7 @@ class VerifiableAnswerJudge(Judge):
         format_reward: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings, where: str) -> VerifiableAnswerJudge:
+    def from_settings(cls, settings: Settings, where: str, context: dict[str, Any]) -> VerifiableAnswerJudge:
         return cls(settings.match, settings.column, settings.format_reward)
 
     def __init__(self, match: str = "first_number", column: str = "answer", format_reward: float = 0.0):

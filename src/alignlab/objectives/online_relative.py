@@ -22,8 +22,8 @@ from alignlab.objectives.p3o import P3O_VARIANTS
 from alignlab.objectives.policy_losses import POLICY_LOSSES
 from alignlab.objectives.registry import objective
 from alignlab.objectives.rollouts import RolloutPlan, rollout_plan
-from alignlab.objectives.views import RolloutBatch
 from alignlab.objectives.trpa import trpa_loss_from_rewards, trust_region_kl
+from alignlab.objectives.views import RolloutBatch
 
 NEEDS = ("token_logps", "token_entropy")
 
