@@ -1,0 +1,91 @@
+"""lc_winrate: the GLM against sklearn's liblinear (the solver AlpacaEval calls), the whole pipeline (CV over C,
+refit, prediction at equal length) recomputed here with sklearn fits, and METHODS.md's planted length bias."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alignlab.eval.glm import C_GRID, fit_l1_logistic
+from alignlab.eval.lc_winrate import length_features
+from alignlab.eval.registry import run_metric
+
+
+def _world(n=120, seed=0, theta=0.0, phi=-2.0, difficulty=False):
+    """Outputs whose lengths differ; p = σ(θ + φ·tanh(std_delta_len) [+ 0.7·difficulty])."""
+    rng = np.random.default_rng(seed)
+    base_len = rng.integers(50, 400, n)
+    model_len = base_len + rng.integers(-60, 250, n)  # the model is longer on average
+    model = ["m" * int(k) for k in model_len]
+    base = ["b" * int(k) for k in base_len]
+    delta = (base_len - model_len).astype(float)
+    sdl = delta / delta.std(ddof=1)
+    d = rng.normal(0, 1, n)
+    logit = theta + phi * np.tanh(sdl) + (0.7 * d if difficulty else 0)
+    return model, base, 1 / (1 + np.exp(-logit)), d
+
+
+def _sklearn_fit(x, p, w, c):
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    xd = np.vstack([x, x])
+    y = np.concatenate([np.ones(len(p)), np.zeros(len(p))])
+    sw = np.concatenate([p * w, (1 - p) * w])
+    lr = linear_model.LogisticRegression(
+        C=c, l1_ratio=1.0, solver="liblinear", fit_intercept=False, tol=1e-10, max_iter=100_000
+    )
+    lr.fit(xd, y, sample_weight=sw)
+    return lr.coef_[0]
+
+
+@pytest.mark.parametrize("c", [0.05, 1.0, 100.0])
+def test_glm_matches_liblinear_on_duplicated_rows(c):
+    model, base, p, d = _world(difficulty=True, theta=0.4)
+    x = np.stack([np.ones(len(p)), np.tanh(length_features(model, base)), d], axis=1)
+    w = np.where(np.arange(len(p)) % 3 == 0, 0.1, 1.0)  # some rows down-weighted like gamed baselines
+    ours = fit_l1_logistic(x, p, w, c)
+    assert ours == pytest.approx(_sklearn_fit(x, p, w, c), abs=2e-4)
+
+
+def test_pipeline_matches_a_sklearn_recomputation():
+    model, base, p, d = _world(n=80, seed=3, theta=0.5, difficulty=True)
+    result = run_metric(
+        "lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, difficulty=d, rounds=20
+    )
+    x = np.stack([np.ones(len(p)), np.tanh(length_features(model, base)), d], axis=1)
+    w = np.ones(len(p))
+    fold = np.arange(len(p)) % 5
+    losses = []
+    for c in C_GRID:
+        scores = []
+        for f in range(5):
+            tr, te = fold != f, fold == f
+            beta = _sklearn_fit(x[tr], p[tr], w[tr], c)
+            q = np.clip(1 / (1 + np.exp(-x[te] @ beta)), 1e-15, 1 - 1e-15)
+            scores.append(-np.mean(p[te] * np.log(q) + (1 - p[te]) * np.log(1 - q)))
+        losses.append(np.mean(scores))
+    best = C_GRID[int(np.argmin(losses))]
+    assert result.details["C"] == pytest.approx(best)
+    beta = _sklearn_fit(x, p, w, best)
+    expected = 100 * np.mean(1 / (1 + np.exp(-(beta[0] + beta[2] * d))))
+    assert result["lc_win_rate"].value == pytest.approx(expected, abs=0.05)
+    assert result["win_rate"].value == pytest.approx(100 * p.mean())
+
+
+def test_planted_length_bias_is_removed():
+    # METHODS.md "lc_winrate": p depends only on the length difference (p = σ(2·tanh(Δ)) for the longer model)
+    model, base, p, _ = _world(n=200, seed=1, theta=0.0, phi=-2.0)
+    result = run_metric("lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, rounds=50)
+    assert result["win_rate"].value > 65  # the raw win rate rewards the longer outputs
+    lc = result["lc_win_rate"]
+    assert abs(lc.value - 50) < 1.0
+    lo, hi = lc.interval
+    assert lo <= 50 <= hi
+    curve = result.details["length_curve"]
+    assert curve["win_rate"][-1] > curve["win_rate"][0]  # raw rate rises with the length difference
+
+
+def test_a_better_model_keeps_its_lead_at_equal_length():
+    model, base, p, _ = _world(n=200, seed=2, theta=1.0, phi=-2.0)
+    result = run_metric("lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, rounds=50)
+    # at equal length the GLM predicts σ(θ) = σ(1) = 73.1%
+    assert result["lc_win_rate"].value == pytest.approx(100 / (1 + np.exp(-1.0)), abs=1.5)
