@@ -11,15 +11,18 @@ clear line and exit with code 1, without a traceback; ``validate`` exits 1 when 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
-from alignlab.data.conversions import convert as run_conversion
 from alignlab.data.conversions import parse_spec
 from alignlab.data.formats import FORMATS
-from alignlab.data.io import LoadReport, read_records, write_records
-from alignlab.data.records import RecordError
+from alignlab.data.io import LoadReport, iter_records, write_records
+from alignlab.data.records import Record, RecordError
+from alignlab.data.stream import check_conversion, convert_stream
 from alignlab.data.validate import validate_file
 
 app = typer.Typer(help="Validate and convert feedback data.", no_args_is_help=True, add_completion=False)
@@ -64,6 +67,27 @@ def validate(
         raise typer.Exit(1)
 
 
+@dataclass
+class _Stage:
+    """A step of a streamed conversion: how many records came out, and what it left out by reason."""
+
+    name: str
+    count: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        text = f"{self.name}: {self.count} records"
+        if self.dropped:
+            text += "; left out:" + "".join(f"\n  {n} x {why}" for why, n in self.dropped.most_common())
+        return text
+
+
+def _counted(stream: Iterator[Record], stage: _Stage) -> Iterator[Record]:
+    for record in stream:
+        stage.count += 1
+        yield record
+
+
 @app.command()
 def convert(
     source: str = typer.Argument(..., metavar="IN", help="input file, `datasets` folder or Hub id"),
@@ -87,17 +111,17 @@ def convert(
         if name != "auto" and name not in FORMATS:
             _fail(f"unknown format {name!r}; use {FORMAT_HELP}")
     load = LoadReport(source)
+    stages: list[_Stage] = []
+    out = _Stage("written")
     try:
         specs = [parse_spec(s) for s in conversions]
-        records = read_records(source, from_format, split, "skip" if skip_bad else "raise", report=load)
-        typer.echo(load.summary())
-        for problem in load.errors:
-            typer.echo(f"  skipped {problem}")
         for name, options in specs:
-            result = run_conversion(records, name, **options)
-            typer.echo(result.summary())
-            records = result.records
-        write_records(records, target, to_format)
+            check_conversion(name, options)
+        records = iter_records(source, from_format, split, "skip" if skip_bad else "raise", report=load)
+        for name, options in specs:
+            stages.append(_Stage(name))
+            records = _counted(convert_stream(records, name, stages[-1].dropped, **options), stages[-1])
+        write_records(_counted(records, out), target, to_format)
     except RecordError as err:
         _fail(
             f"{err}"
@@ -109,7 +133,12 @@ def convert(
         )
     except ValueError as err:
         _fail(str(err))
-    typer.echo(f"wrote {len(records)} records to {target} ({to_format})")
+    typer.echo(load.summary())
+    for problem in load.errors:
+        typer.echo(f"  skipped {problem}")
+    for stage in stages:
+        typer.echo(stage.summary())
+    typer.echo(f"read {load.records} records, wrote {out.count} records to {target} ({to_format})")
 
 
 if __name__ == "__main__":

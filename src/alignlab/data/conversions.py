@@ -114,7 +114,7 @@ def ratings_to_pairs(
     aspect: str | None = None,
     strategy: Strategy = "all",
     min_margin: float = 0.0,
-    seed: int = 0,
+    seed: int | random.Random = 0,
 ) -> Converted:
     """Pairs (chosen, rejected) from per-completion ratings.
 
@@ -127,7 +127,7 @@ def ratings_to_pairs(
     """
     if strategy not in ("all", "best_vs_worst", "best_vs_random"):
         raise ValueError(f"strategy must be all, best_vs_worst or best_vs_random, got {strategy!r}")
-    rng = random.Random(seed)
+    rng = seed if isinstance(seed, random.Random) else random.Random(seed)  # a Random continues a stream
     out = Converted([], name="ratings_to_pairs")
     for record in records:
         if record.scores is None:

@@ -84,21 +84,24 @@ def reason_key(detail: str) -> str:
 
 
 # ------------------------------------------------------------------ reading
-def read_records(
+def iter_records(
     source: str | os.PathLike,
     format: str = "auto",
     split: str | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     report: LoadReport | None = None,
-) -> list[Record]:
-    """Read records from a file, a ``datasets`` folder or a Hub id, converting from ``format``.
+) -> Iterator[Record]:
+    """Records of ``source`` one at a time, never the whole file in memory (see :func:`read_records`).
 
-    ``format="auto"`` picks the format from the columns of the first rows. Pass a :class:`LoadReport` to get
-    the counts and every skipped row; without one, anything skipped or dropped is also sent as a warning.
+    JSONL (plain or gzipped) is read line by line, Parquet one row group batch at a time and ``datasets``
+    row by row, so memory stays flat in the file size. Formats that must see related rows together hold
+    only those: OpenAssistant keeps the messages until their trees are complete (the whole file when it is
+    not sorted by tree), HelpSteer keeps the rows of one prompt. A JSON array is parsed whole (JSON has no
+    way to read half an array); use JSONL for large files. ``report`` is filled as the stream advances:
+    its counts are final once the iterator is exhausted.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    own_report = report is None
     report = report if report is not None else LoadReport(str(source))
 
     def keep(err: RecordError) -> None:
@@ -123,13 +126,13 @@ def read_records(
         report.format = fmt.name if fmt else "unknown"
         for _ in stream:
             pass
-        return _finish([], report, own_report)
+        return
     fmt = fmt or detect_format([r for _, r in head], str(source))
     report.format = fmt.name
-    records: list[Record] = []
     for outcome in fmt.to_records(itertools.chain(head, stream)):
         if isinstance(outcome, Record):
-            records.append(outcome)
+            report.records += 1
+            yield outcome
         elif isinstance(outcome, Dropped):
             report.dropped.append(outcome)
         elif isinstance(outcome, Note):
@@ -137,13 +140,27 @@ def read_records(
             report.told = True
         else:
             keep(outcome)
-    return _finish(records, report, own_report)
 
 
-def _finish(records: list[Record], report: LoadReport, own_report: bool) -> list[Record]:
+def read_records(
+    source: str | os.PathLike,
+    format: str = "auto",
+    split: str | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    report: LoadReport | None = None,
+) -> list[Record]:
+    """Read records from a file, a ``datasets`` folder or a Hub id, converting from ``format``.
+
+    ``format="auto"`` picks the format from the columns of the first rows. Pass a :class:`LoadReport` to get
+    the counts and every skipped row; without one, anything skipped or dropped is also sent as a warning.
+    For files too large for memory, iterate :func:`iter_records` instead.
+    """
+    own_report = report is None
+    report = report if report is not None else LoadReport(str(source))
+    records = list(iter_records(source, format, split, on_error, report))
     report.records = len(records)
     if own_report and (report.skipped or report.told):
-        warnings.warn(report.summary(), stacklevel=3)
+        warnings.warn(report.summary(), stacklevel=2)
     return records
 
 
@@ -234,27 +251,39 @@ def _dataset_rows(dataset: Any, where: str) -> Iterator[RowOrError]:
 
 
 # ------------------------------------------------------------------ writing
-def write_records(records: Sequence[Record], path: str | os.PathLike, format: str = "alignlab") -> Path:
+WRITE_CHUNK = 4096  # records converted and written at a time when streaming
+
+
+def write_records(
+    records: Iterable[Record],
+    path: str | os.PathLike,
+    format: str = "alignlab",
+    chunk_size: int = WRITE_CHUNK,
+) -> Path:
     """Write ``records`` in ``format``; the container follows the suffix (.jsonl, .jsonl.gz, .json,
-    .parquet; no suffix = a ``datasets`` folder). Atomic: readers never see a half-written file."""
+    .parquet; no suffix = a ``datasets`` folder). Atomic: readers never see a half-written file.
+
+    ``records`` may be any iterable (e.g. :func:`iter_records`): JSONL and Parquet are written
+    ``chunk_size`` records at a time (Parquet: one row group per chunk), so memory stays flat; a JSON
+    array and a ``datasets`` folder are built whole.
+    """
     fmt = get_format(format)
     if fmt.from_records is None:
         writable = sorted(n for n, f in FORMATS.items() if f.from_records is not None)
         raise RecordError(
             f"format {format!r} can be read but not written", str(path), f"write one of {writable}"
         )
-    rows = fmt.from_records(records)
     path = Path(path)
     name = path.name.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        table = to_arrow(rows, fmt.name, str(path))
-        _atomic(path, lambda f: pq.write_table(table, f))
+        _atomic(path, lambda f: _write_parquet(_row_chunks(records, fmt, chunk_size), fmt.name, str(path), f))
     elif name.endswith((".jsonl", ".jsonl.gz")):
-        _atomic(path, lambda f: _write_lines(rows, f, gz=name.endswith(".gz")))
+        _atomic(
+            path, lambda f: _write_lines(_row_chunks(records, fmt, chunk_size), f, gz=name.endswith(".gz"))
+        )
     elif name.endswith(".json"):
+        rows = fmt.from_records(list(records))
         _atomic(
             path,
             lambda f: f.write(
@@ -262,7 +291,7 @@ def write_records(records: Sequence[Record], path: str | os.PathLike, format: st
             ),
         )
     elif path.suffix == "":
-        _save_dataset(to_arrow(rows, fmt.name, str(path)), path)
+        _save_dataset(to_arrow(fmt.from_records(list(records)), fmt.name, str(path)), path)
     else:
         raise RecordError(
             f"unknown file type {path.suffix!r}",
@@ -272,12 +301,89 @@ def write_records(records: Sequence[Record], path: str | os.PathLike, format: st
     return path
 
 
-def _write_lines(rows: Iterable[dict[str, Any]], f: Any, gz: bool) -> None:
+def _row_chunks(records: Iterable[Record], fmt: Any, size: int) -> Iterator[list[dict[str, Any]]]:
+    """The format's rows, ``size`` records at a time; a writer error names the record's place in the
+    whole stream (``record 12345``), not in its chunk."""
+    iterator = iter(records)
+    offset = 0
+    while chunk := list(itertools.islice(iterator, size)):
+        try:
+            yield fmt.from_records(chunk)
+        except RecordError as err:
+            match = re.match(r"record (\d+)(.*)", err.where)
+            if match is None:
+                raise
+            where = f"record {int(match.group(1)) + offset}{match.group(2)}"
+            raise RecordError(err.detail, where, err.fix) from None
+        offset += len(chunk)
+
+
+def _write_lines(chunks: Iterable[list[dict[str, Any]]], f: Any, gz: bool) -> None:
     out = gzip.GzipFile(fileobj=f, mode="wb", mtime=0) if gz else f
-    for row in rows:
-        out.write((json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
+    for rows in chunks:
+        out.write(
+            "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows).encode(
+                "utf-8"
+            )
+        )
     if gz:
         out.close()  # writes the gzip trailer; f stays open
+
+
+def _write_parquet(chunks: Iterable[list[dict[str, Any]]], format: str, where: str, f: Any) -> None:
+    """Memory stays flat and every row group has one schema: the rows go to a temporary JSONL spool, the
+    union of the chunks' schemas is worked out (a column null in one chunk and text in another, a field
+    only later records have, alignlab prompts that are text in one chunk and chat in another), then each
+    chunk is cast to that schema and written as one row group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    prompt_kinds: set[type] = set()
+    counts: list[int] = []
+    with tempfile.TemporaryFile("w+b") as spool:
+        for rows in chunks:
+            if format == "alignlab":
+                prompt_kinds |= {type(row.get("prompt")) for row in rows}
+            spool.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+            counts.append(len(rows))
+        split = len(prompt_kinds) > 1
+
+        def tables() -> Iterator[Any]:
+            spool.seek(0)
+            for n in counts:
+                yield to_arrow([json.loads(spool.readline()) for _ in range(n)], format, where, split)
+
+        try:
+            schema = pa.unify_schemas([t.schema for t in tables()], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise RecordError(
+                f"a column changes type along the file ({err})",
+                where,
+                "write .jsonl instead, or give each column one type",
+            ) from None
+        with pq.ParquetWriter(f, schema if counts else pa.schema([])) as writer:
+            for table in tables():
+                writer.write_table(_conform(table, schema, where))
+
+
+def _conform(table: Any, schema: Any, where: str) -> Any:
+    """``table`` with the columns of ``schema`` in its order and types (missing columns as nulls)."""
+    import pyarrow as pa
+
+    columns = []
+    for column_type in schema:
+        if column_type.name not in table.schema.names:
+            columns.append(pa.nulls(len(table), column_type.type))
+            continue
+        try:
+            columns.append(table.column(column_type.name).cast(column_type.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+            raise RecordError(
+                f"column {column_type.name!r} changes type between records ({err})",
+                where,
+                "write .jsonl instead, or give the column one type",
+            ) from None
+    return pa.table(columns, schema=schema)
 
 
 def _atomic(path: Path, write: Any) -> None:
@@ -314,9 +420,12 @@ def _save_dataset(table: Any, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def to_arrow(rows: Sequence[dict[str, Any]], format: str, where: str) -> Any:
+def to_arrow(
+    rows: Sequence[dict[str, Any]], format: str, where: str, split_prompt: bool | None = None
+) -> Any:
     """Rows as an Arrow table. For alignlab rows, ``meta`` becomes JSON text and a prompt column mixing
-    text and chat splits into ``prompt`` + ``prompt_messages`` (undone by ``formats.alignlab.decode_row``)."""
+    text and chat splits into ``prompt`` + ``prompt_messages`` (undone by ``formats.alignlab.decode_row``;
+    ``split_prompt`` forces the split on or off, for a chunk of a file whose other chunks mix)."""
     import pyarrow as pa
 
     names: dict[str, None] = {}
@@ -330,7 +439,8 @@ def to_arrow(rows: Sequence[dict[str, Any]], format: str, where: str) -> Any:
                 [None if v is None else json.dumps(v, allow_nan=False) for v in values], pa.string()
             )
             continue
-        if format == "alignlab" and name == "prompt" and len({type(v) for v in values}) > 1:
+        split = len({type(v) for v in values}) > 1 if split_prompt is None else split_prompt
+        if format == "alignlab" and name == "prompt" and split:
             columns["prompt"] = pa.array([v if isinstance(v, str) else None for v in values], pa.string())
             columns["prompt_messages"] = pa.array([v if isinstance(v, list) else None for v in values])
             continue

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignlab.data.io import LoadReport, read_records
+from alignlab.data.io import LoadReport, iter_records
 from alignlab.data.records import Record, RecordError
 
 
@@ -98,38 +99,51 @@ class ValidationReport:
 
 
 def validate_file(path: str | Path, format: str = "auto", split: str | None = None) -> ValidationReport:
-    """Read ``path`` skipping bad rows, and report counts, every problem and every warning."""
+    """Read ``path`` skipping bad rows, and report counts, every problem and every warning.
+
+    The file is streamed (:func:`~alignlab.data.io.iter_records`): memory holds the counts, the problems
+    and warnings found, and 12 bytes per record for the duplicate check (a 64-bit hash and an index), not
+    the records.
+    """
     report = ValidationReport(str(path))
     load = LoadReport(str(path))
+    kinds: Counter[str] = Counter()
+    ks: Counter[int] = Counter()
+    prompt_chars = completion_chars = completions = 0
+    duplicates = _Duplicates()
     try:
-        records = read_records(path, format, split, on_error="skip", report=load)
+        for index, record in enumerate(iter_records(path, format, split, on_error="skip", report=load)):
+            for kind in sorted(record.kinds) or ["demonstration"]:
+                kinds[kind] += 1
+            ks[record.k] += 1
+            report.chat_prompts += record.is_chat
+            prompt_chars += (
+                sum(len(m["content"]) for m in record.prompt) if record.is_chat else len(record.prompt)
+            )
+            completion_chars += sum(len(c) for c in record.completions)
+            completions += record.k
+            report.warnings += _record_warnings(index, record)
+            duplicates.add(record)
     except RecordError as err:  # the file as a whole cannot be read (missing, empty, damaged, ...)
         report.format, report.rows = load.format, load.rows
         report.problems = [Finding(e.where, e.detail, e.fix) for e in load.errors]
         report.problems.append(Finding(err.where or str(path), err.detail, err.fix))
         return report
-    report.format, report.rows, report.records = load.format, load.rows, len(records)
+    report.format, report.rows, report.records = load.format, load.rows, load.records
     report.problems = [Finding(e.where, e.detail, e.fix) for e in load.errors]
     report.dropped = Counter(d.reason for d in load.dropped)
     report.notes = list(load.notes)
-    kinds: Counter[str] = Counter()
-    ks: Counter[int] = Counter()
-    prompt_chars = completion_chars = completions = 0
-    for record in records:
-        for kind in sorted(record.kinds) or ["demonstration"]:
-            kinds[kind] += 1
-        ks[record.k] += 1
-        report.chat_prompts += record.is_chat
-        prompt_chars += (
-            sum(len(m["content"]) for m in record.prompt) if record.is_chat else len(record.prompt)
-        )
-        completion_chars += sum(len(c) for c in record.completions)
-        completions += record.k
     report.kinds, report.k_counts = dict(kinds), dict(sorted(ks.items()))
-    report.text_prompts = len(records) - report.chat_prompts
-    report.mean_prompt_chars = prompt_chars / len(records) if records else 0.0
+    report.text_prompts = report.records - report.chat_prompts
+    report.mean_prompt_chars = prompt_chars / report.records if report.records else 0.0
     report.mean_completion_chars = completion_chars / completions if completions else 0.0
-    report.warnings = _warnings(records)
+    found = duplicates.indices()
+    if found:  # a second pass for the ids of the duplicates (a few), so the first kept none in memory
+        wanted = set(found)
+        for index, record in enumerate(iter_records(path, format, split, on_error="skip")):
+            if index in wanted and record.id is not None:
+                duplicates.ids[index] = record.id
+    report.warnings = _merge(report.warnings, duplicates.findings(found))
     if report.records == 0 and not report.problems:
         report.problems.append(
             Finding(str(path), "no records", "the file is empty or holds only blank lines")
@@ -137,21 +151,65 @@ def validate_file(path: str | Path, format: str = "auto", split: str | None = No
     return report
 
 
-def _warnings(records: list[Record]) -> list[Finding]:
+def _name(i: int, record_id: Any) -> str:
+    return f"record {i}" + (f" (id {record_id})" if record_id is not None else "")
+
+
+def _record_warnings(i: int, record: Record) -> list[Finding]:
     found = []
-    seen: dict[str, int] = {}
-    for i, record in enumerate(records):
-        name = f"record {i}" + (f" (id {record.id})" if record.id is not None else "")
-        compared = record.ranking is not None or record.labels is not None or record.scores is not None
-        if compared and record.k > 1 and len(set(record.completions)) < record.k:
-            found.append(Finding(name, "two completions are identical", "drop the duplicate completion"))
-        if record.ranking is not None and record.k > 1 and len(set(record.ranking)) == 1:
-            found.append(
-                Finding(name, "every completion has the same rank, so it teaches no preference", "drop it")
-            )
-        key = hashlib.sha1(json.dumps(record.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
-        if key in seen:
-            found.append(Finding(name, f"duplicate of record {seen[key]}", "deduplicate the data"))
-        else:
-            seen[key] = i
+    name = _name(i, record.id)
+    compared = record.ranking is not None or record.labels is not None or record.scores is not None
+    if compared and record.k > 1 and len(set(record.completions)) < record.k:
+        found.append(Finding(name, "two completions are identical", "drop the duplicate completion"))
+    if record.ranking is not None and record.k > 1 and len(set(record.ranking)) == 1:
+        found.append(
+            Finding(name, "every completion has the same rank, so it teaches no preference", "drop it")
+        )
     return found
+
+
+class _Duplicates:
+    """Exact duplicate records found with 8 bytes per record (a 64-bit BLAKE2 hash of the record's JSON,
+    sorted once at the end); when there are any, the file is read a second time for their ids."""
+
+    def __init__(self) -> None:
+        self.hashes = array("Q")
+        self.ids: dict[int, Any] = {}
+
+    def add(self, record: Record) -> None:
+        text = json.dumps(record.to_dict(), sort_keys=True, default=str).encode()
+        self.hashes.append(int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little"))
+
+    def indices(self) -> dict[int, int]:
+        """{index of a duplicate: index of the first record equal to it}."""
+        import numpy as np
+
+        hashes = np.frombuffer(self.hashes, dtype=np.uint64) if len(self.hashes) else np.zeros(0, np.uint64)
+        order = np.argsort(hashes, kind="stable")  # equal hashes keep file order: the first is the original
+        ordered = hashes[order]
+        out: dict[int, int] = {}
+        first = -1
+        for pos in (np.flatnonzero(ordered[1:] == ordered[:-1]) + 1).tolist():
+            if first < 0 or hashes[first] != ordered[pos]:
+                first = int(order[pos - 1])
+                out[first] = first
+            out[int(order[pos])] = first
+        return out
+
+    def findings(self, found: dict[int, int]) -> list[tuple[int, Finding]]:
+        return [
+            (i, Finding(_name(i, self.ids.get(i)), f"duplicate of record {j}", "deduplicate the data"))
+            for i, j in sorted(found.items())
+            if i != j
+        ]
+
+
+def _merge(per_record: list[Finding], duplicates: list[tuple[int, Finding]]) -> list[Finding]:
+    """Warnings in record order: a record's own warnings, then its duplicate note (as before streaming)."""
+    keyed = [(_index(f.where), 0, n, f) for n, f in enumerate(per_record)]
+    keyed += [(i, 1, n, f) for n, (i, f) in enumerate(duplicates)]
+    return [f for *_, f in sorted(keyed, key=lambda t: t[:3])]
+
+
+def _index(where: str) -> int:
+    return int(where.split()[1])

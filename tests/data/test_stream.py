@@ -1,0 +1,135 @@
+"""Streaming readers and writers, streamed conversions and tokenisation across processes."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+
+from alignlab.data.conversions import ratings_to_pairs
+from alignlab.data.io import LoadReport, iter_records, read_records, write_records
+from alignlab.data.records import Record, pair
+from alignlab.data.stream import convert_stream, merge_reports, tokenize_stream
+from alignlab.data.tokenize import Truncation, tokenize_records
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_iter_records_reads_lazily(tmp_path):
+    path = _jsonl(tmp_path / "big.jsonl", [{"prompt": f"p{i}", "completions": ["a"]} for i in range(500)])
+    report = LoadReport(str(path))
+    stream = iter_records(path, report=report)
+    first = next(stream)
+    assert first.prompt == "p0"
+    # only the format-detection head (20 rows) has been read, not the 500 lines of the file
+    assert report.rows == 20
+    assert sum(1 for _ in stream) == 499 and report.rows == 500 and report.records == 500
+
+
+def test_iter_records_raises_at_the_bad_line_after_yielding_the_good_ones(tmp_path):
+    rows = [{"prompt": f"p{i}", "completions": ["a"]} for i in range(30)]
+    path = tmp_path / "f.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{oops\n")
+    got = []
+    with pytest.raises(Exception, match=r"f.jsonl:31"):
+        for record in iter_records(path):
+            got.append(record)
+    assert len(got) == 30
+
+
+def _mixed(n):
+    out = []
+    for i in range(n):
+        prompt = f"text {i}" if i < n // 2 else [{"role": "user", "content": f"chat {i}"}]
+        extra = {"critique": ["fine", None]} if i == n - 1 else {}
+        out.append(pair(prompt, f"good {i}", f"bad {i}", id=i if i % 3 else None, **extra))
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".jsonl.gz"])
+def test_streamed_writer_round_trips_records_whose_columns_differ_between_chunks(tmp_path, suffix):
+    records = _mixed(9)  # chunks of 2: text prompts, then chat; a critique column only in the last chunk
+    path = write_records(iter(records), tmp_path / f"out{suffix}", chunk_size=2)
+    back = read_records(path)
+    assert [r.to_dict() for r in back] == [r.to_dict() for r in records]
+    if suffix == ".parquet":
+        assert pq.ParquetFile(path).num_row_groups == 5  # ceil(9 / 2): one row group per chunk
+
+
+def test_streamed_writer_names_the_record_in_the_whole_stream(tmp_path):
+    records = [pair("p", "a", "b") for _ in range(5)] + [Record(prompt="p", completions=["a", "b", "c"])]
+    with pytest.raises(Exception, match=r"record 5\b"):
+        write_records(iter(records), tmp_path / "o.jsonl", format="trl", chunk_size=2)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_convert_stream_equals_the_whole_list_conversion():
+    records = [
+        Record(
+            prompt=f"p{i}", completions=list("abcd"), scores=[{"q": (i * 7 + j * 3) % 5} for j in range(4)]
+        )
+        for i in range(40)
+    ]
+    whole = ratings_to_pairs(records, strategy="best_vs_random", seed=3)
+    dropped: Counter = Counter()
+    streamed = list(
+        convert_stream(
+            iter(records), "ratings_to_pairs", dropped, chunk_size=7, strategy="best_vs_random", seed=3
+        )
+    )
+    assert [r.to_dict() for r in streamed] == [r.to_dict() for r in whole.records]
+    assert dropped == whole.dropped
+
+
+def _tokenizer_dir(tmp_path):
+    from alignlab.models.tiny import tiny_tokenizer
+
+    tiny_tokenizer().save_pretrained(tmp_path / "tok")
+    return str(tmp_path / "tok")
+
+
+def _records():
+    long = " ".join(["word"] * 300)
+    return [pair([{"role": "user", "content": f"q {i}"}], f"yes {i}", f"no {i}") for i in range(23)] + [
+        pair("plain", long, "short"),
+        pair("same", "x", "x"),
+    ]
+
+
+def test_tokenize_stream_in_process_equals_tokenize_records(tmp_path):
+    from transformers import AutoTokenizer
+
+    path = _tokenizer_dir(tmp_path)
+    records, truncation = _records(), Truncation(max_length=64)
+    groups, report = tokenize_records(records, AutoTokenizer.from_pretrained(path), truncation)
+    parts = list(tokenize_stream(iter(records), path, truncation, num_proc=0, chunk_size=5))
+    assert [vars(g) for part, _ in parts for g in part] == [vars(g) for g in groups]
+    merged = merge_reports(r for _, r in parts)
+    assert (merged.kept, merged.truncated_completions, merged.dropped) == (
+        report.kept,
+        report.truncated_completions,
+        report.dropped,
+    )
+    assert merged.dropped_examples == report.dropped_examples  # indices count from the stream's start
+
+
+@pytest.mark.slow
+def test_tokenize_stream_across_two_processes_equals_one(tmp_path):
+    path = _tokenizer_dir(tmp_path)
+    records, truncation = _records(), Truncation(max_length=64)
+    one = [
+        vars(g)
+        for part, _ in tokenize_stream(iter(records), path, truncation, num_proc=0, chunk_size=4)
+        for g in part
+    ]
+    two = [
+        vars(g)
+        for part, _ in tokenize_stream(iter(records), path, truncation, num_proc=2, chunk_size=4)
+        for g in part
+    ]
+    assert two == one
