@@ -1,11 +1,13 @@
 """Prepare hooks declare their own hyper-parameters: they join the objective's, the hook gets only its own,
 the loss only its own, and a parameter declared twice must have one default."""
 
+import inspect
+
 import pytest
 
 from alignlab.data.records import Record
 from alignlab.objectives import Objective, get
-from alignlab.objectives.registry import Param, _prepare_params
+from alignlab.objectives.registry import Param, _prepare_params, all_specs
 from alignlab.train.data import prepare_records
 
 
@@ -36,4 +38,46 @@ def test_a_parameter_declared_twice_needs_one_default():
     def takes_all(records, **kwargs):
         return records
 
-    assert _prepare_params("demo", takes_all, {}) is None
+    with pytest.raises(ValueError, match=r"takes \*\*kwargs; declare each hyper-parameter"):
+        _prepare_params("demo", takes_all, {})
+
+
+def test_every_prepare_hook_receives_exactly_what_it_declares():
+    hooks = [s for s in all_specs() if s.prepare is not None]
+    assert len(hooks) >= 24
+    for spec in hooks:
+        declared = list(inspect.signature(spec.prepare).parameters)[1:]
+        kinds = {p.kind for p in inspect.signature(spec.prepare).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, spec.name
+        assert spec.prepare_kwargs(spec.check_params({})).keys() == set(declared), spec.name
+        # a parameter only the hook reads is declared once, by the hook, not repeated by the loss
+        assert set(declared) & spec.loss_params <= {"use_kl"}, spec.name
+
+
+# The hyper-parameters users can set did not change when the hooks took over their own (before: the loss
+# repeated them); defaults written out from the catalog as it was.
+BEFORE = {
+    "csft": {"good_token": "<|good|>", "bad_token": "<|bad|>", "normalize": "tokens"},
+    "cut": {"threshold": 1.1, "unlikelihood_weight": 1.0,
+            "judgement_template": "\n\n### Judgment:\n{judgement}\n\n### Response:\n"},
+    "kto": {"beta": 0.1, "desirable_weight": 1.0, "undesirable_weight": 1.0, "use_kl": True},
+    "t_reg": {"beta": 0.1, "alpha": 1.0,
+              "better_prompt": "(Give the most helpful, honest and harmless answer.)\n",
+              "worse_prompt": "(Give an unhelpful, dishonest or harmful answer.)\n"},
+    "fspo_fewshot_pm": {"shots": 4},
+    "more": {"task_field": "source", "alpha": 1.0, "normalize": "none"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_settable_hyper_parameters_unchanged(name):
+    assert {n: p.default for n, p in get(name).params.items()} == BEFORE[name]
+
+
+def test_a_hook_only_parameter_reaches_the_hook():
+    record = Record("Q", ["good", "bad"], ranking=[0, 1])
+    out = prepare_records([record], Objective.from_config({"name": "csft", "good_token": "<G>"}))
+    assert [(r.completions, r.context_prefixes) for r in out] == [(["good"], ["<G>"]), (["bad"], ["<|bad|>"])]
+    kto = Objective.from_config({"name": "kto", "use_kl": False})
+    labelled = [Record("a", ["x"], labels=[True]), Record("b", ["y"], labels=[False])]
+    assert prepare_records(labelled, kto) == labelled  # use_kl: false reaches the hook: no "kl" completion

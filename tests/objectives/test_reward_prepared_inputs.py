@@ -27,7 +27,7 @@ def _np_softplus(x):
 def view_of(name, records, rewards=None, logps=None):
     """The batch objective ``name`` receives for ``records`` (after its prepare hook) with given scores."""
     spec = get(name)
-    prepared = spec.prepare(records, **spec.check_params({}))
+    prepared = spec.prepare(records, **spec.prepare_kwargs(spec.check_params({})))
     groups, _ = tokenize_records(prepared, TOK, Truncation(max_length=256, max_prompt_length=128))
     feedback = feedback_tensors(prepared, groups, 256)
     n = feedback.num_completions
@@ -40,7 +40,8 @@ def view_of(name, records, rewards=None, logps=None):
 
 
 def loss_of(name, batch, **params):
-    out = get(name).fn(batch, **{**get(name).check_params({}), **params})
+    spec = get(name)
+    out = spec.fn(batch, **spec.loss_kwargs({**spec.check_params({}), **params}))
     return (out[0] if isinstance(out, tuple) else out).detach().numpy()
 
 
@@ -106,7 +107,7 @@ def test_pit_prepare_both_orders_and_gap_loss():
     assert np.allclose(loss_of("pit_gap_reward", batch), _np_softplus(-np.array([3.0, -0.2])))
 
     spec = get("pit_gap_reward")
-    anchored = spec.prepare(records[:1], **spec.check_params({"self_anchors": True}))[0]
+    anchored = spec.prepare(records[:1], **spec.prepare_kwargs(spec.check_params({"self_anchors": True})))[0]
     assert anchored.completions == ["better", "better", "worse", "worse"] and anchored.ranking == [0, 1, 1, 2]
     refs = ["worse", "better", "worse", "better"]
     assert anchored.context_prefixes == [t(reference=r) for r in refs]
@@ -172,7 +173,7 @@ def test_fine_grained_segment_records_and_bce():
     text = "It is hot. It rains! Done"
     r = Record("q", [text], spans=[[Span(3, 5, "fact"), Span(21, 25, "rel")]])
     spec = get("fine_grained_rm")
-    prepared = spec.prepare([r], **spec.check_params({}))
+    prepared = spec.prepare([r], **spec.prepare_kwargs(spec.check_params({})))
     assert [p.completions[0] for p in prepared] == ["It is hot.", "It is hot. It rains!", text]
     assert [p.scores[0] for p in prepared] == [
         {"fact": 0.0, "rel": 1.0},

@@ -3,7 +3,7 @@
 csft, meet, c_rlft, leti, faft and reward_augmented_relabel turn feedback into a condition placed in
 front of the response (a control token, a source tag, a reward token with the error feedback, a score
 prompt) and then train an ordinary loss (NLL, or DPO for reward_augmented_relabel). The conditioning is
-built by each objective's ``prepare(records, **params)`` hook; at inference the user conditions on the
+built by each objective's ``prepare`` hook (which declares the parameters it reads); at inference the user conditions on the
 desired value (the good token, the expert tag, the top score).
 
 Per-completion conditions go into ``Record.context_prefixes`` (attended to, not scored); per-record
@@ -11,8 +11,6 @@ conditions (a record's source, a score prompt) go into the prompt itself.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,7 +25,7 @@ from alignlab.objectives.views import PairBatch, PointBatch
 
 # -------------------------------------------------------------------------------------- csft
 def csft_prepare(
-    records: list[Record], good_token: str = "<|good|>", bad_token: str = "<|bad|>", **_: Any
+    records: list[Record], good_token: str = "<|good|>", bad_token: str = "<|bad|>"
 ) -> list[Record]:
     """Every completion becomes its own demonstration, conditioned on ``good_token`` if it is desirable
     (best rank, or a True label) and on ``bad_token`` otherwise; the token is a context prefix, so it is
@@ -47,9 +45,7 @@ def csft_prepare(
     paper="Korbak et al. 2023, Pretraining LMs with Human Preferences (conditional training), arXiv 2302.08582",
     prepare=csft_prepare,
 )
-def csft(
-    batch: PointBatch, good_token: str = "<|good|>", bad_token: str = "<|bad|>", normalize: str = "tokens"
-) -> Tensor:
+def csft(batch: PointBatch, normalize: str = "tokens") -> Tensor:
     """Conditional SFT: L = -(1/|y|)·log π(y | x, c), c = good_token for desirable y, bad_token otherwise.
 
     Built by :func:`csft_prepare` from pairs, rankings or labels; generate with ``good_token`` after the
@@ -68,9 +64,7 @@ def csft(
     paper="Xue et al. 2023, Parameter-Efficient Tuning Helps Language Model Alignment (MEET), arXiv 2310.00819",
     prepare=csft_prepare,
 )
-def meet(
-    batch: PointBatch, good_token: str = "<|good|>", bad_token: str = "<|bad|>", normalize: str = "tokens"
-) -> Tensor:
+def meet(batch: PointBatch, normalize: str = "tokens") -> Tensor:
     """MEET: the csft loss L = -(1/|y|)·log π(y | x, c) with control tokens c (good/bad), trained in two stages.
 
     Stage 1 optimises only the control tokens' parameters (soft prompt or LoRA) with the base model frozen;
@@ -89,7 +83,6 @@ def c_rlft_prepare(
     suboptimal_tag: str = "GPT3 ",
     expert_weight: float = 1.0,
     suboptimal_weight: float = 0.1,
-    **_: Any,
 ) -> list[Record]:
     """Each record's source (``Record.source``, matched case-insensitively against the comma-separated
     ``expert_sources``) picks its class: the class tag is put before the prompt and the record's weight
@@ -121,15 +114,7 @@ def c_rlft_prepare(
     paper="Wang et al. 2023, OpenChat: Advancing Open-source LMs with Mixed-Quality Data (C-RLFT), arXiv 2309.11235",
     prepare=c_rlft_prepare,
 )
-def c_rlft(
-    batch: PointBatch,
-    expert_sources: str = "gpt-4,gpt4",
-    expert_tag: str = "GPT4 ",
-    suboptimal_tag: str = "GPT3 ",
-    expert_weight: float = 1.0,
-    suboptimal_weight: float = 0.1,
-    normalize: str = "tokens",
-) -> Tensor:
+def c_rlft(batch: PointBatch, normalize: str = "tokens") -> Tensor:
     """Conditioned-RLFT: L = -Σ w(c)·log π_θ(y | c ⊕ x) / Σ w(c) with a class-conditioned prompt.
 
     The class c of each example is its data source (expert vs sub-optimal); :func:`c_rlft_prepare` puts
@@ -146,7 +131,6 @@ def leti_prepare(
     pass_token: str = "<|good|>",
     fail_token: str = "<|bad|>",
     feedback_template: str = "\n\nFeedback: {feedback}",
-    **_: Any,
 ) -> list[Record]:
     """One record per program: the reward token (from ``labels``: True = the program passed) is put
     before the instruction, and a failed program's textual feedback (``critique``, e.g. the error trace)
@@ -177,13 +161,7 @@ def leti_prepare(
     paper="Wang et al. 2023, LeTI: Learning to Generate from Textual Interactions, arXiv 2305.10314",
     prepare=leti_prepare,
 )
-def leti(
-    batch: PointBatch,
-    pass_token: str = "<|good|>",
-    fail_token: str = "<|bad|>",
-    feedback_template: str = "\n\nFeedback: {feedback}",
-    normalize: str = "tokens",
-) -> Tensor:
+def leti(batch: PointBatch, normalize: str = "tokens") -> Tensor:
     """LeTI's fine-tuning step: L = -(1/|s|)·log π(s | r ⊕ x), s = program ⊕ feedback (failed programs only).
 
     r is the binary reward token. The paper applies the LM objective to the whole concatenation
@@ -199,7 +177,6 @@ def faft_prepare(
     records: list[Record],
     positive_template: str = "",
     negative_template: str = "Feedback: {critique}\nRevised answer: ",
-    **_: Any,
 ) -> list[Record]:
     """Each completion becomes a demonstration conditioned on its feedback: desirable completions (label
     True / best rank) on ``positive_template``, the others on ``negative_template`` filled with the
@@ -220,12 +197,7 @@ def faft_prepare(
     paper="Chen et al. 2024, Can We Rely on LLM Agents to Draft Long-Horizon Plans? (FAFT), arXiv 2408.06318",
     prepare=faft_prepare,
 )
-def faft(
-    batch: PointBatch,
-    positive_template: str = "",
-    negative_template: str = "Feedback: {critique}\nRevised answer: ",
-    normalize: str = "tokens",
-) -> Tensor:
+def faft(batch: PointBatch, normalize: str = "tokens") -> Tensor:
     """Feedback-Aware Fine-Tuning: L = -(1/|y|)·log π(y | x, f(y)), f = the feedback text on y.
 
     Plans with positive and negative feedback are both used, each conditioned on its feedback
@@ -241,7 +213,6 @@ def reward_augmented_prepare(
     records: list[Record],
     score_key: str = "",
     score_template: str = "[Write a response that would be rated {score}]\n",
-    **_: Any,
 ) -> list[Record]:
     """Each pair (x, y_w, y_l) with judge scores (s_w, s_l) becomes two pairs: prompt "score s_w" ⊕ x with
     y_w ≻ y_l, and prompt "score s_l" ⊕ x with y_l ≻ y_w. Scores are the named rating ``score_key``
@@ -282,12 +253,7 @@ def _fmt(value: float) -> str:
     needs=("reference",),
     prepare=reward_augmented_prepare,
 )
-def reward_augmented_relabel(
-    batch: PairBatch,
-    beta: float = 0.1,
-    score_key: str = "",
-    score_template: str = "[Write a response that would be rated {score}]\n",
-) -> tuple[Tensor, dict[str, Tensor]]:
+def reward_augmented_relabel(batch: PairBatch, beta: float = 0.1) -> tuple[Tensor, dict[str, Tensor]]:
     """DPO on reward-conditioned pairs: L = -log σ(β·[ρ(y_a|x_s) - ρ(y_b|x_s)]), ρ = log π_θ - log π_ref.
 
     :func:`reward_augmented_prepare` doubles the data: conditioned on the chosen answer's score the

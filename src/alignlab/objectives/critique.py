@@ -9,7 +9,6 @@ one feedback sequence, ILF imitates a selected refinement.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,7 +26,6 @@ CUT_PLAIN = "cut_plain"
 def cut_prepare(
     records: list[Record],
     judgement_template: str = "\n\n### Judgment:\n{judgement}\n\n### Response:\n",
-    **_: Any,
 ) -> list[Record]:
     """One record per completion. A completion with a negative judgement (``critique`` given and its label
     False, or no label) becomes [y under "judgement ⊕", y with no context] with roles ["", "cut_plain"]:
@@ -67,7 +65,6 @@ def cut(
     batch: ListBatch,
     threshold: float = 1.1,
     unlikelihood_weight: float = 1.0,
-    judgement_template: str = "\n\n### Judgment:\n{judgement}\n\n### Response:\n",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Contrastive Unlikelihood Training.
 
@@ -116,7 +113,6 @@ def chain_of_hindsight_prepare(
     bad_phrase: str = "An unhelpful answer: ",
     separator: str = "\n",
     seed: int = 0,
-    **_: Any,
 ) -> list[Record]:
     """Pairs (the best and the worst of a ranking, or a good and a bad label) become one feedback sequence
     x ⊕ phrase_1 ⊕ y_1 ⊕ sep ⊕ phrase_2 ⊕ y_2 in random order (seeded by ``seed`` and the record position).
@@ -154,13 +150,7 @@ def chain_of_hindsight_prepare(
     paper="Liu et al. 2023, Chain of Hindsight Aligns Language Models with Feedback, arXiv 2302.02676",
     prepare=chain_of_hindsight_prepare,
 )
-def chain_of_hindsight(
-    batch: ListBatch,
-    good_phrase: str = "A helpful answer: ",
-    bad_phrase: str = "An unhelpful answer: ",
-    separator: str = "\n",
-    seed: int = 0,
-) -> Tensor:
+def chain_of_hindsight(batch: ListBatch) -> Tensor:
     """Chain of Hindsight: NLL of the model-output tokens of a feedback sequence, none of the feedback phrases.
 
     L = -(log π(y_1 | x, p_1) + log π(y_2 | x, p_1, y_1, sep, p_2)) / (|y_1| + |y_2|) per sequence, built by
@@ -174,7 +164,7 @@ def chain_of_hindsight(
 
 
 # --------------------------------------------------------------------------------------- ILF
-def ilf_prepare(records: list[Record], score_key: str = "", **_: Any) -> list[Record]:
+def ilf_prepare(records: list[Record], score_key: str = "") -> list[Record]:
     """Records hold the original output first (``critique[0]`` = its language feedback) and candidate
     refinements after it; the refinement with the highest selector score (``scores``, e.g. similarity of
     the refinement to the feedback) becomes a demonstration for x. One refinement needs no score."""
@@ -210,7 +200,7 @@ def ilf_prepare(records: list[Record], score_key: str = "", **_: Any) -> list[Re
     paper="Scheurer et al. 2023, Training LMs with Language Feedback at Scale (ILF), arXiv 2303.16755",
     prepare=ilf_prepare,
 )
-def ilf(batch: PointBatch, score_key: str = "", normalize: str = "tokens") -> Tensor:
+def ilf(batch: PointBatch, normalize: str = "tokens") -> Tensor:
     """Imitation learning from Language Feedback: L = -(1/|y*|)·log π_θ(y* | x) on the selected refinement.
 
     Refinements of an output y given feedback f are generated beforehand (or by the online loop, which

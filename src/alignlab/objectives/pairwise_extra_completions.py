@@ -7,7 +7,6 @@ short context) between the prompt and a completion. The prepare hooks below buil
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +66,7 @@ def selm(batch: PairBatch, beta: float = 0.1, alpha: float = 0.001) -> Tensor:
     return -F.logsigmoid(beta * margin(batch)) + alpha * beta * _aux_mean(aux.logratios, mask)
 
 
-def c3po_prepare(records: list[Record], **params: Any) -> list[Record]:
+def c3po_prepare(records: list[Record]) -> list[Record]:
     """Mark the completions of near-/out-of-scope records (``meta["c3po_scope"]``) with that role.
 
     In-scope records are ordinary pairs (y_w follows the feedback, y_l is the base model's answer);
@@ -123,7 +122,7 @@ def c3po(batch: ListBatch, beta: float = 0.1, lambda_near: float = 1.0, lambda_o
     return loss
 
 
-def longpo_prepare(records: list[Record], **params: Any) -> list[Record]:
+def longpo_prepare(records: list[Record]) -> list[Record]:
     """Lay out a short-to-long pair: both responses after the long context, plus the chosen after the short one.
 
     Input record: a ranked pair whose ``meta`` has ``long_context`` and ``short_context`` (text placed after

@@ -49,7 +49,7 @@ def _role_completions(record: Record) -> tuple[list[str], list[int]]:
     return roles, [i for i, role in enumerate(roles) if role == ""]
 
 
-def kto_prepare(records: list[Record], **params: Any) -> list[Record]:
+def kto_prepare(records: list[Record], use_kl: bool = True) -> list[Record]:
     """Give each record one mismatched completion (role "kl") for KTO's reference point z0.
 
     Record i receives the first scored completion of record i-1 (cyclically), the same rotation by one
@@ -57,7 +57,7 @@ def kto_prepare(records: list[Record], **params: Any) -> list[Record]:
     are the same set as the matched ones, paired with other prompts. Records that already carry a "kl"
     completion are left as they are. Deterministic; needs at least two records.
     """
-    if params.get("use_kl", True) is False:
+    if not use_kl:
         return list(records)
     if len(records) < 2:
         raise RecordError(

@@ -18,9 +18,11 @@ parameter (:class:`~alignlab.objectives.compose.Normalisers`: the global batch's
 sequences and records) and returns per-example losses that already carry their normalisation; the loop
 sums them.
 
-A ``prepare`` hook (``prepare(records, **its own hyper-parameters) -> records``) declares its own
-hyper-parameters in its signature: they join the objective's (validated the same way), the hook receives
-only those it names (all of them if it takes ``**kwargs``) and the loss only those it names.
+A ``prepare`` hook (``prepare(records, its own hyper-parameters...) -> records``) declares its own
+hyper-parameters in its signature: they join the objective's (validated the same way and listed with
+them), the hook receives only those it names and the loss only those it names. A hook may not take
+``**kwargs``: each receives exactly what it declares, so a parameter the loss does not read is declared
+once, by the hook.
 
 Beyond the loss, a registration may give ``needs_for(params)`` (engine needs that depend on the
 hyper-parameters, e.g. sft's prompt loss) and ``callback(params)`` (what the objective needs from the
@@ -117,7 +119,7 @@ class ObjectiveSpec:
     callback: CallbackFactory | None = None
     reduction: str = "weighted_mean"
     loss_params: frozenset[str] = frozenset()  # the hyper-parameters the loss function takes
-    prepare_params: frozenset[str] | None = frozenset()  # those the prepare hook takes (None: all, **kwargs)
+    prepare_params: frozenset[str] = frozenset()  # the hyper-parameters the prepare hook takes
     renamed: dict[str, str] = field(default_factory=dict)  # old hyper-parameter name -> its new name
     requires: frozenset[str] = frozenset()  # REQUIREMENTS: data beyond the feedback kind
 
@@ -125,8 +127,6 @@ class ObjectiveSpec:
         return {k: v for k, v in params.items() if k in self.loss_params}
 
     def prepare_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
-        if self.prepare_params is None:
-            return dict(params)
         return {k: v for k, v in params.items() if k in self.prepare_params}
 
     def needs_with(self, params: dict[str, Any]) -> frozenset[str]:
@@ -308,19 +308,20 @@ def load_catalog() -> None:
             importlib.import_module(f"{package}.{info.name}")
 
 
-def _prepare_params(
-    name: str, prepare: Callable[..., Any], params: dict[str, Param]
-) -> frozenset[str] | None:
+def _prepare_params(name: str, prepare: Callable[..., Any], params: dict[str, Param]) -> frozenset[str]:
     """The prepare hook's own hyper-parameters (after ``records``), added to ``params``; a parameter both
-    declare must have one default. None when the hook takes ``**kwargs`` (it then receives them all)."""
+    declare must have one default. A hook taking ``*args`` or ``**kwargs`` is refused: it must name what
+    it reads, so that it receives nothing it does not declare."""
     own: set[str] = set()
-    takes_all = False
     for i, (pname, p) in enumerate(inspect.signature(prepare).parameters.items()):
-        if i == 0 or p.kind is inspect.Parameter.VAR_POSITIONAL:
+        if i == 0:
             continue
-        if p.kind is inspect.Parameter.VAR_KEYWORD:
-            takes_all = True
-            continue
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            stars = "**" if p.kind is inspect.Parameter.VAR_KEYWORD else "*"
+            raise ValueError(
+                f"objective '{name}': prepare hook {prepare.__name__} takes {stars}{pname}; "
+                "declare each hyper-parameter it reads as a keyword with a default"
+            )
         if p.default is inspect.Parameter.empty:
             raise ValueError(f"objective '{name}': prepare hook parameter '{pname}' needs a default")
         if pname in params and params[pname].default != p.default:
@@ -331,7 +332,7 @@ def _prepare_params(
         annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         params.setdefault(pname, Param(pname, p.default, str(annotation)))
         own.add(pname)
-    return None if takes_all else frozenset(own)
+    return frozenset(own)
 
 
 def _coerce(objective_name: str, param: Param, value: Any, where: str) -> Any:

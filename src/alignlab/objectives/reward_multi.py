@@ -63,7 +63,7 @@ def armorm(batch: ListBatch) -> tuple[Tensor, dict[str, Tensor]]:
 MORE_TASK = "__more_task"
 
 
-def more_tag_tasks(records: list[Record], task_field: str = "source", **_: Any) -> list[Record]:
+def more_tag_tasks(records: list[Record], task_field: str = "source") -> list[Record]:
     """Tag every record with the index of its dataset (``record.source`` or ``meta[task_field]``).
 
     The index rides to the objective as the only rating (``__more_task``) of each completion: MORE
@@ -140,7 +140,7 @@ def min_norm_weights(grads: Tensor, iterations: int = 2000) -> Tensor:
     paper="Zeng et al. 2023 MORE 'On Diversified Preferences of Large Language Model Alignment' (arXiv 2312.07401)",
 )
 def more(
-    batch: PairBatch, state: dict, task_field: str = "source", alpha: float = 1.0, normalize: str = "none"
+    batch: PairBatch, state: dict, alpha: float = 1.0, normalize: str = "none"
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """MORE: per-pair loss T·λ_{task}·(−log σ(r_w − r_l)), λ the min-norm point of the tasks' head gradients.
 
@@ -194,7 +194,7 @@ def more(
 # ----------------------------------------------------------------------------- PairPM
 
 
-def pair_pm_records(records: list[Record], template: str = PAIR_PM_TEMPLATE, **_: Any) -> list[Record]:
+def pair_pm_records(records: list[Record], template: str = PAIR_PM_TEMPLATE) -> list[Record]:
     """Each pair (x, y_w, y_l) → two comparison records, in both orders, whose completions are the labels
     "A" and "B" ranked by which position holds y_w (the order swap removes position bias in training)."""
     out: list[Record] = []
@@ -218,7 +218,7 @@ def pair_pm_records(records: list[Record], template: str = PAIR_PM_TEMPLATE, **_
     prepare=pair_pm_records,
     paper="Dong et al. 2024 'RLHF Workflow' (arXiv 2405.07863); Munos et al. 2023 NLHF (arXiv 2312.00886)",
 )
-def pair_pm(batch: PairBatch, template: str = PAIR_PM_TEMPLATE) -> tuple[Tensor, dict[str, Tensor]]:
+def pair_pm(batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
     """Pairwise preference model trained as a classifier: L = −log softmax(z_A, z_B)[label] = −log σ(ℓ_w − ℓ_l).
 
     The prepare hook turns each pair into comparison prompts (x, A, B) in both orders whose two

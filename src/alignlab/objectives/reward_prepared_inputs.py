@@ -52,7 +52,7 @@ def _plain(record: Record, completions: list[str], **changes: Any) -> Record:
 
 
 # ------------------------------------------------------------------------------------------ seq2seq RM
-def seq2seq_prepare(records: list[Record], template: str = SEQ2SEQ_TEMPLATE, **_: Any) -> list[Record]:
+def seq2seq_prepare(records: list[Record], template: str = SEQ2SEQ_TEMPLATE) -> list[Record]:
     """Each strict pair (y_w, y_l) → a demonstration of y_w whose context prefix holds y_l (the rewrite)."""
     out = []
     for n, r in enumerate(records):
@@ -69,9 +69,7 @@ def seq2seq_prepare(records: list[Record], template: str = SEQ2SEQ_TEMPLATE, **_
     prepare=seq2seq_prepare,
     paper=SEQ2SEQ_PAPER,
 )
-def seq2seq_rm(
-    batch: PointBatch, template: str = SEQ2SEQ_TEMPLATE, normalize: bool = False
-) -> tuple[Tensor, dict[str, Tensor]]:
+def seq2seq_rm(batch: PointBatch, normalize: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """Seq2seq reward model: L = −log P_RM(y_w | x, y_l) (sequence MLE of the better response given the worse).
 
     The prepare hook puts y_l in the context prefix (``template``); the loss is the summed token NLL of
@@ -89,7 +87,7 @@ def seq2seq_rm(
 
 # ------------------------------------------------------------------------------------------------ POLAR
 def polar_prepare(
-    records: list[Record], reference_field: str = "reference", template: str = POLAR_TEMPLATE, **_: Any
+    records: list[Record], reference_field: str = "reference", template: str = POLAR_TEMPLATE
 ) -> list[Record]:
     """Put ``meta[reference_field]`` (the reference response) in every completion's context prefix."""
     out = []
@@ -137,9 +135,7 @@ def polar_triples(
     prepare=polar_prepare,
     paper=POLAR_PAPER,
 )
-def polar(
-    batch: PairBatch, reference_field: str = "reference", template: str = POLAR_TEMPLATE
-) -> tuple[Tensor, dict[str, Tensor]]:
+def polar(batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
     """POLAR: L = −log σ(r(x, y_ref, y_w) − r(x, y_ref, y_l)), the reward conditioned on a reference response.
 
     Pretraining (policy discrimination): y_ref, y_w from one policy, y_l from another (:func:`polar_triples`);
@@ -154,7 +150,7 @@ def polar(
 
 # -------------------------------------------------------------------------------------------------- PIT
 def pit_prepare(
-    records: list[Record], template: str = PIT_TEMPLATE, self_anchors: bool = False, **_: Any
+    records: list[Record], template: str = PIT_TEMPLATE, self_anchors: bool = False
 ) -> list[Record]:
     """Each strict pair → completions [y_w given y_l, y_l given y_w] ranked [0, 1]; with ``self_anchors``
     also [y_w given y_w, y_l given y_l] ranked between them: gap(w over l) > gap(w|w), gap(l|l) > gap(l over w)."""
@@ -178,9 +174,7 @@ def pit_prepare(
     prepare=pit_prepare,
     paper=PIT_PAPER,
 )
-def pit_gap_reward(
-    batch: PairBatch, template: str = PIT_TEMPLATE, self_anchors: bool = False
-) -> tuple[Tensor, dict[str, Tensor]]:
+def pit_gap_reward(batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
     """PIT gap reward: L = −log σ(r_gap(x, y_l, y_w) − r_gap(x, y_w, y_l)), r_gap(x, y_ref, y) = improvement of y over y_ref.
 
     The prepare hook scores y_w with y_l as its reference and y_l with y_w as its reference (both orders),
@@ -214,7 +208,7 @@ def fewshot_block(shots: list[Record]) -> str:
     return "".join(lines) + FSPO_QUERY
 
 
-def fspo_prepare(records: list[Record], shots: int = 4, **_: Any) -> list[Record]:
+def fspo_prepare(records: list[Record], shots: int = 4) -> list[Record]:
     """Prepend to each pair's prompt the first ``shots`` other pairs of the same user (``annotator``), in
     data order, never the query pair itself. Text prompts get the block in front; chat prompts get it as
     (the start of) the system message. ``shots = 0`` leaves every record unchanged."""
@@ -255,7 +249,7 @@ def fspo_prepare(records: list[Record], shots: int = 4, **_: Any) -> list[Record
     prepare=fspo_prepare,
     paper="Singh et al. 2025 'FSPO: Few-Shot Preference Optimization of Synthetic Preference Data' (arXiv 2502.19312)",
 )
-def fspo_fewshot_pm(batch: PairBatch, shots: int = 4) -> tuple[Tensor, dict[str, Tensor]]:
+def fspo_fewshot_pm(batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
     """Few-shot personalised preference model: L = −log σ(r(c_u ⊕ x, y_w) − r(c_u ⊕ x, y_l)).
 
     c_u = the user's ``shots`` other labelled pairs rendered in the prompt (:func:`fspo_prepare`), so the
@@ -269,7 +263,7 @@ def fspo_fewshot_pm(batch: PairBatch, shots: int = 4) -> tuple[Tensor, dict[str,
 
 # ------------------------------------------------------------------------------------------ fine-grained
 def fine_grained_prepare(
-    records: list[Record], aspects: str = "", segmentation: str = "sentence", **_: Any
+    records: list[Record], aspects: str = "", segmentation: str = "sentence"
 ) -> list[Record]:
     """One record per (completion, segment j): the completion cut after segment j, with a rating per aspect:
     1 = no error span of that aspect overlaps segment j, 0 = one does (spans carry the aspect as label)."""
@@ -305,9 +299,7 @@ def fine_grained_prepare(
     prepare=fine_grained_prepare,
     paper=FINE_GRAINED_PAPER,
 )
-def fine_grained_rm(
-    batch: ListBatch, aspects: str = "", segmentation: str = "sentence"
-) -> tuple[Tensor, dict[str, Tensor]]:
+def fine_grained_rm(batch: ListBatch) -> tuple[Tensor, dict[str, Tensor]]:
     """Per-aspect segment classifiers: L = mean_k BCE(r_k(x, y_≤end(j)), 1[segment j has no aspect-k error]).
 
     One reward-head output per aspect (model.num_attributes = number of aspects, in sorted name order);

@@ -10,7 +10,6 @@ scoring/scores.py). ``token_kl[p, t]`` is KL(π_ref(·|x, y_<t) ‖ π_θ(·|x, 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -145,7 +144,6 @@ def t_reg_prepare(
     records: list[Record],
     better_prompt: str = "(Give the most helpful, honest and harmless answer.)\n",
     worse_prompt: str = "(Give an unhelpful, dishonest or harmful answer.)\n",
-    **_: Any,
 ) -> list[Record]:
     """Each pair (best and worst of a ranking, chosen first) gets four auxiliary scorings of the same two
     completions: under the "better" contrastive instruction (role ``treg_better``) and the "worse" one
@@ -202,8 +200,6 @@ def t_reg(
     batch: PairBatch,
     beta: float = 0.1,
     alpha: float = 1.0,
-    better_prompt: str = "(Give the most helpful, honest and harmless answer.)\n",
-    worse_prompt: str = "(Give an unhelpful, dishonest or harmful answer.)\n",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """T-REG: L = L_DPO + α·½·(L_reg(y_w) + L_reg(y_l)), with self-generated token rewards as a regulariser.
 
