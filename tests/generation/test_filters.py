@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab.generation.filters import draw, filter_mask, step_distribution
+from alignlab.generation.filters import draw, filter_mask, inverse_cdf_draw, step_distribution
 
 
 def numpy_filtered(z: np.ndarray, temperature: float, top_k: int, top_p: float, min_p: float) -> np.ndarray:
@@ -80,6 +80,39 @@ def test_empirical_frequencies_fit_the_numpy_distribution(temperature, top_k, to
     support = expected > 0
     _, p_value = chisquare(counts[support], draws * expected[support])
     assert p_value > 1e-3
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p,min_p", CASES)
+def test_inverse_cdf_draw_fits_the_numpy_distribution(temperature, top_k, top_p, min_p) -> None:
+    """The sampler's default draw: frequencies, the drawn token's log p_S and the kept mass, all against
+    the numpy distribution written from the definitions."""
+    from scipy.stats import chisquare
+
+    expected = numpy_filtered(LOGITS, temperature, top_k, top_p, min_p)
+    draws = 40_000
+    logits = torch.tensor(LOGITS).expand(draws, -1)
+    scaled = logits / temperature
+    keep = filter_mask(scaled, top_k, top_p, min_p)
+    uniforms = torch.rand(draws, generator=torch.Generator().manual_seed(99), dtype=torch.float64)
+    token, token_logp, kept = inverse_cdf_draw(scaled, keep, uniforms)
+    counts = np.bincount(token.numpy(), minlength=len(LOGITS))
+    assert counts[expected == 0].sum() == 0
+    support = expected > 0
+    _, p_value = chisquare(counts[support], draws * expected[support])
+    assert p_value > 1e-3
+    np.testing.assert_allclose(token_logp.double().numpy(), np.log(expected[token.numpy()]), atol=1e-6)
+    z = LOGITS.astype(np.float64) / temperature
+    p_t = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    np.testing.assert_allclose(kept.double().numpy(), np.log(p_t[support].sum()), atol=1e-6)
+
+
+def test_inverse_cdf_draw_at_the_edges_of_the_unit_interval() -> None:
+    """u = 0 takes the first kept token, u just below 1 the last kept one (never a cut token past it)."""
+    scaled = torch.tensor([[0.0, 1.0, 2.0, 0.5, -1.0]])
+    keep = torch.tensor([[False, True, True, False, False]])
+    for u, expected in ((0.0, 1), (1 - 2**-53, 2), (0.999999, 2)):
+        token, _, _ = inverse_cdf_draw(scaled, keep, torch.tensor([u], dtype=torch.float64))
+        assert int(token) == expected
 
 
 def test_masks_match_transformers_warpers_on_random_logits() -> None:

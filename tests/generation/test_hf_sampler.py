@@ -199,12 +199,14 @@ def test_unknown_backend_names_the_known_ones(llama) -> None:
 
 
 def test_samples_equal_transformers_generate_with_the_same_seed(llama) -> None:
-    """Peer check of the whole draw: generate's multinomial is the same exponential race on the same
-    seeded CPU stream, so with n samples of one prompt both give the same ids."""
+    """Peer check of the whole decoding loop with ``draw="race"``: generate's multinomial is the same
+    exponential race on the same seeded CPU stream, so with n samples of one prompt both give the same ids.
+    (The default ``inverse_cdf`` draw uses other random numbers: its distribution is checked against numpy
+    in test_filters, its log-probs against the engine above.)"""
     model, tokenizer = llama
     (prompt,) = PROMPTS[:1]
     ids = encode_prompt(tokenizer, prompt)[0]
-    rollouts = build_sampler("hf", model, tokenizer).sample(
+    rollouts = build_sampler("hf", model, tokenizer, draw="race").sample(
         [prompt], SamplingParams(n=4, max_new_tokens=12, seed=11)
     )
     torch.manual_seed(11)
@@ -223,3 +225,8 @@ def test_samples_equal_transformers_generate_with_the_same_seed(llama) -> None:
     for rollout, row in zip(rollouts, out[:, len(ids) :].tolist()):
         expected = row[: row.index(tokenizer.eos_token_id) + 1] if tokenizer.eos_token_id in row else row
         assert rollout.completion_ids == expected
+
+
+def test_an_unknown_draw_is_refused(llama) -> None:
+    with pytest.raises(ValueError, match="draw must be one of inverse_cdf, race"):
+        build_sampler("hf", *llama, draw="gumbel")

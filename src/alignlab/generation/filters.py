@@ -18,9 +18,15 @@ distribution the previous one left (renormalised over what it kept), and each ke
 Temperature 0 is greedy: the arg-max is taken and the recorded log-probs are those of the unfiltered
 temperature-1 distribution (a point mass has no useful log-prob).
 
-Sampling uses the exponential-race form of ``torch.multinomial``: token = argmax_v p_S(v) / E_v with
-E_v ~ Exp(1) drawn for every row of the chunk, so the random stream does not depend on which rows have
-already finished (``torch.multinomial`` draws the same way internally).
+Two exact draws from p_S:
+- ``inverse_cdf_draw`` (the sampler's default): one uniform u ~ U[0, 1) per row, token = the first v whose
+  cumulative kept weight C_v = Σ_{u≤v, u∈K} exp(z_u/T − max) exceeds u·C_V (float64 cumulative sums, so a
+  token's interval is its weight to ~1e-16). It draws V times fewer random numbers than the race below and
+  gives the log-prob of the drawn token from the same pass: log p_S(y) = z_y/T − max − log C_V.
+- ``draw``, the exponential race of ``torch.multinomial``: token = argmax_v p_S(v) / E_v with E_v ~ Exp(1)
+  (``generate`` draws this way, so with the same seed both give the same samples; ``draw="race"``).
+Either way the random numbers are drawn for every row of the chunk at every step, so the random stream does
+not depend on which rows have already finished.
 """
 
 from __future__ import annotations
@@ -69,3 +75,25 @@ def draw(scaled: Tensor, keep: Tensor | None, noise: Tensor) -> Tensor:
     if keep is not None:
         scaled = scaled.masked_fill(~keep, float("-inf"))
     return torch.argmax(torch.softmax(scaled, dim=-1) / noise, dim=-1)
+
+
+def inverse_cdf_draw(scaled: Tensor, keep: Tensor | None, uniforms: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Token ids [B] drawn from p_S by inverse CDF with ``uniforms`` [B] in [0, 1), their log p_S [B] and
+    the kept_logmass [B] (0 without a filter); see the module docstring. One pass of exp over [B, V]
+    replaces ``step_distribution``'s log-softmax plus the race's softmax and [B, V] noise."""
+    top = scaled.max(dim=-1, keepdim=True).values
+    weights = torch.exp(scaled - top)  # in (0, 1], the arg-max has weight 1
+    total = weights.sum(dim=-1, dtype=torch.float64)
+    if keep is not None:
+        weights = weights.masked_fill(~keep, 0.0)
+    cdf = torch.cumsum(weights, dim=-1, dtype=torch.float64)
+    kept_total = cdf[:, -1]
+    target = uniforms.to(torch.float64) * kept_total
+    token = torch.searchsorted(cdf, target[:, None], right=True)
+    # u·C_V can round up to C_V itself: take the last token with weight instead of one past the end
+    last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False)
+    token = torch.minimum(token, last)[:, 0]
+    log_kept = torch.log(kept_total)
+    token_logp = (scaled.gather(-1, token[:, None])[:, 0] - top[:, 0]).double() - log_kept
+    kept_logmass = log_kept - torch.log(total) if keep is not None else torch.zeros_like(log_kept)
+    return token, token_logp.to(scaled.dtype), kept_logmass.to(scaled.dtype)
