@@ -223,7 +223,7 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             "name": "bench",
             "out": str(work / f"run-alignlab-{os.getpid()}"),
             "model": {"path": str(work / "model"), "dtype": "float32", "device": spec["device"]},
-            "objectives": [{"name": "grpo", "beta": spec["beta"], "epsilon": 0.2}],
+            "objectives": [{"name": "grpo", "kl_coef": spec["beta"], "epsilon": 0.2}],
             "online": {
                 "prompts": str(work / f"prompts_{spec['prompts']}.jsonl"),
                 "prompts_per_rollout": prompts_per_step,

@@ -26,10 +26,13 @@ def script(i, j, params):
 def test_grpo_refresh_keeps_the_sampled_ids_and_scores_them(tmp_path, monkeypatch):
     trainer = setup_trainer(
         tmp_path,
-        [JUDGE, "online.prompts_per_rollout=3", "online.sampling.n=4", "online.sampling.max_new_tokens=4"],
+        [
+            JUDGE, "online.prompts_per_rollout=3", "online.sampling.n=4", "online.sampling.max_new_tokens=4",
+            "online.epochs_per_rollout=2",  # trained on twice: the old-log-prob pass runs
+        ],
         script,
         monkeypatch,
-    )
+    )  # fmt: skip
     source = trainer.source
     eos = trainer.context.tokenizer.eos_token_id
     ids = source.next_ids()
@@ -211,8 +214,11 @@ def test_a_sampler_that_never_stops_is_flagged(tmp_path, monkeypatch, capsys):
 def test_old_logps_are_scored_at_the_sampling_temperature(tmp_path):
     trainer = setup_trainer(
         tmp_path,
-        [JUDGE, "online.prompts_per_rollout=2", "online.sampling.n=2", "online.sampling.temperature=0.7"],
-    )  # the real sampler
+        [
+            JUDGE, "online.prompts_per_rollout=2", "online.sampling.n=2", "online.sampling.temperature=0.7",
+            "online.epochs_per_rollout=2",
+        ],
+    )  # the real sampler  # fmt: skip
     source = trainer.source
     source.next_ids()
     policy = trainer.context.unwrapped_policy()

@@ -243,6 +243,11 @@ class RolloutBatch:
         return self.items.token_mask
 
     def get(self, name: str) -> Tensor:
+        if name == "old_logps" and name not in self.rollout:
+            # the rollout source leaves them out when each rollout is trained on once, at the weights
+            # that sampled it (online.epochs_per_rollout × minibatches = 1): then π_old = π_θ and the
+            # sampling policy's log-probs are the current ones, detached (TRL's old = logps.detach())
+            return self.items.token_logps.detach()
         if name not in self.rollout:
             raise ValueError(
                 f"the rollout has no '{name}' tensor (it has {sorted(self.rollout)}); an online objective "

@@ -158,14 +158,20 @@ def attach_value_head(policy: Any, note: Any) -> None:
 
 class RolloutScorer:
     """Step 5 of a refresh: one no-grad engine pass over the rollout for the sampling policy's per-token
-    log-probs (and a critic's values), and one over the reference for its log-probs."""
+    log-probs (and a critic's values), and one over the reference for its log-probs. With ``want_old``
+    False and no values the policy pass is skipped (the mask is the completions' lengths)."""
 
     def __init__(self, context: Any, reference: Reference | None):
         self.context, self.reference = context, reference
 
     @torch.no_grad()
     def __call__(
-        self, records: list[Record], groups: list[TokenizedGroup], want_reference: bool, want_values: bool
+        self,
+        records: list[Record],
+        groups: list[TokenizedGroup],
+        want_reference: bool,
+        want_values: bool,
+        want_old: bool = True,
     ) -> dict[str, Tensor]:
         c = self.context
         tc = c.config.train
@@ -177,10 +183,12 @@ class RolloutScorer:
         for start in range(0, len(groups), size):
             chunk = groups[start : start + size]
             batch = make_batch(records, chunk, c.layout, tc.tokens_per_row, c.pad_id).to(c.device)
-            with c.accelerator.autocast():
-                scores = scorer(batch, needs, None, None)
-            out["old_logps"].append(_pad(scores.token_logps, width))
-            out["mask"].append(_pad(scores.token_mask, width))
+            out["mask"].append(_length_mask(chunk, width))
+            if want_old or want_values:
+                with c.accelerator.autocast():
+                    scores = scorer(batch, needs, None, None)
+            if want_old:
+                out["old_logps"].append(_pad(scores.token_logps, width))
             if want_values:
                 out["old_values"].append(_pad(scores.extra["token_values"], width))
             if want_reference:
@@ -189,6 +197,12 @@ class RolloutScorer:
                 ref = c.engine.reference_scores(self.reference, batch, frozenset({"token_logps"}))
                 out["ref_logps"].append(_pad(ref.token_logps, width))
         return {k: torch.cat(v).float().cpu() for k, v in out.items() if v}
+
+
+def _length_mask(groups: list[TokenizedGroup], width: int) -> Tensor:
+    """[completions, width]: 1 at each completion's tokens, 0 after (the engine's token mask, padded)."""
+    lengths = torch.tensor([len(c) for g in groups for c in g.completion_ids])
+    return (torch.arange(width)[None, :] < lengths[:, None]).float()
 
 
 def _pad(values: Tensor, width: int) -> Tensor:

@@ -10,7 +10,10 @@ A refresh, top to bottom:
 4. judge: the judge scores every completion, with its token ids, its prompt row's other columns (e.g. a
    ground-truth ``answer``) and the step; a judge that raises or returns NaN/inf stops the run;
 5. one no-grad engine pass: the sampling policy's per-token log-probs (``old_logps``), the reference's
-   (``ref_logps``, when a KL term needs them) and the critic's values (PPO);
+   (``ref_logps``, when a KL term needs them) and the critic's values (PPO). ``old_logps`` are skipped
+   when the rollout is trained on once, at the weights that sampled it (``epochs_per_rollout ×
+   minibatches = 1``) and no KL in the reward reads them: then π_old = π_θ and the loss takes
+   ``token_logps.detach()`` (``RolloutBatch.get``), as TRL does; the same loss and gradients (a test);
 6. reward shaping: missing-EOS penalty, normalisation, clipping, then the KL penalty in the token rewards;
 7. advantages with the method's estimator (``objectives.advantages.ADVANTAGES``);
 8. serve: ``next()`` returns one minibatch of whole prompt groups per step (a ``StepBatch``), in a seeded
@@ -47,9 +50,9 @@ from alignlab.train.rollout_judging import judge_rewards
 from alignlab.train.rollout_token_rewards import judge_token_rewards, pad_token_rewards
 from alignlab.train.source import StepBatch
 
-# (records, groups, want_reference, want_values) -> flat per-token tensors [N, T]: "old_logps", "mask",
-# and "ref_logps" / "old_values" when asked for. The trainer implements it with its engine (no grad).
-RolloutScorer = Callable[[list[Record], list[TokenizedGroup], bool, bool], dict[str, Tensor]]
+# (records, groups, want_reference, want_values, want_old=True) -> flat per-token tensors [N, T]: "mask",
+# and "old_logps" / "ref_logps" / "old_values" when asked for. The trainer implements it with its engine.
+RolloutScorer = Callable[..., dict[str, Tensor]]
 
 
 class RolloutSource:
@@ -215,7 +218,9 @@ class RolloutSource:
         baseline = self._greedy_baseline(rows, prompt_ids, step) if self.plan.greedy_baseline else None
         # 5. one no-grad engine pass: old log-probs, reference log-probs, values
         want_reference = self.kl_control.value > 0 or self.plan.needs_reference
-        scored = self.scorer(records, groups, want_reference, self.plan.needs_values)
+        scored = self.scorer(
+            records, groups, want_reference, self.plan.needs_values, want_old=not self.on_policy_update
+        )
         # 6. reward shaping (outcome), then KL into the token rewards
         shaped = shape_rewards(rewards, finished, settings.reward, self.running)
         g, k = len(rows), params.n
@@ -228,7 +233,6 @@ class RolloutSource:
         advantages, returns = self.advantage(AdvantageInputs(token_rewards, mask, values, baseline))
         # 8. keep the rollout to serve
         per_completion = {
-            "old_logps": scored["old_logps"],
             "advantages": advantages.reshape(g * k, -1).float(),
             "returns": returns.reshape(g * k, -1).float(),
             "length_norm": torch.full((g * k,), float(params.max_new_tokens)),
@@ -236,8 +240,9 @@ class RolloutSource:
             # correctness read (drpo, trpa)
             "rewards": rewards.float(),
         }
-        if "ref_logps" in scored:
-            per_completion["ref_logps"] = scored["ref_logps"]
+        for name in ("old_logps", "ref_logps"):
+            if name in scored:
+                per_completion[name] = scored[name]
         if values is not None:
             per_completion["old_values"] = scored["old_values"]
         for i, group in enumerate(groups):
@@ -246,6 +251,13 @@ class RolloutSource:
         self.refreshes += 1
         self.served = 0
         self._report(rollouts, rewards, finished, start, sampled, kl_metrics)
+
+    @property
+    def on_policy_update(self) -> bool:
+        """Each rollout is trained on once, at the weights that sampled it, and no KL in the reward reads
+        the sampling policy's log-probs: the old-log-prob pass is skipped (π_old = π_θ, detached)."""
+        kl_in_reward = self.kl.coef > 0 or self.kl.adaptive is not None or self.kl_control.value > 0
+        return self.settings.steps_per_rollout == 1 and not kl_in_reward
 
     def _sampling_seed(self) -> int:
         return (self.seed * 1_000_003 + self.refreshes * 7_919 + self.settings.sampling.seed) % (2**31)
@@ -283,7 +295,7 @@ class RolloutSource:
     ) -> tuple[Tensor, dict[str, float]]:
         """Outcome rewards [G, K] → token rewards [G, K, T] (KL penalty per token when its coefficient > 0)."""
         beta = self.kl_control.value
-        if "ref_logps" not in scored:
+        if "ref_logps" not in scored or "old_logps" not in scored:  # no KL in the reward (on_policy_update)
             return rewards, {}
         old, ref = (scored[name].reshape(mask.shape) for name in ("old_logps", "ref_logps"))
         kl = KL_ESTIMATORS(self.kl.estimator, old, ref, None) * mask
