@@ -61,10 +61,9 @@ def test_two_segments_train_and_differ_from_one(tmp_path, monkeypatch):
         json.loads(x)
         for x in (_run(tmp_path, "one", "fine_grained_rlhf", last) / "metrics.jsonl").read_text().splitlines()
     ]
-    # the same samples and the same total reward, placed on different tokens: a different update
-    assert [x["reward/mean"] for x in two if "reward/mean" in x] == [
-        x["reward/mean"] for x in one if "reward/mean" in x
-    ]
+    # the same first samples (same weights, same seed) and the same total reward, placed on different
+    # tokens: a different update (later rollouts are sampled from the different weights)
+    assert two[0]["reward/mean"] == one[0]["reward/mean"]
     assert two[0]["loss"] != pytest.approx(one[0]["loss"], abs=1e-9)
 
 
