@@ -59,3 +59,23 @@ def test_prompt_sources_errors_name_the_fix(tmp_path):
     good = tmp_path / "q.jsonl"
     good.write_text('{"prompt": "2+2?", "answer": "4"}\n')
     assert load_prompts(str(good))[0].columns == {"answer": "4"}
+
+
+def test_prompt_sources_are_registered_and_the_sim_world_is_one():
+    from alignlab.data.prompts import prompt_source, prompt_sources
+    from alignlab.sim.worlds import TextWorld, WorldConfig
+
+    assert {"builtin:", "sim:text-world"} <= {s.prefix for s in prompt_sources()}
+    world = TextWorld(WorldConfig(seed=2))
+    rows = load_prompts("sim:text-world-heldout/2")
+    assert [r.prompt for r in rows] == [t.prompt for t in world.tasks("heldout")]
+    assert rows[0].columns["answer"] == world.tasks("heldout")[0].answer
+    assert len(load_prompts("sim:text-world", limit=3)) == 3
+
+    @prompt_source("test-squares:", "squares of 0..N-1")
+    def squares(spec):
+        return [{"prompt": f"{i} squared?", "answer": str(i * i)} for i in range(int(spec))]
+
+    assert [r.columns["answer"] for r in load_prompts("test-squares:3")] == ["0", "1", "4"]
+    with pytest.raises(PromptSetError, match="split must be train or heldout"):
+        load_prompts("sim:text-world-dev")

@@ -16,6 +16,10 @@ Built-in tasks, generated from a seed so they need no download and have a checka
 world's gold reward; see ``alignlab.sim.online``); ``package.module:function[@spec]`` the rows a Python
 function returns.
 
+Named sources are registered (``@prompt_source("PREFIX", summary)``; ``prompt_sources()`` lists them):
+``builtin:`` here, ``sim:text-world`` by ``alignlab.sim.online``, which sits above this layer and is loaded
+by name from ``PROVIDERS`` the first time the sources are looked up.
+
 Each built-in task may be followed by ``@N`` (the number of rows, default 256) and ``/seed`` (default 0), e.g.
 ``builtin:arithmetic@64/1``; ``chat`` variants (``builtin:arithmetic-chat``) give the prompt as one user
 message, for instruction-tuned models.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,13 +104,77 @@ def builtin_prompts(spec: str) -> list[PromptRow]:
     return rows
 
 
+PromptSourceFn = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """A named prompt source: ``online.prompts: PREFIX[SPEC]`` calls ``fn(SPEC)``."""
+
+    prefix: str
+    fn: PromptSourceFn
+    summary: str
+
+
+_SOURCES: dict[str, PromptSource] = {}
+
+# Packages above ``data`` that register prompt sources when imported. The layers forbid importing them here,
+# so they are imported by name the first time the sources are listed (as judges and objectives load their
+# catalogs); each registers its sources with :func:`prompt_source`.
+PROVIDERS = ("alignlab.sim.online",)
+_providers_loaded = False
+
+
+def prompt_source(prefix: str, summary: str) -> Callable[[PromptSourceFn], PromptSourceFn]:
+    """Register ``fn`` as the prompt source ``PREFIX[SPEC]``: ``fn`` receives SPEC (the text after the prefix)
+    and returns PromptRows, prompt strings or mappings with a ``prompt`` field."""
+
+    def register(fn: PromptSourceFn) -> PromptSourceFn:
+        known = _SOURCES.get(prefix)
+        if known is not None and known.fn is not fn:
+            raise ValueError(f"prompt source '{prefix}' is registered twice")
+        _SOURCES[prefix] = PromptSource(prefix, fn, summary)
+        return fn
+
+    return register
+
+
+def prompt_sources() -> list[PromptSource]:
+    """Every registered prompt source (the providers' too)."""
+    global _providers_loaded
+    if not _providers_loaded:
+        import importlib
+
+        for module in PROVIDERS:
+            importlib.import_module(module)
+        _providers_loaded = True
+    return sorted(_SOURCES.values(), key=lambda s: s.prefix)
+
+
+def _registered(source: str) -> PromptSource | None:
+    """The registered source whose prefix ``source`` starts with (the longest one)."""
+    matches = [s for s in prompt_sources() if source.startswith(s.prefix)]
+    return max(matches, key=lambda s: len(s.prefix)) if matches else None
+
+
+prompt_source("builtin:", "built-in checkable tasks: arithmetic, arithmetic2, sorting (-chat, @N, /seed)")(
+    builtin_prompts
+)
+
+
 def load_prompts(source: str, limit: int | None = None) -> list[PromptRow]:
-    """Prompt rows from ``builtin:NAME`` or a JSONL file (one object per line with a ``prompt`` field)."""
-    if source.startswith("builtin:"):
-        rows = builtin_prompts(source.split(":", 1)[1])
-    elif source.startswith("sim:text-world"):
-        rows = prompt_function(SIM_WORLD, source.removeprefix("sim:text-world").lstrip("-"))
-    elif ":" in source and not Path(source).exists():
+    """Prompt rows from a registered source (``builtin:NAME``, ``sim:text-world``, …), a Python function
+    (``package.module:function[@spec]``) or a JSONL file (one object per line with a ``prompt`` field)."""
+    named = ":" in source and not Path(source).exists()
+    registered = _registered(source) if named else None
+    if registered is not None:
+        try:
+            rows = _rows(registered.fn(source.removeprefix(registered.prefix)))
+        except PromptSetError:
+            raise
+        except ValueError as err:
+            raise PromptSetError(f"prompts '{source}': {err}") from None
+    elif named:
         module, _, spec = source.partition("@")
         rows = prompt_function(module, spec)
     else:
@@ -113,11 +182,6 @@ def load_prompts(source: str, limit: int | None = None) -> list[PromptRow]:
     if not rows:
         raise PromptSetError(f"{source}: no prompts")
     return rows[:limit] if limit else rows
-
-
-# The simulated text world's prompts: the simulation layer sits above data, so it is reached by name (as any
-# user's prompt generator is), not by an import.
-SIM_WORLD = "alignlab.sim.online:world_prompts"
 
 
 def prompt_function(reference: str, spec: str = "") -> list[PromptRow]:
@@ -131,12 +195,17 @@ def prompt_function(reference: str, spec: str = "") -> list[PromptRow]:
     except (ImportError, AttributeError) as err:
         raise PromptSetError(
             f"prompts '{reference}': no function {attribute!r} in module {module_name!r} ({err}); expected "
-            "builtin:NAME, sim:text-world, a JSONL file, or package.module:function"
+            "a registered source (" + ", ".join(x.prefix for x in prompt_sources()) + "), a JSONL file, or "
+            "package.module:function"
         ) from None
     try:
         produced = fn(spec) if spec else fn()
     except ValueError as err:
         raise PromptSetError(f"prompts '{reference}': {err}") from None
+    return _rows(produced)
+
+
+def _rows(produced: Any) -> list[PromptRow]:
     rows = []
     for item in produced:
         if isinstance(item, PromptRow):

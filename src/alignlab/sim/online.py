@@ -10,13 +10,14 @@ gold reward (the ``simulated`` judge with its default, noise-free annotators sco
 
 from __future__ import annotations
 
-from alignlab.data.prompts import PromptRow
+from alignlab.data.prompts import PromptRow, prompt_source
 from alignlab.sim.worlds import TextWorld, WorldConfig
 
 
+@prompt_source("sim:text-world", "the simulated text world's prompts (-heldout, /seed); judge: simulated")
 def world_prompts(spec: str = "") -> list[PromptRow]:
-    """The prompts of a text world: ``spec`` is ``[heldout][/SEED]``."""
-    split_text, _, seed_text = spec.partition("/")
+    """The prompts of a text world: ``spec`` is ``[-heldout][/SEED]`` (the text after ``sim:text-world``)."""
+    split_text, _, seed_text = spec.lstrip("-").partition("/")
     split = "heldout" if split_text == "heldout" else "train"
     if split_text not in ("", "train", "heldout"):
         raise ValueError(f"sim:text-world-{split_text}: the split must be train or heldout")
