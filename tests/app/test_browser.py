@@ -4,8 +4,6 @@ pairs on the annotation page (keyboard and buttons), and the export holds their 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from datetime import timedelta
 
 import pytest
@@ -13,54 +11,20 @@ import pytest
 from alignlab.app import store
 from alignlab.app.db import Database
 from tests.app.live_server import LiveServer
+from tests.chromium import chromium, wait
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
-
-
-def _driver(user_dir: str):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (dev extra)")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed (scripts/ci_app_services.sh installs them)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={user_dir}",
-        "--window-size=1200,900",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
 @pytest.fixture
 def browser():
-    user_dir = tempfile.mkdtemp(prefix="alignlab-chromium-")
-    driver = _driver(user_dir)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(user_dir, ignore_errors=True)
+    with chromium() as driver:
+        yield driver
 
 
-def _wait(driver, condition, timeout=15):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+_wait = wait
 
 
 def _in_project_card(driver, field: str, text: str, button: str) -> bool:

@@ -19,8 +19,16 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-DEFAULT_DB = "sqlite:///alignlab_feedback.db"
+from alignlab.app.paths import default_db_path
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def default_db_url() -> str:
+    """SQLite in the user data folder (``alignlab.app.paths``), which is created if missing."""
+    path = default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
 
 
 def normalize_url(db: str) -> str:
@@ -36,8 +44,8 @@ def normalize_url(db: str) -> str:
     return db
 
 
-def make_engine(db: str = DEFAULT_DB) -> Engine:
-    url = make_url(normalize_url(db))
+def make_engine(db: str | None = None) -> Engine:
+    url = make_url(normalize_url(db or default_db_url()))
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
             raise ValueError("use a file for the SQLite database (an in-memory one is lost per connection)")
@@ -110,8 +118,9 @@ def head_revision() -> str:
 class Database:
     """An engine and its session factory; ``with db.session() as s:`` commits on success."""
 
-    def __init__(self, url: str = DEFAULT_DB, upgrade: bool = True):
-        self.url = normalize_url(url)
+    def __init__(self, url: str | None = None, upgrade: bool = True):
+        """``url``: a SQLAlchemy URL, a ``postgresql://`` URL or a file path; None: ``default_db_url()``."""
+        self.url = normalize_url(url or default_db_url())
         self.engine = make_engine(self.url)
         if upgrade:
             migrate(self.engine)

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from alignlab.app import store
 from alignlab.app.dependencies import Caller, admin
 from alignlab.app.export import AGGREGATES, FORMATS, export_rows
-from alignlab.app.models import Annotator, Project, Token
+from alignlab.app.models import Annotator, Label, Project, Token
 from alignlab.app.records_io import parse_jsonl
 from alignlab.app.stats import progress, project_stats
 from alignlab.data.records import Record, RecordError
@@ -48,6 +48,11 @@ class InviteIn(BaseModel):
 class JudgeTokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     expires_days: float = Field(default=30, gt=0, le=366)
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_days: float = Field(default=14, gt=0, le=366)
 
 
 def _project(s, project_id: int) -> Project:  # type: ignore[no-untyped-def]
@@ -96,32 +101,87 @@ async def upload_tasks_jsonl(project_id: int, request: Request) -> dict[str, Any
     return await run_in_threadpool(_add, request, project_id, records)
 
 
+def _invitation(request: Request, s, project: Project, who: Annotator, days: float, now) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    token, row = store.issue_token(s, "annotator", timedelta(days=days), project.id, who.id, "invite", now)
+    return {
+        "annotator_id": who.id,
+        "name": who.name,
+        "token": token,
+        "link": f"{str(request.base_url).rstrip('/')}/#token={token}",
+        "expires_at": row.expires_at.isoformat() + "Z",
+    }
+
+
 @router.post("/projects/{project_id}/annotators")
 def invite(project_id: int, body: InviteIn, request: Request) -> dict[str, Any]:
     """Make an annotator and an invitation token; the link carries it after '#', so it is never logged."""
     now = request.app.state.clock()
+    password_hash = store.hash_new_password(body.password)  # scrypt outside the write transaction
     with request.app.state.db.session() as s:
         project = _project(s, project_id)
-        who = store.create_annotator(s, project, body.name, body.password, now)
-        token, row = store.issue_token(
-            s, "annotator", timedelta(days=body.expires_days), project.id, who.id, "invite", now
-        )
-        return {
-            "annotator_id": who.id,
-            "name": who.name,
-            "token": token,
-            "link": f"{str(request.base_url).rstrip('/')}/#token={token}",
-            "expires_at": row.expires_at.isoformat() + "Z",
-        }
+        who = store.create_annotator(s, project, body.name, now, password_hash=password_hash)
+        return _invitation(request, s, project, who, body.expires_days, now)
+
+
+def _annotator(s, project_id: int, annotator_id: int) -> Annotator:  # type: ignore[no-untyped-def]
+    who = s.get(Annotator, annotator_id)
+    if who is None or who.project_id != project_id:
+        raise store.AppError(404, f"project {project_id} has no annotator {annotator_id}")
+    return who
+
+
+@router.post("/projects/{project_id}/annotators/{annotator_id}/link")
+def new_link(project_id: int, annotator_id: int, body: LinkIn, request: Request) -> dict[str, Any]:
+    """Another invitation link for an existing annotator (tokens are stored hashed, so a lost link cannot be
+    shown again; earlier links keep working until they expire or the annotator is disabled)."""
+    now = request.app.state.clock()
+    with request.app.state.db.session() as s:
+        project = _project(s, project_id)
+        who = _annotator(s, project_id, annotator_id)
+        if not who.active:
+            raise store.AppError(409, f"annotator {who.name!r} is disabled")
+        return _invitation(request, s, project, who, body.expires_days, now)
 
 
 @router.get("/projects/{project_id}/annotators")
 def list_annotators(project_id: int, request: Request) -> list[dict[str, Any]]:
+    """Each annotator: whether active, whether a password is set, labels given, and their latest live
+    invitation's expiry (``null`` when none is live: make a new link)."""
+    now = request.app.state.clock()
     with request.app.state.db.session() as s:
         _project(s, project_id)
+        labels = dict(
+            s.execute(
+                select(Label.annotator_id, func.count(Label.id))
+                .join(Annotator, Annotator.id == Label.annotator_id)
+                .where(Annotator.project_id == project_id)
+                .group_by(Label.annotator_id)
+            ).all()
+        )
+        links = dict(
+            s.execute(
+                select(Token.annotator_id, func.max(Token.expires_at))
+                .join(Annotator, Annotator.id == Token.annotator_id)
+                .where(
+                    Annotator.project_id == project_id,
+                    Token.label == "invite",
+                    ~Token.revoked,
+                    Token.expires_at > now,
+                )
+                .group_by(Token.annotator_id)
+            ).all()
+        )
         rows = s.scalars(select(Annotator).where(Annotator.project_id == project_id).order_by(Annotator.id))
         return [
-            {"id": a.id, "name": a.name, "active": a.active, "password": bool(a.password_hash)} for a in rows
+            {
+                "id": a.id,
+                "name": a.name,
+                "active": a.active,
+                "password": bool(a.password_hash),
+                "labels": int(labels.get(a.id, 0)),
+                "link_expires_at": links[a.id].isoformat() + "Z" if a.id in links else None,
+            }
+            for a in rows
         ]
 
 
@@ -129,9 +189,7 @@ def list_annotators(project_id: int, request: Request) -> list[dict[str, Any]]:
 def disable(project_id: int, annotator_id: int, request: Request) -> dict[str, Any]:
     """Stop an annotator: their tokens stop working at once; their labels so far are kept."""
     with request.app.state.db.session() as s:
-        who = s.get(Annotator, annotator_id)
-        if who is None or who.project_id != project_id:
-            raise store.AppError(404, f"project {project_id} has no annotator {annotator_id}")
+        who = _annotator(s, project_id, annotator_id)
         who.active = False
         s.execute(update(Token).where(Token.annotator_id == who.id).values(revoked=True))
     return {"disabled": annotator_id}

@@ -6,23 +6,41 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import select
 
-from alignlab.app import store
-from alignlab.app.db import DEFAULT_DB, Database
-from alignlab.app.export import AGGREGATES, FORMATS, export_rows
-from alignlab.app.models import Project, Token
-from alignlab.app.records_io import read_records_file
-from alignlab.app.stats import progress, project_stats
-from alignlab.data.records import RecordError
+from alignlab.app.paths import DATA_ENV, default_db_path
 
+if TYPE_CHECKING:
+    from alignlab.app.db import Database
+
+# SQLAlchemy, alembic and the app's modules load inside the commands (about 2 s): `--help` answers at once.
 app = typer.Typer(help="Collect human feedback: a web app for annotators, backed by SQLite or PostgreSQL.")
 
+FORMATS, AGGREGATES = ("records", "trl"), ("all", "majority", "mean")  # export.py's (tests/app/test_cli.py)
 DB = typer.Option(
-    DEFAULT_DB, "--db", envvar="ALIGNLAB_APP_DB", help="sqlite:///PATH, a file path, or postgresql://..."
+    None,
+    "--db",
+    envvar="ALIGNLAB_APP_DB",
+    show_default=False,
+    help=f"sqlite:///PATH, a file path, or postgresql://... [default: {default_db_path()}, the user data "
+    f"folder; ${DATA_ENV} moves it]",
 )
+
+
+@app.callback()
+def _needs_the_extra() -> None:
+    """Commands need the app extra; say so in one line (the imports themselves wait for the command)."""
+    import importlib.util
+
+    missing = [
+        m for m in ("sqlalchemy", "alembic", "fastapi", "uvicorn") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        _fail(
+            f"the feedback app needs its extra: pip install 'alignlab[app]' (missing: {', '.join(missing)})"
+        )
 
 
 def _fail(message: str) -> None:
@@ -30,7 +48,9 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _open(db: str) -> Database:
+def _open(db: str | None) -> Database:
+    from alignlab.app.db import Database
+
     try:
         return Database(db)
     except Exception as err:  # a wrong URL or an unreachable server: say which, without a traceback
@@ -40,7 +60,7 @@ def _open(db: str) -> Database:
 
 @app.command()
 def serve(
-    db: str = DB,
+    db: str | None = DB,
     host: str = typer.Option("127.0.0.1", help="interface to bind; the default keeps it on this machine"),
     port: int = typer.Option(8000, help="TCP port"),
     admin_link: bool = typer.Option(True, help="print an admin link when no live admin token exists"),
@@ -57,22 +77,21 @@ def serve(
         "(default: none, so the login limit per address uses the real peer address)",
     ),
 ) -> None:
-    """Run the annotation service (annotators at /, admin at /admin)."""
+    """Run the annotation service (annotators at /, admin at /admin); prints where it listens and how to log in."""
     import uvicorn
 
     from alignlab.app.service import create_app
 
     database = _open(db)
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    typer.echo(f"database: {_shown_url(database)}")
     if admin_link:
-        with database.session() as s:
-            live = s.scalar(
-                select(Token.id).where(
-                    Token.role == "admin", ~Token.revoked, Token.expires_at > store.utcnow()
-                )
-            )
-            if live is None:
-                token, _ = store.issue_token(s, "admin", timedelta(days=30), label="serve")
-                typer.echo(f"admin page: http://{host}:{port}/admin#token={token}  (valid 30 days)")
+        typer.echo(_admin_login(database, base, db))
+    typer.echo(
+        f"annotators: {base}/ with the invitation link the admin page (or `alignlab app invite`) gives each "
+        "one, or log in there with project, name and password"
+    )
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"warning: listening on {host}: put it behind HTTPS before people use it over a network", err=True
@@ -90,11 +109,51 @@ def serve(
         proxy_headers=bool(forwarded_allow_ips),
         forwarded_allow_ips=forwarded_allow_ips or "",
     )
-    uvicorn.Server(config).run()
+    _announcing_server(config, f"listening on {base}  (Ctrl-C stops it)").run()
+
+
+def _shown_url(database: Database) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(database.url).render_as_string(hide_password=True)
+
+
+def _admin_login(database: Database, base: str, db: str | None) -> str:
+    """How the admin gets in: a new link when no admin token is live, else where to get another one."""
+    from sqlalchemy import select
+
+    from alignlab.app import store
+    from alignlab.app.models import Token
+
+    with database.session() as s:
+        live = s.scalar(
+            select(Token.id).where(Token.role == "admin", ~Token.revoked, Token.expires_at > store.utcnow())
+        )
+        if live is None:
+            token, _ = store.issue_token(s, "admin", timedelta(days=30), label="serve")
+            return f"admin page: {base}/admin#token={token}  (valid 30 days; keep it private)"
+    again = "alignlab app admin-token" + (f" --db {db}" if db else "")
+    return (
+        f"admin page: {base}/admin  (the admin link printed at the first start still works; "
+        f"`{again}` prints a new token: open {base}/admin#token=TOKEN)"
+    )
+
+
+def _announcing_server(config, line: str):  # type: ignore[no-untyped-def]
+    """A uvicorn.Server that prints ``line`` once its socket is bound (not before: the port may be taken)."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+            await super().startup(sockets=sockets)
+            if self.started:
+                typer.echo(line)
+
+    return AnnouncingServer(config)
 
 
 @app.command()
-def migrate(db: str = DB) -> None:
+def migrate(db: str | None = DB) -> None:
     """Create the schema or upgrade an older database to this version (data kept)."""
     from alignlab.app.db import current_revision
 
@@ -105,7 +164,7 @@ def migrate(db: str = DB) -> None:
 @app.command("create-project")
 def create_project(
     name: str = typer.Argument(..., help="project name"),
-    db: str = DB,
+    db: str | None = DB,
     kind: list[str] = typer.Option(
         ["pairwise"], help="feedback to collect: pairwise, ranking, rating, critique, spans"
     ),
@@ -125,6 +184,8 @@ def create_project(
         if not (low.strip().lstrip("-").isdigit() and high.strip().isdigit()):
             _fail(f"--aspect {spec!r}: write NAME=MIN-MAX, e.g. helpfulness=1-5")
         aspects[aspect_name] = {"min": int(low), "max": int(high)}
+    from alignlab.app import store
+
     with _open(db).session() as s:
         try:
             project = store.create_project(
@@ -136,8 +197,12 @@ def create_project(
 
 
 @app.command()
-def upload(project: str, path: Path, db: str = DB) -> None:
+def upload(project: str, path: Path, db: str | None = DB) -> None:
     """Add tasks to a project from an alignlab records file."""
+    from alignlab.app import store
+    from alignlab.app.records_io import read_records_file
+    from alignlab.data.records import RecordError
+
     try:
         records = read_records_file(path)
     except (RecordError, OSError) as err:
@@ -154,16 +219,22 @@ def upload(project: str, path: Path, db: str = DB) -> None:
 def invite(
     project: str,
     name: str,
-    db: str = DB,
+    db: str | None = DB,
     password: str = typer.Option(None, help="also allow logging in with this password (stored hashed)"),
     expires_days: float = typer.Option(14.0, help="days the invitation token stays valid"),
     base_url: str = typer.Option("http://127.0.0.1:8000", help="where annotators reach the service"),
 ) -> None:
     """Make an annotator and print their invitation link."""
+    from alignlab.app import store
+
+    try:
+        password_hash = store.hash_new_password(password)  # scrypt before the write transaction, not in it
+    except store.AppError as err:
+        _fail(err.message)
     with _open(db).session() as s:
         try:
             p = store.project_by_name(s, project)
-            who = store.create_annotator(s, p, name, password)
+            who = store.create_annotator(s, p, name, password_hash=password_hash)
             token, _ = store.issue_token(s, "annotator", timedelta(days=expires_days), p.id, who.id, "invite")
         except store.AppError as err:
             _fail(err.message)
@@ -171,16 +242,20 @@ def invite(
 
 
 @app.command("admin-token")
-def admin_token(db: str = DB, expires_days: float = typer.Option(30.0)) -> None:
+def admin_token(db: str | None = DB, expires_days: float = typer.Option(30.0)) -> None:
     """Print a new admin token (open /admin#token=... with it)."""
+    from alignlab.app import store
+
     with _open(db).session() as s:
         token, _ = store.issue_token(s, "admin", timedelta(days=expires_days), label="cli")
     typer.echo(token)
 
 
 @app.command("judge-token")
-def judge_token(project: str, db: str = DB, expires_days: float = typer.Option(30.0)) -> None:
+def judge_token(project: str, db: str | None = DB, expires_days: float = typer.Option(30.0)) -> None:
     """Print a token for alignlab.judges.human.HumanJudge on PROJECT."""
+    from alignlab.app import store
+
     with _open(db).session() as s:
         try:
             p = store.project_by_name(s, project)
@@ -191,16 +266,24 @@ def judge_token(project: str, db: str = DB, expires_days: float = typer.Option(3
 
 
 @app.command()
-def projects(db: str = DB) -> None:
+def projects(db: str | None = DB) -> None:
     """List projects with their progress."""
+    from sqlalchemy import select
+
+    from alignlab.app.models import Project
+    from alignlab.app.stats import progress
+
     with _open(db).session() as s:
         for p in s.scalars(select(Project).order_by(Project.id)):
             typer.echo(json.dumps({"name": p.name, "kinds": p.kinds, **progress(s, p)}))
 
 
 @app.command()
-def stats(project: str, db: str = DB) -> None:
+def stats(project: str, db: str | None = DB) -> None:
     """Agreement, per-annotator numbers and position bias, as JSON."""
+    from alignlab.app import store
+    from alignlab.app.stats import project_stats
+
     with _open(db).session() as s:
         try:
             typer.echo(json.dumps(project_stats(s, store.project_by_name(s, project)), indent=2))
@@ -211,12 +294,15 @@ def stats(project: str, db: str = DB) -> None:
 @app.command()
 def export(
     project: str,
-    db: str = DB,
+    db: str | None = DB,
     format: str = typer.Option("records", help=f"one of {FORMATS} (trl: prompt/chosen/rejected)"),
     aggregate: str = typer.Option("majority", help=f"one of {AGGREGATES}"),
     output: Path = typer.Option(None, "--output", "-o", help="JSONL file (default: standard output)"),
 ) -> None:
     """Export the labels of PROJECT as alignlab records or TRL rows (JSONL)."""
+    from alignlab.app import store
+    from alignlab.app.export import export_rows
+
     if format not in FORMATS or aggregate not in AGGREGATES:
         _fail(f"--format must be one of {FORMATS} and --aggregate one of {AGGREGATES}")
     with _open(db).session() as s:

@@ -5,7 +5,25 @@
   const { takeToken, api, el } = alignlab;
   const $ = (id) => document.getElementById(id);
   let token = takeToken("alignlab-admin");
-  const say = (text, isError) => { $("message").textContent = text || ""; $("message").className = isError ? "error" : ""; };
+  // The status line says what the last action did; a success fades after a few seconds and every new action
+  // clears it, so it never describes an older state of the page.
+  let sayTimer = null;
+  const say = (text, isError) => {
+    clearTimeout(sayTimer);
+    $("message").textContent = text || "";
+    $("message").className = isError ? "error" : "";
+    if (text && !isError) sayTimer = setTimeout(() => say(""), 6000);
+  };
+
+  // Invitation links made in this tab, kept in sessionStorage so a reload still shows them (the server stores
+  // tokens only as hashes and cannot show a link again; "New link" makes another).
+  const INVITES = "alignlab-invites";
+  const invites = () => JSON.parse(sessionStorage.getItem(INVITES) || "{}");
+  function remember(projectId, r) {
+    const all = invites();
+    all[projectId + "/" + r.annotator_id] = { link: r.link, expires_at: r.expires_at };
+    sessionStorage.setItem(INVITES, JSON.stringify(all));
+  }
 
   function parseAspects(text) {
     const aspects = {};
@@ -55,24 +73,24 @@
 
     const name = el("input", { placeholder: "annotator name", class: "invite-name" });
     const password = el("input", { placeholder: "password (optional)", type: "password", class: "invite-password", autocomplete: "new-password" });
-    const links = el("ul", { class: "invite-links" });
     const invite = el("button", { type: "button", class: "invite" }, "Invite");
+    const people = el("div", { class: "annotators" });
     invite.addEventListener("click", async () => {
+      say("");
       try {
         const body = { name: name.value };
         if (password.value) body.password = password.value;
         const r = await api(token, "POST", "/api/admin/projects/" + p.id + "/annotators", body);
-        links.append(el("li", {}, r.name + ": ", el("input", { readOnly: true, value: r.link, class: "invite-link", "data-name": r.name })));
+        remember(p.id, r);
         name.value = ""; password.value = "";
+        say("Invited " + r.name + ": send them the link in the annotators table.");
+        await showAnnotators(p, people);
       } catch (err) { say(err.message, true); }
     });
 
-    const statsBox = el("pre", { class: "stats" });
-    const stats = el("button", { type: "button" }, "Agreement & annotators");
-    stats.addEventListener("click", async () => {
-      try { statsBox.textContent = JSON.stringify(await api(token, "GET", "/api/admin/projects/" + p.id + "/stats"), null, 2); }
-      catch (err) { say(err.message, true); }
-    });
+    const statsBox = el("div", { class: "stats-box" });
+    const stats = el("button", { type: "button", class: "show-stats" }, "Refresh agreement & annotators");
+    stats.addEventListener("click", () => { say(""); showStats(p, statsBox); });
 
     const format = el("select", { class: "export-format" }, el("option", { value: "records" }, "alignlab records"), el("option", { value: "trl" }, "TRL prompt/chosen/rejected"));
     const aggregate = el("select", { class: "export-aggregate" }, ...["majority", "mean", "all"].map((a) => el("option", { value: a }, a)));
@@ -90,10 +108,50 @@
 
     card.append(
       el("div", { class: "row" }, file, upload),
-      el("div", { class: "row" }, name, password, invite), links,
+      el("h4", {}, "Invite an annotator"),
+      el("div", { class: "row" }, name, password, invite), people,
       el("div", { class: "row" }, format, aggregate, exportButton),
       el("div", { class: "row" }, stats), statsBox);
+    showAnnotators(p, people);
+    showStats(p, statsBox);
     return card;
+  }
+
+  async function showAnnotators(p, box) {
+    try {
+      const list = await api(token, "GET", "/api/admin/projects/" + p.id + "/annotators");
+      if (!list.length) { box.replaceChildren(el("p", { class: "hint" }, "No annotators yet: invite one above.")); return; }
+      const kept = invites();
+      const rows = list.map((a) => {
+        const mine = kept[p.id + "/" + a.id];
+        const link = !a.active ? "revoked" : mine ? el("input", { readOnly: true, value: mine.link, class: "invite-link", "data-name": a.name }) : el("span", { class: "hint" }, a.link_expires_at ? "made earlier (links are shown once)" : "none live");
+        const again = el("button", { type: "button", class: "small new-link" }, "New link");
+        again.addEventListener("click", async () => {
+          say("");
+          try { remember(p.id, await api(token, "POST", "/api/admin/projects/" + p.id + "/annotators/" + a.id + "/link", {})); await showAnnotators(p, box); say("New link for " + a.name + "."); }
+          catch (err) { say(err.message, true); }
+        });
+        const stop = el("button", { type: "button", class: "small disable" }, "Disable");
+        stop.addEventListener("click", async () => {
+          say("");
+          if (!window.confirm("Disable " + a.name + "? Their links and logins stop working (their labels are kept).")) return;
+          try { await api(token, "POST", "/api/admin/projects/" + p.id + "/annotators/" + a.id + "/disable"); await showAnnotators(p, box); say(a.name + " is disabled; their links no longer work."); }
+          catch (err) { say(err.message, true); }
+        });
+        const status = a.active ? "active" : "disabled";
+        return el("tr", { "data-annotator": a.name },
+          el("td", {}, a.name), el("td", {}, String(a.labels)), el("td", {}, status), el("td", {}, a.password ? "yes" : "no"),
+          el("td", {}, link instanceof Node ? link : String(link)), el("td", {}, a.active ? again : "", a.active ? stop : ""));
+      });
+      box.replaceChildren(el("table", { class: "stats-table annotator-list" },
+        el("thead", {}, el("tr", {}, ...["annotator", "labels", "status", "password", "invitation link", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, ...rows)));
+    } catch (err) { say(err.message, true); }
+  }
+
+  async function showStats(p, box) {
+    try { box.replaceChildren(alignlabStats.render(await api(token, "GET", "/api/admin/projects/" + p.id + "/stats"))); }
+    catch (err) { say(err.message, true); }
   }
 
   $("new-project").addEventListener("submit", async (e) => {
@@ -107,6 +165,7 @@
         per_task: Number($("np-per-task").value),
         instructions: $("np-instructions").value,
       };
+      say("");
       await api(token, "POST", "/api/admin/projects", body);
       say("Created " + body.name + ".");
       $("new-project").reset();

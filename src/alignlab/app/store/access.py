@@ -17,19 +17,33 @@ from alignlab.app.store.errors import AppError, utcnow
 ROLES = ("admin", "annotator", "judge")
 
 
+def hash_new_password(password: str | None) -> str | None:
+    """The scrypt hash of a new annotator's password (None for none), or 422 when it is too short. Call it
+    before opening the transaction that stores it: scrypt takes tens of milliseconds, and on SQLite every
+    transaction holds the write lock from its start (the same reason ``login`` checks outside one)."""
+    if not password:
+        return None
+    try:
+        return security.hash_password(password)
+    except ValueError as err:
+        raise AppError(422, str(err)) from None
+
+
 def create_annotator(
-    s: Session, project: Project, name: str, password: str | None = None, now: datetime | None = None
+    s: Session,
+    project: Project,
+    name: str,
+    now: datetime | None = None,
+    *,
+    password_hash: str | None = None,
 ) -> Annotator:
+    """A new annotator of ``project``; ``password_hash`` from :func:`hash_new_password` (None: links only)."""
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise AppError(422, "name: give the annotator a name of 1 to 200 characters")
     exists = select(Annotator.id).where(Annotator.project_id == project.id, Annotator.name == name)
     if s.scalar(exists) is not None:
         raise AppError(409, f"project {project.name!r} has an annotator named {name!r} already")
-    try:
-        password_hash = security.hash_password(password) if password else None
-    except ValueError as err:
-        raise AppError(422, str(err)) from None
     annotator = Annotator(
         project_id=project.id, name=name, password_hash=password_hash, active=True, created_at=now or utcnow()
     )

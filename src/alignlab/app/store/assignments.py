@@ -33,9 +33,12 @@ def _available_tasks(project: Project, annotator: Annotator, now: datetime):  # 
 
 
 def count_available(s: Session, project: Project, annotator: Annotator, now: datetime) -> int:
-    """Unfinished tasks this annotator has not been given yet: an upper bound on the work left for them
-    (cheap to count; some may fill up with other annotators first)."""
-    mine = select(Assignment.id).where(Assignment.task_id == Task.id, Assignment.annotator_id == annotator.id)
+    """Unfinished tasks this annotator has not answered yet, the one in hand included: an upper bound on the
+    work left for them (cheap to count; some may fill up with other annotators first). So a fresh annotator
+    of a 20-task project sees "0 done · 20 to go", not 19 while the first task is on the screen."""
+    mine = select(Assignment.id).where(
+        Assignment.task_id == Task.id, Assignment.annotator_id == annotator.id, Assignment.done
+    )
     query = select(func.count(Task.id)).where(Task.project_id == project.id, ~Task.complete, ~mine.exists())
     return s.scalar(query) or 0
 
