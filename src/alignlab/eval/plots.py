@@ -59,8 +59,11 @@ def overoptimisation(path: Path, curve: Mapping[str, Sequence[float]], title: st
     return path
 
 
-def training_curves(path: Path, runs: Mapping[str, Path]) -> Path:
-    """The loss of each run's metrics.jsonl against its step."""
+def training_curves(
+    path: Path, runs: Mapping[str, Path], reference_lines: Mapping[str, tuple[float, str]] | None = None
+) -> Path:
+    """The loss of each run's metrics.jsonl against its step; ``reference_lines[run] = (y, label)`` draws a
+    dashed horizontal line on that run's panel (e.g. ln 2, the chance level of a pairwise logistic loss)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(runs), figsize=(3.6 * len(runs), 3.2), squeeze=False)
     for ax, (name, metrics_path) in zip(axes[0], runs.items()):
@@ -72,6 +75,10 @@ def training_curves(path: Path, runs: Mapping[str, Path]) -> Path:
                     steps.append(row["step"])
                     losses.append(row["loss"])
         ax.plot(steps, losses)
+        if reference_lines and name in reference_lines:
+            y, label = reference_lines[name]
+            ax.axhline(y, color="#888", linestyle="--", linewidth=1, label=label)
+            ax.legend(fontsize=8)
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")

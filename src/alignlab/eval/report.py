@@ -32,15 +32,22 @@ def table_html(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = Non
     return f"<table>{head}{body}</table>"
 
 
-def write_report(path: str | Path, title: str, sections: Sequence[tuple[str, str]], intro: str = "") -> Path:
-    """Write ``path`` (HTML) from (heading, html body) sections; returns the path."""
+def write_report(
+    path: str | Path,
+    title: str,
+    sections: Sequence[tuple[str, str]],
+    intro: str = "",
+    intro_html: bool = False,
+) -> Path:
+    """Write ``path`` (HTML) from (heading, html body) sections; returns the path. ``intro`` is one paragraph
+    of text, or HTML put in as is with ``intro_html``."""
     path = Path(path)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
     ]
     if intro:
-        parts.append(f"<p>{intro}</p>")
+        parts.append(intro if intro_html else f"<p>{intro}</p>")
     for heading, body in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     parts.append("</body></html>")

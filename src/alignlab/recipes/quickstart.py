@@ -18,11 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 from alignlab.data.io import write_records
-from alignlab.eval import plots
 from alignlab.eval.curves import best_of_n_curve
-from alignlab.eval.report import embed_png, table_html, write_report
 from alignlab.judges.simulated import SimulatedAnnotators
 from alignlab.recipes import pipeline as P
+from alignlab.recipes.claims import overoptimisation
+from alignlab.recipes.quickstart_report import verdict, write_quickstart_report
 from alignlab.recipes.settings import QUICKSTART_FAST, QuickstartSettings, resolve_settings
 from alignlab.sim.worlds import TextWorld
 
@@ -126,6 +126,10 @@ def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]
         samples_per_prompt=k,
     )
     bon = _best_of_n(world, judge, policy, tokenizer, heldout, cfg.bon.samples, seed + 5)
+    for ev in (sft_eval, dpo_eval):  # each sample's gold reward, for the report's samples table
+        ev["gold"] = world.gold_reward(ev["prompts"], ev["samples"]).tolist()
+    # The over-optimisation claim of `alignlab sim reproduce`: a proxy reward model pushed to n = 64.
+    over_passed, over_text, over_curves = overoptimisation()
     n = cfg.bon.n
     bon_index = bon["n"].index(n) if n in bon["n"] else len(bon["n"]) - 1
 
@@ -133,6 +137,7 @@ def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]
     metrics = {
         "sft": {
             "gold_reward": sft_eval["gold_reward"],
+            "gold_reward_se": sft_eval["gold_reward_se"],
             "attributes": sft_eval["attributes"],
             "seconds": round(sft.seconds, 1),
         },
@@ -143,8 +148,10 @@ def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]
         },
         "dpo": {
             "gold_reward": dpo_eval["gold_reward"],
+            "gold_reward_se": dpo_eval["gold_reward_se"],
             "winrate_vs_sft": dpo_eval["winrate"]["win_rate"],
             "winrate_se": dpo_eval["winrate"]["standard_error"],
+            "winrate_n": dpo_eval["winrate"]["n"],
             "kl": dpo_eval["kl"],
             "kl_se": dpo_eval["kl_se"],
             "attributes": dpo_eval["attributes"],
@@ -156,12 +163,21 @@ def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]
             "kl": bon["kl"][bon_index],
             "curve": bon,
         },
+        "overoptimisation": {
+            "shown": over_passed,
+            "summary": over_text,
+            "proxy_curve": over_curves["proxy_curve"],
+            "gold_curve": over_curves["gold_curve"],
+        },
         "data": {"demonstrations": world.config.num_train, "preferences": len(prefs)},
         "config": cfg.model_dump(mode="json"),
     }
     metrics["seconds"] = round(time.perf_counter() - start, 1)
+    d = metrics["dpo"]
+    metrics["verdict"] = verdict(d["winrate_vs_sft"], d["winrate_se"], d["winrate_n"])[0]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _write_report(out, metrics, sft_eval, dpo_eval)
+    weights = world.config.gold.as_vector()
+    write_quickstart_report(out, metrics, sft_eval, dpo_eval, weights, cfg.eval_samples_per_prompt)
     _print_summary(console, metrics, out)
     return metrics
 
@@ -186,67 +202,23 @@ def _best_of_n(
     return best_of_n_curve(proxy, gold, ns)
 
 
-def _write_report(out: Path, metrics: dict[str, Any], sft_eval: dict, dpo_eval: dict) -> None:
-    plots.method_bars(
-        out / "gold_by_method.png",
-        {
-            "SFT": metrics["sft"]["gold_reward"],
-            "DPO": metrics["dpo"]["gold_reward"],
-            f"best-of-{metrics['bon']['n']} (RM)": metrics["bon"]["gold_reward"],
-        },
-        {"SFT": sft_eval["attributes"], "DPO": dpo_eval["attributes"]},
-    )
-    plots.overoptimisation(out / "bon_curve.png", metrics["bon"]["curve"])
-    plots.training_curves(
-        out / "training.png", {s: out / s / "metrics.jsonl" for s in ("sft", "reward_model", "dpo")}
-    )
-    wr = metrics["dpo"]
-    rows = [
-        ["SFT gold reward", metrics["sft"]["gold_reward"]],
-        ["DPO gold reward", wr["gold_reward"]],
-        [f"best-of-{metrics['bon']['n']} gold reward (reward model picks)", metrics["bon"]["gold_reward"]],
-        ["DPO win rate vs SFT (gold annotator, %)", f"{wr['winrate_vs_sft']:.1f} ± {wr['winrate_se']:.1f}"],
-        ["KL(DPO ‖ SFT), nats per sequence", f"{wr['kl']:.3f} ± {wr['kl_se']:.3f}"],
-        ["reward model held-out accuracy (gold labels)", metrics["rm"]["heldout_accuracy"]],
-        ["total time (s)", metrics["seconds"]],
-    ]
-    attrs = list(sft_eval["attributes"])
-    attr_rows = [[name, sft_eval["attributes"][name], dpo_eval["attributes"][name]] for name in attrs]
-    examples = [
-        [p, s, d]
-        for p, s, d in zip(sft_eval["prompts"][:8], sft_eval["samples"][:8], dpo_eval["samples"][:8])
-    ]
-    sections = [
-        ("Results", table_html(rows, ["metric", "value"])),
-        ("Gold reward by method", embed_png(out / "gold_by_method.png", "gold reward by method")),
-        ("Attributes of samples (means)", table_html(attr_rows, ["attribute", "SFT", "DPO"])),
-        (
-            "Over-optimisation: best-of-n with the reward model",
-            embed_png(out / "bon_curve.png", "best-of-n curve"),
-        ),
-        ("Training", embed_png(out / "training.png", "training curves")),
-        ("Samples on held-out prompts", table_html(examples, ["prompt", "SFT", "DPO"])),
-    ]
-    intro = (
-        "A tiny model learns simple tasks in a simulated world whose gold reward is known "
-        "(correct + ½·polite + safe − ¼·filler words). Simulated annotators with label noise and a "
-        "length bias label pairs; a reward model and DPO learn from them."
-    )
-    write_report(out / "report.html", "alignlab quickstart", sections, intro)
-
-
 def _print_summary(console: Console, metrics: dict[str, Any], out: Path) -> None:
-    table = Table(title="alignlab quickstart", show_header=False)
-    d = metrics["dpo"]
-    table.add_row("gold reward: SFT → DPO", f"{metrics['sft']['gold_reward']:.3f} → {d['gold_reward']:.3f}")
+    table = Table(title="alignlab quickstart (± = standard error)", show_header=False)
+    d, sft = metrics["dpo"], metrics["sft"]
+    table.add_row(
+        "gold reward: SFT → DPO",
+        f"{sft['gold_reward']:.3f} ± {sft['gold_reward_se']:.3f} → {d['gold_reward']:.3f} ± {d['gold_reward_se']:.3f}",
+    )
     table.add_row(
         f"gold reward: best-of-{metrics['bon']['n']} (reward model)", f"{metrics['bon']['gold_reward']:.3f}"
     )
     table.add_row(
-        "DPO win rate vs SFT (gold annotator)", f"{d['winrate_vs_sft']:.1f}% ± {d['winrate_se']:.1f}"
+        "DPO win rate vs SFT (gold annotator)",
+        f"{d['winrate_vs_sft']:.1f}% ± {d['winrate_se']:.1f} (n = {d['winrate_n']})",
     )
     table.add_row("KL(DPO ‖ SFT)", f"{d['kl']:.3f} ± {d['kl_se']:.3f} nats")
     table.add_row("reward model held-out accuracy", f"{metrics['rm']['heldout_accuracy']:.3f}")
     table.add_row("time", f"{metrics['seconds']} s")
     table.add_row("report", str(out / "report.html"))
     console.print(table)
+    console.print(metrics["verdict"])
