@@ -119,16 +119,24 @@ def test_apo_zero_unpaired_values_and_pair_sum():
     np.testing.assert_allclose(init.detach().numpy(), [0.5, 0.5])
 
 
+def bco_train(batch, state, **params):
+    """One training call of BCO on ``batch`` as a whole step: δ folded from the batch, then the loss."""
+    spec = get("bco")
+    full = spec.check_params(params)
+    spec.step_statistics.fold(state, spec.step_statistics.gather(batch, full), full)
+    return spec.fn(batch, state=state, **spec.loss_kwargs(full))
+
+
 def test_bco_running_delta_udm_and_shift():
     beta, state = 0.5, {}
     b1 = point_batch([-1.0, -2.0], [-2.0, -1.0], [1.0, 0.0])
-    l1 = loss_of(fn("bco")(b1, state=state, beta=beta)).detach().numpy()
+    l1 = loss_of(bco_train(b1, state, beta=beta)).detach().numpy()
     r1 = beta * np.array([1.0, -1.0])
     d1 = r1.mean()
     np.testing.assert_allclose(l1, [softplus(-(r1[0] - d1)), softplus(r1[1] - d1)])
     b2 = point_batch([0.0, -1.0, -4.0], [-1.0, -1.0, -1.0], [1.0, 0.0, 0.0])
     b2.items.extra["prob_desirable"] = torch.tensor([0.5, 0.95, 0.2], dtype=torch.float64)
-    l2 = loss_of(fn("bco")(b2, state=state, beta=beta)).detach().numpy()
+    l2 = loss_of(bco_train(b2, state, beta=beta)).detach().numpy()
     r2 = beta * np.array([1.0, 0.0, -3.0])
     d2 = np.concatenate([r1, r2]).mean()  # running mean over all 5 rewards
     w = np.clip(np.array([0.5, 0.95, 0.2]) / (1 - np.array([0.5, 0.95, 0.2]) + 1e-8), 0.5, 10.0)
@@ -136,10 +144,10 @@ def test_bco_running_delta_udm_and_shift():
         l2, [softplus(-(r2[0] - d2)), w[1] * softplus(r2[1] - d2), w[2] * softplus(r2[2] - d2)]
     )
     assert state["delta"] == pytest.approx(d2)
-    init = loss_of(fn("bco")(point_batch([-1.0, -1.0], [-1.0, -1.0], [1.0, 0.0]), state={}))
+    init = loss_of(bco_train(point_batch([-1.0, -1.0], [-1.0, -1.0], [1.0, 0.0]), {}))
     np.testing.assert_allclose(init.detach().numpy(), [math.log(2)] * 2)
-    shifted = loss_of(fn("bco")(point_batch([2.0, 1.0], [-2.0, -1.0], [1.0, 0.0]), state={}, beta=beta))
-    base = loss_of(fn("bco")(point_batch([-1.0, -2.0], [-2.0, -1.0], [1.0, 0.0]), state={}, beta=beta))
+    shifted = loss_of(bco_train(point_batch([2.0, 1.0], [-2.0, -1.0], [1.0, 0.0]), {}, beta=beta))
+    base = loss_of(bco_train(point_batch([-1.0, -2.0], [-2.0, -1.0], [1.0, 0.0]), {}, beta=beta))
     np.testing.assert_allclose(shifted.detach().numpy(), base.detach().numpy())  # all ρ + 3: δ moves too
 
 

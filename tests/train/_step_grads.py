@@ -3,7 +3,8 @@
     python -m tests.train._step_grads OUT.pt [--token-mean] [--set key=value ...]
 
 Builds the run, takes the source's first global batch, runs the loop's step (forward/backward over this
-process's micro-batches, no optimiser step) and saves {"loss", "grads"} from the main process. Under DDP the
+process's micro-batches, no optimiser step) and saves {"loss", "grads", "state"} (the objective's running
+state after the step) from the main process. Under DDP the
 gradients are already averaged over the processes, so they are the global batch's.
 """
 
@@ -32,9 +33,7 @@ TOKEN_MEAN = ObjectiveSpec(
 )  # fmt: skip
 
 
-def step_loss_and_grads(
-    overrides: list[str], token_mean: bool = False
-) -> tuple[float, dict[str, torch.Tensor]]:
+def step_loss_and_grads(overrides: list[str], token_mean: bool = False, with_state: bool = False) -> tuple:
     trainer = Trainer(load_config(None, ["train.progress=false", *overrides]))
     if token_mean:
         trainer.objective = Objective([BoundObjective(TOKEN_MEAN, {})])
@@ -42,6 +41,8 @@ def step_loss_and_grads(
     metrics = train_step(trainer.context, trainer.source.next(), 1, lambda: "none")
     policy = trainer.context.unwrapped_policy()
     grads = {n: p.grad.detach().clone() for n, p in policy.named_parameters() if p.grad is not None}
+    if with_state:
+        return metrics["loss"], grads, trainer.objective.state_dict()
     return metrics["loss"], grads
 
 
@@ -51,11 +52,11 @@ def main() -> None:
     parser.add_argument("--token-mean", action="store_true")
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
-    loss, grads = step_loss_and_grads(args.set, args.token_mean)
+    loss, grads, state = step_loss_and_grads(args.set, args.token_mean, with_state=True)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
-        torch.save({"loss": loss, "grads": grads}, args.out)
+        torch.save({"loss": loss, "grads": grads, "state": state}, args.out)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ of the *global* batch, ``Σ_e w_e·ℓ_e / Σ_e w_e``; when the loop cuts that b
 across processes) it first sums every part's normalisers over all of them (:meth:`Objective.totals`,
 then an all-reduce), and each micro-batch contributes ``Σ_{e in micro} w_e·ℓ_e / W_global``
 (:class:`Normalisers`). The contributions add up to the loss of the uncut batch, exactly.
+
+**Nor does a running state.** An objective registered with ``step_statistics`` (BCO's running δ) has its
+state folded once per step from sums over the whole global batch (:meth:`Objective.step_statistics`,
+added over micro-batches and processes, then :meth:`Objective.fold_step_statistics`); its loss only reads
+the state. A call without ``totals`` takes its batch as the whole step and folds it first.
 """
 
 from __future__ import annotations
@@ -123,6 +128,27 @@ class BoundObjective:
         standard = standard_metrics(batch, self.params)
         return loss, batch.weight.to(loss.dtype), {**standard, **metrics, **extra}
 
+    def step_statistics(self, scores: Scores, feedback: Feedback) -> Tensor | None:
+        """This batch's additive sums for the part's running state (None without ``step_statistics``); the
+        batch is the view the loss sees, modifiers applied."""
+        if self.spec.step_statistics is None:
+            return None
+        batch = build_view(self.spec.feedback, scores, feedback)
+        batch = modifier_registry.before(batch, self.modifiers, {})
+        with torch.no_grad():
+            sums = self.spec.step_statistics.gather(batch, self.params)
+        sums = torch.as_tensor(sums, dtype=torch.float64).detach().cpu().reshape(-1)
+        if sums.numel() != self.spec.step_statistics.size:
+            raise ValueError(
+                f"{self.spec.name}: step_statistics gave {sums.numel()} sums, declared {self.spec.step_statistics.size}"
+            )
+        return sums
+
+    def fold_step_statistics(self, sums: Tensor) -> None:
+        """Fold a whole step's sums (over its global batch) into the running state."""
+        assert self.spec.step_statistics is not None
+        self.spec.step_statistics.fold(self.state, sums.tolist(), self.params)
+
     def local_weight(self, feedback: Feedback) -> float:
         """Σ of this part's example weights in ``feedback``'s batch (known before any forward pass)."""
         n = feedback.num_completions
@@ -137,7 +163,10 @@ class BoundObjective:
         normalisers: Normalisers | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """This part's loss: the weighted mean over ``scores`` (``normalisers`` None), or this batch's
-        share of the global batch's loss (``normalisers`` from :meth:`Objective.totals`)."""
+        share of the global batch's loss (``normalisers`` from :meth:`Objective.totals`). Without
+        ``normalisers`` the batch is the whole step, so a step-statistics state is folded from it first."""
+        if training and normalisers is None and self.spec.step_statistics is not None:
+            self.fold_step_statistics(self.step_statistics(scores, feedback))
         loss, weight, metrics = self.per_example(scores, feedback, training, normalisers)
         if self.spec.reduction == "sum":
             return (loss.sum() if loss.dim() else loss), metrics
@@ -194,6 +223,26 @@ class Objective:
     @property
     def callbacks(self) -> list[Callback]:
         return [c for p in self.parts for c in p.callbacks]
+
+    @property
+    def folds_step_statistics(self) -> bool:
+        """Whether some part's running state is folded once per step from the global batch."""
+        return any(p.spec.step_statistics is not None for p in self.parts)
+
+    def step_statistics(self, scores: Scores, feedback: Feedback) -> Tensor:
+        """Every stateful part's additive sums over one batch, concatenated (empty when none); the loop adds
+        them over the step's micro-batches and all-reduces them before :meth:`fold_step_statistics`."""
+        sums = [s for s in (p.step_statistics(scores, feedback) for p in self.parts) if s is not None]
+        return torch.cat(sums) if sums else torch.zeros(0, dtype=torch.float64)
+
+    def fold_step_statistics(self, sums: Tensor) -> None:
+        """Fold a whole step's summed statistics (from :meth:`step_statistics`) into the parts' states."""
+        offset = 0
+        for part in self.parts:
+            if part.spec.step_statistics is not None:
+                size = part.spec.step_statistics.size
+                part.fold_step_statistics(sums[offset : offset + size])
+                offset += size
 
     def totals(self, feedback: Feedback, lengths: Tensor) -> BatchTotals:
         """Every part's normalisers over one batch (``lengths``: scored tokens per completion); the loop

@@ -56,9 +56,13 @@ def _scores(
 
 
 def _call(spec: ObjectiveSpec, batch: Any, hparams: dict[str, Any], state: dict[str, Any] | None) -> Tensor:
-    params = spec.check_params(hparams)
+    """The loss of ``batch`` taken as a whole training batch: a step-statistics state is updated from it first."""
+    full = spec.check_params(hparams)
+    params = spec.loss_kwargs(full)
     if spec.stateful:
         params["state"] = {} if state is None else state
+        if spec.step_statistics is not None:
+            spec.step_statistics.fold(params["state"], spec.step_statistics.gather(batch, full), full)
     out = spec.fn(batch, **params)
     return out[0] if isinstance(out, tuple) else out
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.objectives.pairwise import margin
-from alignlab.objectives.registry import objective
+from alignlab.objectives.registry import StepStatistics, objective
 from alignlab.objectives.views import PairBatch
 
 
@@ -148,31 +148,44 @@ def beta_dpo(
     return loss, {"beta_batch": beta_batch.detach(), "kept_fraction": keep.float().mean()}
 
 
+def _bco_pair_reward_sums(batch: PairBatch, beta: float = 0.1) -> Tensor:
+    """[Σ r, n] over the chosen and rejected rewards r = β·ρ of a batch's pairs."""
+    rewards = beta * torch.cat([batch.chosen.logratios, batch.rejected.logratios]).detach().double()
+    return torch.stack([rewards.sum(), torch.tensor(float(rewards.numel()), dtype=torch.float64)])
+
+
+def _bco_pair_fold(state: dict[str, Any], sums: list[float], reward_shift: bool = True) -> None:
+    """δ ← running mean of the steps' batch means: δ += (mean_step − δ) / steps."""
+    total, n = sums
+    if reward_shift and n > 0:
+        count = state.get("count", 0) + 1
+        state["mean"] = state.get("mean", 0.0) + (total / n - state.get("mean", 0.0)) / count
+        state["count"] = count
+
+
 @objective(
     "bco_pair",
     family="pairwise",
     feedback="pairs",
     needs=("reference",),
     paper="Jung et al. 2024, Binary Classifier Optimization for Large Language Model Alignment, arXiv 2404.04656",
+    step_statistics=StepStatistics(_bco_pair_reward_sums, _bco_pair_fold, size=2),
 )
 def bco_pair(batch: PairBatch, state: dict[str, Any], beta: float = 0.1, reward_shift: bool = True) -> Tensor:
     """BCO on pairs: L = −log σ(β·ρ_w − δ) − log σ(−(β·ρ_l − δ)).
 
     Chosen is a thumbs-up, rejected a thumbs-down, for a binary classifier whose logit is the implicit
     reward β·ρ. δ (the paper's reward shift) is the running mean of the batch means of all β·ρ (chosen and
-    rejected), detached, updated with the current batch before use. ``reward_shift=False`` uses δ = 0 (TRL's
-    current `bco_pair`).
+    rejected), detached, updated with the current batch before use, where a batch is the whole step's global
+    batch (``step_statistics``: δ does not depend on micro-batches or processes; evaluation never moves
+    it). ``reward_shift=False`` uses δ = 0 (TRL's current `bco_pair`).
     Checked: huggingface/trl trl/trainer/dpo_trainer.py at the commit before c050ebc (`bco_pair` with
     `self.running.update(rewards)`, RunningMoments.update in trl/trainer/utils.py); current TRL drops δ.
     """
     chosen, rejected = beta * batch.chosen.logratios, beta * batch.rejected.logratios
     delta = torch.zeros((), dtype=chosen.dtype)
     if reward_shift:
-        batch_mean = float(torch.cat([chosen, rejected]).detach().mean())
-        count = state.get("count", 0) + 1
-        state["mean"] = state.get("mean", 0.0) + (batch_mean - state.get("mean", 0.0)) / count
-        state["count"] = count
-        delta = torch.tensor(state["mean"], dtype=chosen.dtype)
+        delta = torch.tensor(float(state.get("mean", 0.0)), dtype=chosen.dtype)
     return -F.logsigmoid(chosen - delta) - F.logsigmoid(-(rejected - delta))
 
 

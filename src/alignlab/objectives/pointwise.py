@@ -16,7 +16,7 @@ from torch import Tensor
 
 from alignlab.data.records import Record, RecordError, with_aux_completion
 from alignlab.objectives.callbacks import Callback
-from alignlab.objectives.registry import objective
+from alignlab.objectives.registry import StepStatistics, objective
 from alignlab.objectives.views import PointBatch
 
 KL_ROLE = "kl"
@@ -188,6 +188,21 @@ def bco_callback(params: dict[str, Any]) -> Callback | None:
     return UdmWeights(params["udm_encoder"], params["prompt_sample_size"])
 
 
+def bco_reward_sums(batch: PointBatch, beta: float = 0.1) -> Tensor:
+    """[Σ r, n] over a batch's rows, r = β·ρ: what BCO's running mean δ is updated with."""
+    rewards = beta * batch.items.logratios.detach().double()
+    return torch.stack([rewards.sum(), torch.tensor(float(rewards.numel()), dtype=torch.float64)])
+
+
+def bco_fold_delta(state: dict[str, Any], sums: list[float]) -> None:
+    """δ ← running mean of every training reward so far: (δ·n + Σ r) / (n + n_step), n += n_step."""
+    total, n_new = sums
+    n_old = float(state.get("count", 0.0))
+    if n_new > 0:
+        state["delta"] = (float(state.get("delta", 0.0)) * n_old + total) / (n_old + n_new)
+        state["count"] = n_old + n_new
+
+
 @objective(
     "bco",
     family="pointwise",
@@ -195,6 +210,7 @@ def bco_callback(params: dict[str, Any]) -> Callback | None:
     needs=("reference",),
     paper="Jung et al. 2024, Binary Classifier Optimization for LLM Alignment, arXiv 2404.04656",
     callback=bco_callback,
+    step_statistics=StepStatistics(bco_reward_sums, bco_fold_delta, size=2),
 )
 def bco(
     batch: PointBatch,
@@ -207,9 +223,11 @@ def bco(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """BCO: r = β·ρ(y); desirable -log σ(r - δ); undesirable -w(x)·log σ(-(r - δ)).
 
-    δ is the running mean of every training reward seen so far, this batch included (updated before use, as
+    δ is the running mean of every training reward seen so far, this step included (updated before use, as
     TRL's RunningMoments), kept in ``state`` ({"delta": mean, "count": n}) and saved with checkpoints;
-    evaluation reads δ and never moves it (TRL's ``bco_loss(do_train=False)``). UDM
+    evaluation reads δ and never moves it (TRL's ``bco_loss(do_train=False)``). The update uses the whole
+    step's global batch (every micro-batch and process: ``step_statistics``), so δ does not depend on how
+    the step is cut; TRL updates per device batch, which equals this with one micro-batch per step. UDM
     weight w(x) = clip(p/(1-p), min_density_ratio, max_density_ratio) (:func:`udm_weight`) where
     p = P(desirable | prompt) arrives as ``Scores.extra["prob_desirable"]``: set ``udm_encoder`` (a frozen
     text encoder: hub id, folder or ``tiny:ARCH``) and BCO's loop callback fits a logistic regression on
@@ -221,13 +239,6 @@ def bco(
     """
     labels = _labels(batch, "bco")
     rewards = beta * batch.items.logratios
-    with torch.no_grad():
-        n_old = float(state.get("count", 0.0))
-        n_new = float(rewards.numel())
-        mean_old = float(state.get("delta", 0.0))
-        if n_new > 0 and getattr(state, "training", True):
-            mean_new = mean_old + (float(rewards.mean()) - mean_old) * n_new / (n_old + n_new)
-            state["delta"], state["count"] = mean_new, n_old + n_new
     delta = torch.as_tensor(float(state.get("delta", 0.0)), dtype=rewards.dtype)
     weight = torch.ones_like(rewards)
     prob = batch.items.extra.get("prob_desirable")

@@ -24,6 +24,11 @@ them), the hook receives only those it names and the loss only those it names. A
 ``**kwargs``: each receives exactly what it declares, so a parameter the loss does not read is declared
 once, by the hook.
 
+An objective whose running state must not depend on how a step is cut registers ``step_statistics``
+(:class:`StepStatistics`): the loop gathers additive sums over the whole step's global batch (every
+micro-batch, every process), folds them into the state once, before any micro-batch's loss, and the loss
+only reads the state (BCO's running δ). Called outside the loop, on one batch, the batch is the step.
+
 Beyond the loss, a registration may give ``needs_for(params)`` (engine needs that depend on the
 hyper-parameters, e.g. sft's prompt loss) and ``callback(params)`` (what the objective needs from the
 training loop: see ``objectives/callbacks.py``).
@@ -97,6 +102,31 @@ class ObjectiveState(dict):
 
 
 @dataclass(frozen=True)
+class StepStatistics:
+    """Running state updated once per optimiser step from the whole step's global batch (training only).
+
+    ``collect(batch, **params)``: ``size`` sums over this batch's examples (a 1-D tensor; additive, so the
+    loop adds them over micro-batches and all-reduces them across processes); ``update(state, sums,
+    **params)``: folds the step's sums into ``state``. Each receives only the hyper-parameters it declares.
+    """
+
+    collect: Callable[..., Any]
+    update: Callable[..., None]
+    size: int
+
+    def gather(self, batch: Any, params: dict[str, Any]) -> Any:
+        return self.collect(batch, **_declared(self.collect, params, skip=1))
+
+    def fold(self, state: dict[str, Any], sums: Any, params: dict[str, Any]) -> None:
+        self.update(state, [float(x) for x in sums], **_declared(self.update, params, skip=2))
+
+
+def _declared(fn: Callable[..., Any], params: dict[str, Any], skip: int) -> dict[str, Any]:
+    names = list(inspect.signature(fn).parameters)[skip:]
+    return {k: params[k] for k in names if k in params}
+
+
+@dataclass(frozen=True)
 class Param:
     name: str
     default: Any
@@ -122,6 +152,7 @@ class ObjectiveSpec:
     prepare_params: frozenset[str] = frozenset()  # the hyper-parameters the prepare hook takes
     renamed: dict[str, str] = field(default_factory=dict)  # old hyper-parameter name -> its new name
     requires: frozenset[str] = frozenset()  # REQUIREMENTS: data beyond the feedback kind
+    step_statistics: StepStatistics | None = None  # state folded once per step from the global batch
 
     def loss_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in params.items() if k in self.loss_params}
@@ -197,6 +228,7 @@ def objective(
     reduction: str = "weighted_mean",
     renamed: dict[str, str] | None = None,
     requires: tuple[str, ...] = (),
+    step_statistics: StepStatistics | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the objective ``name`` (see the module docstring)."""
     if family not in FAMILIES:
@@ -254,7 +286,10 @@ def objective(
             prepare_params=prepare_params,
             renamed=dict(renamed or {}),
             requires=frozenset(requires),
+            step_statistics=step_statistics,
         )
+        if step_statistics is not None and not stateful:
+            raise ValueError(f"objective '{name}': step_statistics needs a 'state' parameter")
         if reduction == "sum" and "normalisers" not in signature.parameters:
             raise ValueError(f"objective '{name}': reduction='sum' needs a 'normalisers' parameter")
         _REGISTRY[name] = spec

@@ -6,6 +6,11 @@ counts: :meth:`~alignlab.objectives.compose.Objective.totals`) are summed over t
 processes; each micro-batch then back-propagates its exact share ``Σ_{e in micro} w_e·ℓ_e / W_global``.
 DDP averages gradients over the W processes, so each process scales its share by W: the summed shares are
 the loss of the uncut global batch, and so are the gradients.
+
+An objective whose running state is folded once per step (``step_statistics``: BCO's δ) gets it from the
+whole global batch before any micro-batch's loss: with one micro-batch on one process the sums come from
+the training forward pass itself; otherwise a no-gradient pass over the step's micro-batches collects
+them first, and they are added and all-reduced like the normalisers.
 """
 
 from __future__ import annotations
@@ -74,6 +79,23 @@ def global_totals(context: LoopContext, batches: list[Batch]) -> BatchTotals:
     return summed
 
 
+def fold_step_statistics(
+    context: LoopContext, cuts: list[list[int]], batches: list[Batch], rows: list[int] | None
+) -> None:
+    """Fold the objective's step statistics over every micro-batch of every process into its state."""
+    sums = None
+    with torch.no_grad():
+        for cut, batch in zip(cuts, batches):
+            scores, on_device = score(
+                context, batch, "train", [rows[p] for p in cut] if rows is not None else None
+            )
+            part = context.objective.step_statistics(scores, on_device.feedback)
+            sums = part if sums is None else sums + part
+    if context.accelerator.num_processes > 1:
+        sums = context.accelerator.reduce(sums.to(context.device), reduction="sum").cpu()
+    context.objective.fold_step_statistics(sums)
+
+
 def train_step(
     context: LoopContext, step_batch: StepBatch, step: int, last_checkpoint: Callable[[], str]
 ) -> dict[str, float]:
@@ -86,10 +108,18 @@ def train_step(
     batches = [lay_out(context, step_batch.records, [step_batch.groups[i] for i in cut]) for cut in cuts]
     totals = global_totals(context, batches)
     rows = step_batch.reference_rows
+    fold_here = (
+        context.objective.folds_step_statistics
+    )  # from the training pass: one micro-batch, one process
+    if fold_here and (world > 1 or len(cuts) > 1):
+        fold_step_statistics(context, cuts, batches, rows)
+        fold_here = False
     metrics: dict[str, float] = {}
     loss_sum = 0.0
     for i, (cut, batch) in enumerate(zip(cuts, batches)):
         scores, batch = score(context, batch, "train", [rows[p] for p in cut] if rows is not None else None)
+        if fold_here:
+            context.objective.fold_step_statistics(context.objective.step_statistics(scores, batch.feedback))
         loss, part_metrics = context.objective(scores, batch.feedback, True, totals)
         if not torch.isfinite(loss):
             shown = batch.record_indices[:8]
