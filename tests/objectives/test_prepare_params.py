@@ -81,3 +81,19 @@ def test_a_hook_only_parameter_reaches_the_hook():
     kto = Objective.from_config({"name": "kto", "use_kl": False})
     labelled = [Record("a", ["x"], labels=[True]), Record("b", ["y"], labels=[False])]
     assert prepare_records(labelled, kto) == labelled  # use_kl: false reaches the hook: no "kl" completion
+
+
+def test_functional_api_passes_the_loss_only_its_own_parameters():
+    """reward_augmented_relabel's score_template belongs to its hook; the loss is DPO: -log σ(β(ρ_w - ρ_l))."""
+    import math
+
+    import torch
+
+    from alignlab.objectives.functional import pairwise_loss
+
+    loss = pairwise_loss(
+        "reward_augmented_relabel", torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]),
+        torch.tensor([-2.5]), beta=0.5, score_template="[{score}]",
+    )  # fmt: skip
+    margin = 0.5 * ((-1.0 + 2.0) - (-3.0 + 2.5))
+    assert float(loss[0]) == pytest.approx(math.log1p(math.exp(-margin)))
