@@ -41,3 +41,25 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_the_data_section_is_the_data_layers_settings():
+    """DataSettings lives in alignlab.data.settings (the layer that reads and tokenises); the run config
+    composes it, `from alignlab.config import DataSettings` still works, and a typo in it still names the
+    section's keys."""
+    from alignlab.config import DataSettings as FromConfig
+    from alignlab.data.settings import DataSettings
+    from alignlab.data.tokenize import Truncation
+
+    assert FromConfig is DataSettings
+    cfg = load_config(
+        None, ["data.max_length=300", "data.max_prompt_length=100", "data.truncate_completion=drop"]
+    )
+    assert isinstance(cfg.data, DataSettings)
+    assert cfg.data.truncation() == Truncation(max_length=300, max_prompt_length=100, completion="drop")
+    with pytest.raises(ConfigError, match=r"data.max_lenght: unknown key. Did you mean 'max_length'"):
+        load_config(None, ["data.max_lenght=300"])
+    with pytest.raises(
+        ConfigError, match=r"max_prompt_length \(400\) must be at most data.max_length \(300\)"
+    ):
+        load_config(None, ["data.max_length=300", "data.max_prompt_length=400"])

@@ -13,8 +13,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alignlab.data.settings import DataSettings
 from alignlab.generation.types import SamplingParams
 from alignlab.models.loading import ModelSettings
+
+# DataSettings and ModelSettings belong to their layers (data/settings.py, models/loading.py); they are
+# composed here and stay importable from here.
 
 
 class ConfigError(ValueError):
@@ -24,33 +28,6 @@ class ConfigError(ValueError):
 class Strict(BaseModel):
     # allow_inf_nan=False: `epochs: .inf` or `learning_rate: .nan` are errors, not endless or silent runs.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class DataSettings(Strict):
-    train: str = "builtin:tasks"
-    eval: str | None = None
-    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    format: str = "auto"
-    split: str | None = None
-    convert: str | None = None
-    convert_args: dict[str, Any] = Field(default_factory=dict)
-    on_error: Literal["raise", "skip"] = "raise"
-    limit: int | None = Field(None, gt=0)
-    max_length: int = Field(1024, gt=1)
-    max_prompt_length: int = Field(512, gt=0)
-    truncate_prompt: Literal["keep_end", "keep_start"] = "keep_end"
-    truncate_completion: Literal["keep_start", "drop"] = "keep_start"
-
-    @model_validator(mode="after")
-    def _prompt_fits(self) -> DataSettings:
-        # Only when both are given: the default max_prompt_length (512) with a small max_length is fine.
-        given = {"max_prompt_length", "max_length"} <= self.model_fields_set
-        if given and self.max_prompt_length > self.max_length:
-            raise ValueError(
-                f"data.max_prompt_length ({self.max_prompt_length}) must be at most data.max_length "
-                f"({self.max_length}), which counts prompt and completion together"
-            )
-        return self
 
 
 class ReferenceSettings(Strict):

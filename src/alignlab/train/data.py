@@ -6,8 +6,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignlab.config import ConfigError, DataSettings
+from alignlab.config import ConfigError
 from alignlab.data.records import Record
+from alignlab.data.settings import DataSettings
 from alignlab.data.tokenize import TokenizedGroup, TokenizeReport, Truncation, tokenize_records
 
 
@@ -37,12 +38,7 @@ def read_source(source: str, settings: DataSettings) -> tuple[list[Record], list
 
 
 def truncation_of(settings: DataSettings) -> Truncation:
-    return Truncation(
-        max_length=settings.max_length,
-        max_prompt_length=settings.max_prompt_length,
-        prompt=settings.truncate_prompt,
-        completion=settings.truncate_completion,
-    )
+    return settings.truncation()
 
 
 def apply_conversion(records: list[Record], settings: DataSettings) -> tuple[list[Record], list[str]]:
