@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from alignlab.scoring import cache_store
-from alignlab.scoring.cache_store import DEFAULT_DIR
 
 app = typer.Typer(help="The reference log-prob cache.", no_args_is_help=True, add_completion=False)
 DIR_HELP = "Cache directory (reference.cache_dir of your runs; default $ALIGNLAB_CACHE/reference)."
@@ -36,10 +35,11 @@ def _when(seconds: float) -> str:
 
 @app.command("list")
 def list_command(
-    directory: Path = typer.Option(DEFAULT_DIR, "--dir", help=DIR_HELP),
+    directory: Path | None = typer.Option(None, "--dir", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Every cached table: size, last use and what made it (run, model, data, records)."""
+    directory = directory or cache_store.default_dir()
     found = cache_store.entries(directory)
     if as_json:
         rows = [{"key": e.key, "bytes": e.size, "last_used": e.last_used, **e.about} for e in found]
@@ -57,7 +57,7 @@ def list_command(
 
 @app.command("prune")
 def prune_command(
-    directory: Path = typer.Option(DEFAULT_DIR, "--dir", help=DIR_HELP),
+    directory: Path | None = typer.Option(None, "--dir", help=DIR_HELP),
     older_than: float | None = typer.Option(None, "--older-than", help="Remove tables unused for N days."),
     max_size: str | None = typer.Option(
         None, "--max-size", help="Then remove the least recently used until the rest fit, e.g. 5GB."
@@ -66,6 +66,7 @@ def prune_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; remove nothing."),
 ) -> None:
     """Remove cached tables by last use or total size (runs recompute what they need)."""
+    directory = directory or cache_store.default_dir()
     if not (remove_all or older_than is not None or max_size is not None):
         raise typer.BadParameter("say what to remove: --older-than DAYS, --max-size SIZE or --all")
     found = cache_store.entries(directory)

@@ -9,12 +9,16 @@ traceback instead), 2 for a usage error (an unknown option or command), 130 afte
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +34,41 @@ main_app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _flag_aware_type(display: Callable[[Any, Any], str | None]) -> Callable[[Any, Any], str | None]:
+    """typer ≥ 0.29 shows an on/off flag as ``--resume <bool>``, which reads as if it took a value (and
+    ``--resume true`` is refused): a flag shows no type, like every other click program."""
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else display(self, ctx)
+
+    return display_type_rich
+
+
+if not getattr(typer.core.TyperOption.display_type_rich, "flag_aware", False):
+    typer.core.TyperOption.display_type_rich = _flag_aware_type(typer.core.TyperOption.display_type_rich)
+    typer.core.TyperOption.display_type_rich.flag_aware = True  # type: ignore[attr-defined]
+
+
+def _plain_help_text(make: Callable[..., Any]) -> Callable[..., Any]:
+    """Help texts are plain text: typer parsed them as rich markup, so "[default: ...]" or
+    "{section: [subset, ...]}" vanished from `--help`. Brackets now print as written."""
+
+    def make_rich_text(*, text: str, style: str = "", markup_mode: Any) -> Any:
+        from rich.markup import escape
+
+        return make(
+            text=escape(text) if markup_mode == "rich" else text, style=style, markup_mode=markup_mode
+        )
+
+    make_rich_text.plain = True  # type: ignore[attr-defined]
+    return make_rich_text
+
+
+_rich_utils = importlib.import_module("typer.rich_utils")
+if hasattr(_rich_utils, "_make_rich_text") and not getattr(_rich_utils._make_rich_text, "plain", False):
+    _rich_utils._make_rich_text = _plain_help_text(_rich_utils._make_rich_text)
 _DEBUG = {"on": False}
 
 
@@ -57,14 +96,17 @@ def _is_user_error(err: BaseException) -> bool:
 
 
 def _quiet_libraries() -> None:
+    """transformers' info logs and progress bars off, through the environment variables that it and
+    huggingface_hub read when first imported (so that `--help` need not import them; a user's own
+    setting wins)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # imported already (an in-process caller): tell it directly
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 @main_app.callback(invoke_without_command=True)
@@ -79,7 +121,15 @@ def _root(
     _quiet_libraries()
 
 
-@main_app.command()
+TRAIN_EPILOG = (
+    "Config sections: name, out, model (path, dtype, lora, ...), reference, data (train, eval, format, "
+    "on_error, limit, max_length, ...), objectives (name and hyper-parameters), train (steps, batch_size, "
+    "learning_rate, schedule, threads, eval_every, save_every, ...), online. Every key, its default and "
+    "what it does: docs/config.md. Override any of them with --set KEY=VALUE, e.g. --set train.steps=50."
+)
+
+
+@main_app.command(epilog=TRAIN_EPILOG)
 def train(
     config: Path | None = typer.Argument(None, help="Run config (YAML). Omit to use the defaults."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.learning_rate=1e-4"),
@@ -142,32 +192,31 @@ def quickstart(
     run_quickstart(out, steps=steps, console=console)
 
 
-def _mount_groups() -> None:
-    from alignlab.cli.cache import app as cache_app
-    from alignlab.cli.data import app as data_app
-    from alignlab.cli.eval import app as eval_app
-    from alignlab.cli.judges import app as judges_app
-    from alignlab.cli.models import app as models_app
-    from alignlab.cli.rm import app as rm_app
-    from alignlab.cli.sim import app as sim_app
+# Every command group: its module (imported only when the group runs, so `alignlab --help`, `--version`
+# and `alignlab train` do not pay for torch, sqlalchemy or the app) and the one line `alignlab --help` shows.
+GROUPS: dict[str, tuple[str, str]] = {
+    "models": ("alignlab.cli.models", "Built-in models: tiny ones for tests, real ones prepared on request."),
+    "data": ("alignlab.cli.data", "Validate and convert feedback data."),
+    "judges": ("alignlab.cli.judges", "List judges: reward models, preference models, rules."),
+    "rm": ("alignlab.cli.rm", "Evaluate reward models (alias of `alignlab eval judge`)."),
+    "eval": (
+        "alignlab.cli.eval",
+        "Evaluate policies, reward models, feedback and runs, with uncertainty.",
+    ),
+    "cache": ("alignlab.cli.cache", "List and prune the reference log-prob cache."),
+    "sim": ("alignlab.cli.sim", "Simulated worlds: data, optima, paper claims, league table."),
+    "app": ("alignlab.cli.app", "Human feedback collection web app."),
+}
 
-    main_app.add_typer(models_app, name="models")
-    main_app.add_typer(data_app, name="data", help="Validate and convert feedback data.")
-    main_app.add_typer(
-        judges_app, name="judges", help="List judges: reward models, preference models, rules."
-    )
-    main_app.add_typer(rm_app, name="rm", help="Evaluate reward models (alias of `alignlab eval judge`).")
-    main_app.add_typer(
-        eval_app, name="eval", help="Evaluate policies, reward models, feedback and runs, with uncertainty."
-    )
-    main_app.add_typer(cache_app, name="cache", help="List and prune the reference log-prob cache.")
-    main_app.add_typer(
-        sim_app, name="sim", help="Simulated worlds: data, optima, paper claims, league table."
-    )
+
+def _group_app(name: str) -> typer.Typer:
+    module, _ = GROUPS[name]
     try:
-        from alignlab.cli.app import app as feedback_app
-    except ImportError as err:  # the app extra is not installed
-        missing = str(err)
+        return importlib.import_module(module).app
+    except ImportError as err:
+        if name != "app":
+            raise
+        missing = str(err)  # the app extra is not installed
         feedback_app = typer.Typer(help="Human feedback web app (needs: pip install 'alignlab[app]').")
 
         @feedback_app.callback(invoke_without_command=True)
@@ -177,16 +226,31 @@ def _mount_groups() -> None:
             )
             raise typer.Exit(1)
 
-    main_app.add_typer(feedback_app, name="app", help="Human feedback collection web app.")
+        return feedback_app
 
 
-_mount_groups()
+def _mount_groups(wanted: str | None = None) -> None:
+    """Mount every group on the root: the real one for ``wanted`` (or for all groups when ``wanted`` is
+    ``"*"``), and for the others a placeholder that carries only the line ``alignlab --help`` lists."""
+    main_app.registered_groups = [g for g in main_app.registered_groups if g.name not in GROUPS]
+    for name, (_, help_text) in GROUPS.items():
+        group = _group_app(name) if wanted in (name, "*") else typer.Typer(help=help_text)
+        main_app.add_typer(group, name=name, help=help_text)
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command or group that ``argv`` runs (the root's own options are flags and take no value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+_mount_groups()  # placeholders, so main_app lists every group even when used without main()
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click *returns* the code of a typer.Exit instead of raising it, so the
         # status must be passed on here (dropping it made every handled error exit 0).
+        _mount_groups(_command_name(sys.argv[1:] if argv is None else argv))
         status = main_app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -200,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         if _is_user_error(err):
             if _DEBUG["on"] or "--debug" in (argv or sys.argv):
                 raise
-            err_console.print(f"[red]error:[/red] {err}", highlight=False)
+            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
             sys.exit(1)
         # Usage errors (click's, or the copy typer bundles) come through here in non-standalone mode.
         if callable(getattr(err, "show", None)) and isinstance(getattr(err, "exit_code", None), int):

@@ -10,6 +10,8 @@ Writers are atomic: a temporary file in the same folder, flushed and fsynced, th
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import itertools
 import json
@@ -39,6 +41,8 @@ from alignlab.data.records import Record, RecordError
 from alignlab.durable import fsync_dir
 
 _DETECT_ROWS = 20
+# One file of a Hub dataset repository, e.g. hf://datasets/Anthropic/hh-rlhf/harmless-base/test.jsonl.gz
+HUB_FILE_PREFIX = "hf://datasets/"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SKIP_HINT = "or leave bad rows out, counted, with `data.on_error: skip` (CLI: --skip-bad)"
 EMPTY_FIX = "give a file with one JSON object per line (or a JSON array, Parquet file or dataset)"
@@ -176,6 +180,9 @@ def load_records(
 
 
 def _open_rows(source: str | os.PathLike, split: str | None, report: LoadReport) -> Iterator[RowOrError]:
+    if str(source).startswith(HUB_FILE_PREFIX):  # one file of a Hub dataset repository
+        yield from _dataset_rows(_load_hub(str(source), split, report), str(source))
+        return
     path = Path(source)
     name = path.name.lower()
     if path.is_dir():
@@ -234,15 +241,52 @@ def _load_from_disk(path: Path, split: str | None, report: LoadReport) -> Any:
 
 
 def _load_hub(name: str, split: str | None, report: LoadReport) -> Any:
+    """A Hub dataset (``owner/name``, ``split`` of it) or one file of a Hub dataset repository
+    (``hf://datasets/owner/name/path/file.jsonl.gz``, read whole: ``split`` does not apply)."""
     import datasets
 
+    from alignlab.data import hub
+
+    if name.startswith(HUB_FILE_PREFIX):
+        builder = "parquet" if name.lower().endswith(".parquet") else "json"
+        load = functools.partial(datasets.load_dataset, builder, data_files=name, split="train")
+    else:
+        load = functools.partial(datasets.load_dataset, name, split=split)
+    cut_off = hub.offline(for_data=True) or not hub.reachable()
     try:
-        dataset = datasets.load_dataset(name, split=split)
+        if cut_off:  # the local cache answers at once, where requests would retry for a minute
+            with _datasets_offline():
+                dataset = load()
+        else:
+            dataset = load()
     except Exception as err:  # network, auth or missing-dataset errors all land here
+        if cut_off:
+            raise RecordError(
+                hub.unreachable_message(
+                    "data",
+                    name,
+                    "Download it where there is network and give its local path instead "
+                    "(a JSONL/JSON/Parquet file or a save_to_disk folder)",
+                    for_data=True,
+                )
+            ) from None
         raise RecordError(
             f"cannot load Hub dataset: {err}", name, "check the id, your network and HF_TOKEN"
         ) from None
     return _pick_split(dataset, split, name, report)
+
+
+@contextlib.contextmanager
+def _datasets_offline() -> Iterator[None]:
+    """``datasets`` reads ``HF_HUB_OFFLINE`` through its ``config`` module, once, at import: set it there."""
+    import datasets.config
+
+    previous = datasets.config.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE = previous
 
 
 def _dataset_rows(dataset: Any, where: str) -> Iterator[RowOrError]:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from alignlab.data import hub
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -89,11 +91,17 @@ def load_tokenizer(settings: ModelSettings) -> Any:
 
         tokenizer = tiny_tokenizer()
     else:
-        tokenizer = AutoTokenizer.from_pretrained(
-            _local_or_hub(settings.path),
-            revision=settings.revision,
-            trust_remote_code=settings.trust_remote_code,
-        )
+        source = _local_or_hub(settings.path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                source,
+                revision=settings.revision,
+                trust_remote_code=settings.trust_remote_code,
+                **_hub_access(source),
+            )
+        except OSError:
+            _raise_if_hub_unreachable(source)
+            raise
     if settings.chat_template:
         tokenizer.chat_template = settings.chat_template
     if tokenizer.pad_token_id is None:
@@ -134,9 +142,11 @@ def load_causal_lm(settings: ModelSettings, for_training: bool = True) -> Any:
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
             )
+        source = _local_or_hub(settings.path)
         try:
-            model = AutoModelForCausalLM.from_pretrained(_local_or_hub(settings.path), **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs, **_hub_access(source))
         except OSError as err:
+            _raise_if_hub_unreachable(source)
             raise ModelLoadError(
                 f"model.path '{settings.path}' could not be loaded: {err}. Give a directory written by "
                 "save_pretrained (with safetensors weights), a hub id available offline, or tiny:llama"
@@ -215,6 +225,27 @@ def frozen_copy(model: Any) -> Any:
     reference.eval()
     reference.requires_grad_(False)
     return reference
+
+
+def _hub_access(source: str) -> dict[str, Any]:
+    """``local_files_only`` for a Hub id when the Hub is off or out of reach: the local cache answers at
+    once, where a request would retry for a minute before failing."""
+    if Path(source).exists() or not (hub.offline() or not hub.reachable()):
+        return {}
+    return {"local_files_only": True}
+
+
+def _raise_if_hub_unreachable(source: str) -> None:
+    if not Path(source).exists() and (hub.offline() or not hub.reachable()):
+        raise ModelLoadError(
+            hub.unreachable_message(
+                "model.path",
+                source,
+                "Download it where there is network (e.g. hf download "
+                f"{source} --local-dir DIR) and set model.path: DIR, or use tiny:llama or "
+                "builtin:smollm2-135m-instruct",
+            )
+        )
 
 
 def _local_or_hub(path: str) -> str:

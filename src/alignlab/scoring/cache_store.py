@@ -17,8 +17,12 @@ from pathlib import Path
 
 _SIZE = re.compile(r"^\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
-# Where reference log-probs are cached by default (kept here, torch-free, so `alignlab cache` starts fast).
-DEFAULT_DIR = Path(os.environ.get("ALIGNLAB_CACHE", Path.home() / ".cache" / "alignlab")) / "reference"
+
+def default_dir() -> Path:
+    """Where reference log-probs are cached by default: ``$ALIGNLAB_CACHE/reference`` (default
+    ``~/.cache/alignlab/reference``). Read at each call, not at import, so a test or a caller that sets
+    ``ALIGNLAB_CACHE`` later is obeyed (kept here, torch-free, so `alignlab cache` starts fast)."""
+    return Path(os.environ.get("ALIGNLAB_CACHE", Path.home() / ".cache" / "alignlab")) / "reference"
 
 
 @dataclass

@@ -22,7 +22,6 @@ from torch import Tensor
 
 from alignlab.data.tokenize import TokenizedGroup
 from alignlab.models.parts import unwrap
-from alignlab.scoring.cache_store import DEFAULT_DIR  # noqa: F401 (re-exported: the cache's home)
 from alignlab.scoring.scores import Scores
 
 

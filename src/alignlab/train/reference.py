@@ -20,9 +20,9 @@ from alignlab.data.batching import make_batch, split_by_tokens
 from alignlab.data.tokenize import tokenizer_fingerprint
 from alignlab.models.loading import frozen_copy, load_causal_lm
 from alignlab.objectives.callbacks import Callback
+from alignlab.scoring.cache_store import default_dir
 from alignlab.scoring.engine import Engine, Reference
 from alignlab.scoring.reference_cache import (
-    DEFAULT_DIR,
     ReferenceLogps,
     assemble,
     cache_key,
@@ -89,7 +89,7 @@ def reference_logps(
         tokenizer_fingerprint(tokenizer, truncation_of(config.data)) + layout,
         with_tokens,
     )
-    directory = Path(config.reference.cache_dir) if config.reference.cache_dir else DEFAULT_DIR
+    directory = Path(config.reference.cache_dir) if config.reference.cache_dir else default_dir()
     path = directory / f"{key}.safetensors"
     if path.exists():
         note(f"reference log-probs: cached ({path})")
