@@ -66,7 +66,7 @@ def test_just_eval_parser_and_means():
         run_metric("just_eval_instruct", judge_outputs=replies)
     res = run_metric("just_eval_instruct", judge_outputs=replies, on_invalid="skip")
     assert res["helpfulness"].value == pytest.approx(4.0) and res["helpfulness"].se == pytest.approx(
-        1 / np.sqrt(2)
+        np.std([5, 3], ddof=1) / np.sqrt(2)
     )
     assert res["mean"].value == pytest.approx(3.0)
     assert "helpfulness" in just_eval_prompt("Say hi", "hi")
