@@ -220,3 +220,7 @@ def judge_command(
     for name, v in result.rewards.items():
         console.print(f"reward {name}: mean {v['mean']:.3f}, std {v['std']:.3f}")
     console.print(f"plot: {plot}")
+
+
+# The subcommands that gather their own evidence live beside this module; importing it mounts them.
+from alignlab.cli import eval_sources  # noqa: E402, F401

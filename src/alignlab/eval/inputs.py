@@ -1,4 +1,4 @@
-"""Checking what a metric is given: bad values (NaN rewards, verdicts outside their range, empty outputs) are
+"""Checking what a metric is given (records are numbered from 0, in the order given): bad values (NaN rewards, verdicts outside their range, empty outputs) are
 reported by record with a count, never dropped silently. ``on_invalid="raise"`` (the default) stops with the
 list; ``"skip"`` leaves those records out and says so in the result's notes."""
 
@@ -36,7 +36,7 @@ def invalid_report(
     message = f"{len(indices)} of {total} {what} invalid ({detail})"
     if on_invalid == "raise":
         fix = (
-            hint or "fix them, or pass on_invalid='skip' (--on-invalid skip) to leave them out and count them"
+            hint or "Fix them, or pass on_invalid='skip' (--on-invalid skip) to leave them out and count them"
         )
         raise MetricError(f"{message}. {fix}")
     notes.append(f"left out {message}")

@@ -155,7 +155,7 @@ def lc_winrate(
     delta = np.array([len(m) - len(b) for m, b in zip(model, base)], dtype=float)
     return MetricResult(
         "lc_winrate",
-        {"lc_win_rate": lc, "win_rate": mean_estimate(raw, 100.0)},
+        {"lc_win_rate": lc, "win_rate": mean_estimate(raw, 100.0, (0.0, 100.0))},
         {
             "weights": dict(zip(names, beta.tolist())),
             "C": c,

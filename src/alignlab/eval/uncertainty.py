@@ -59,13 +59,20 @@ class Estimate:
         return out
 
 
-def mean_estimate(values: Sequence[float] | np.ndarray, scale: float = 1.0) -> Estimate:
-    """scale·mean with scale·sem (ddof = 1; NaN for one value)."""
+def mean_estimate(
+    values: Sequence[float] | np.ndarray, scale: float = 1.0, bounds: tuple[float, float] | None = None
+) -> Estimate:
+    """scale·mean with scale·sem (ddof = 1; NaN for one value); the 95% interval mean ± 1.96·sem, clipped to
+    ``bounds`` when given (a win rate cannot leave [0, 100])."""
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:
         raise ValueError("no values to average")
     se = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else float("nan")
-    return Estimate(scale * float(arr.mean()), scale * se, n=int(arr.size))
+    value, se = scale * float(arr.mean()), scale * se
+    ci = None
+    if bounds is not None and math.isfinite(se):
+        ci = (max(bounds[0], value - Z95 * se), min(bounds[1], value + Z95 * se))
+    return Estimate(value, se, ci, n=int(arr.size))
 
 
 def bootstrap(

@@ -109,8 +109,8 @@ def winrate(
     return MetricResult(
         "winrate",
         {
-            "win_rate": mean_estimate(values, 100.0),
-            "discrete_win_rate": mean_estimate(discrete, 100.0),
+            "win_rate": mean_estimate(values, 100.0, (0.0, 100.0)),
+            "discrete_win_rate": mean_estimate(discrete, 100.0, (0.0, 100.0)),
         },
         {"wins": result.wins, "ties": result.ties, "losses": result.losses, "n": result.n},
         notes,
