@@ -28,7 +28,10 @@ def test_tradeoffs_name_what_was_gained_and_given_up():
     # contributions: polite +0.155, safe +0.100, verbosity +0.065, correct -0.060; total +0.26
     assert text.startswith("DPO changed the mean gold reward by +0.260, gained from polite 0.19 → 0.50")
     assert "safe 0.83 → 0.93 (weight +1: +0.100); verbosity 0.50 → 0.24 (weight -0.25: +0.065)" in text
-    assert "The trade-off: correct 0.27 → 0.21 (weight +1: -0.060)" in text
+    assert text.endswith(
+        "The trade-off: correct 0.27 → 0.21 (weight +1: -0.060). DPO's gain comes from polite, safe, "
+        "verbosity; correct got worse."
+    )
     assert "trade-off" not in tradeoffs(sft, sft | {"polite": 0.3}, weights)
 
 

@@ -58,10 +58,8 @@ def tradeoffs(sft: Mapping[str, float], dpo: Mapping[str, float], weights: Mappi
         text += ", gained from " + "; ".join(say(p) for p in gains)
     if losses:
         text += ". The trade-off: " + "; ".join(say(p) for p in losses)
-        text += (
-            ". These gold attributes got worse while the others improved: the simulated annotators' noisy, "
-            "length-biased labels reward them less clearly than the gains above"
-        )
+        gained = ", ".join(p[1] for p in gains) or "nothing"
+        text += f". DPO's gain comes from {gained}; {', '.join(p[1] for p in losses)} got worse"
     return text + "."
 
 
