@@ -1,6 +1,6 @@
 """The package's layers import only downward, and no modules import each other in a circle.
 
-    data → models → scoring → objectives / judges / generation → config → train → eval / sim
+    data → models → scoring → objectives / judges / generation → train → config → eval / sim
          → recipes / app → cli
 
 (docs/architecture.md explains the map.) The walk reads every module's source with ``ast`` — imports
@@ -29,8 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),
     ("scoring",),
     ("objectives", "judges", "generation"),
-    ("config",),  # the run config: composes the settings of the layers below for the loop above
-    ("train",),
+    ("train",),  # the loop, its settings and the run config that composes every layer's settings
+    ("config",),  # alignlab.config: the run config's public names gathered for users (train/config.py)
     ("eval", "sim"),
     ("recipes", "app"),
     ("cli",),

@@ -9,13 +9,13 @@ from typing import Any
 
 from torch import nn
 
-from alignlab.config import RunConfig
 from alignlab.data.batching import Batch
 from alignlab.objectives import Objective
 from alignlab.objectives.callbacks import Callback
 from alignlab.scoring.engine import Engine, Reference
 from alignlab.scoring.reference_cache import ReferenceLogps
 from alignlab.scoring.scores import Scores
+from alignlab.train.config import RunConfig
 
 
 class PolicyScorer(nn.Module):

@@ -6,10 +6,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignlab.config import ConfigError
 from alignlab.data.records import Record
 from alignlab.data.settings import DataSettings
 from alignlab.data.tokenize import TokenizedGroup, TokenizeReport, Truncation, tokenize_records
+from alignlab.train.config import ConfigError
 
 
 @dataclass

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.config import ConfigError, OnlineSettings, RunConfig
 from alignlab.data.batching import make_batch
 from alignlab.data.prompts import PromptSetError, load_prompts
 from alignlab.data.records import Record
@@ -18,6 +17,8 @@ from alignlab.data.tokenize import TokenizedGroup
 from alignlab.objectives.rollouts import RolloutPlan, plan_for
 from alignlab.scoring.engine import Reference
 from alignlab.train.checkpoint import latest_checkpoint
+from alignlab.train.config import ConfigError, RunConfig
+from alignlab.train.online_settings import OnlineSettings
 from alignlab.train.reference import make_reference
 from alignlab.train.rollout_source import RolloutSource
 

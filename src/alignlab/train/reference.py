@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from alignlab.config import ConfigError, RunConfig
 from alignlab.data.batching import make_batch, split_by_tokens
 from alignlab.data.tokenize import tokenizer_fingerprint
 from alignlab.models.loading import frozen_copy, load_causal_lm
@@ -30,6 +29,7 @@ from alignlab.scoring.reference_cache import (
     model_fingerprint,
 )
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS
+from alignlab.train.config import ConfigError, RunConfig
 from alignlab.train.data import PreparedData, truncation_of
 
 

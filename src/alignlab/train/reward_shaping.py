@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-from alignlab.config import RewardShaping
+from alignlab.train.online_settings import RewardShaping
 
 
 @dataclass

@@ -35,7 +35,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.config import KLSettings, OnlineSettings
 from alignlab.data.prompts import PromptRow
 from alignlab.data.records import Record
 from alignlab.data.tokenize import TokenizedGroup, TokenizeReport, encode_prompts
@@ -45,6 +44,7 @@ from alignlab.objectives.kl_control import kl_controller
 from alignlab.objectives.kl_estimators import KL_ESTIMATORS, kl_penalised_rewards
 from alignlab.objectives.rollouts import RolloutPlan
 from alignlab.train.data import PreparedData
+from alignlab.train.online_settings import KLSettings, OnlineSettings
 from alignlab.train.reward_shaping import RunningMoments, shape_rewards
 from alignlab.train.rollout_judging import judge_rewards
 from alignlab.train.rollout_token_rewards import judge_token_rewards, pad_token_rewards

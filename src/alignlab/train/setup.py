@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from alignlab.config import ConfigError, RunConfig, TrainSettings
 from alignlab.data.batching import make_batch
 from alignlab.models.loading import load_model, load_tokenizer
 from alignlab.objectives import Objective
@@ -17,6 +16,7 @@ from alignlab.objectives.views import FeedbackMismatch, build_view
 from alignlab.scoring.engine import Engine
 from alignlab.scoring.reference_cache import ReferenceLogps
 from alignlab.scoring.scores import Scores
+from alignlab.train.config import ConfigError, RunConfig
 from alignlab.train.context import LoopContext, PolicyScorer
 from alignlab.train.data import PreparedData, check_batch_fits, load_data
 from alignlab.train.reference import (
@@ -25,6 +25,7 @@ from alignlab.train.reference import (
     reference_is_cacheable,
     reference_logps,
 )
+from alignlab.train.settings import TrainSettings
 
 Note = Callable[[str], None]
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from alignlab.config import ConfigError, RunConfig, dump_config
 from alignlab.durable import Interrupted, StopSignals, truncate_jsonl
 from alignlab.objectives import Objective
 from alignlab.scoring.engine import Engine
 from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
+from alignlab.train.config import ConfigError, RunConfig, dump_config
 from alignlab.train.evaluation import evaluate
 from alignlab.train.logger import MetricsLogger
 from alignlab.train.online_setup import rollout_source
