@@ -2,14 +2,15 @@
 
 Layers, each in its own module:
 
-- ``models`` (tables) and ``db`` (engines, SQLite WAL settings, alembic migrations in ``migrations/``);
+- ``models`` (tables) and ``db`` (engines, SQLite WAL settings, alembic migrations in ``migrations/``),
+  ``paths`` (the default database in the user data folder);
 - ``security`` (token and password hashing), ``store/`` (projects and tasks, access, assignments,
   submissions: one module each),
   ``labels`` (checking a submitted label and mapping displayed positions back to completions);
 - ``agreement`` (kappas, Krippendorff's alpha), ``stats`` (progress, per-annotator numbers, position bias),
   ``export`` (alignlab records and TRL rows, with aggregation);
 - ``service`` + ``routes_*`` + ``dependencies`` (the FastAPI app, its routes and their token checks),
-  ``static/`` (the pages), ``judge`` (a client the online trainer uses as a "human judge").
+  ``static/`` (the pages; ``admin_stats.js`` draws the statistics), ``judge`` (a client the online trainer uses as a "human judge").
 
 Its commands (``alignlab app serve|export|...``) are in ``alignlab/cli/app.py``.
 

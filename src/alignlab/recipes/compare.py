@@ -238,12 +238,12 @@ def _run(out: Path, objectives: str, console: Console, cfg: CompareSettings) -> 
 
 
 def _print(console: Console, rows: list[dict[str, Any]], out: Path) -> None:
-    table = Table(title="league: same world, data and budget")
+    table = Table(title="league: same world, data and budget (± = standard error)")
     for col in (
         "objective",
         "gold reward",
-        "win rate vs SFT %",
-        "KL",
+        "win rate vs SFT % ± SE",
+        "KL(π ‖ SFT), nats",
         "judge calls",
         "time s",
         "peak MB",
