@@ -26,6 +26,10 @@ class RolloutPlan:
     greedy_baseline: bool = False  # also decode greedily and judge it (ReMax)
     min_samples: int = 1  # completions per prompt the estimator needs
     token_rewards: bool = False  # the judge gives one reward per completion token (score_tokens)
+    # which rollout source serves the method: "rollouts" (sample, judge, advantages) or "quark_pool" (Quark's
+    # data pool of every past sample, re-ranked into reward quantiles); its settings in source_params
+    source: str = "rollouts"
+    source_params: dict[str, Any] = field(default_factory=dict)
 
 
 PlanFn = Callable[[dict[str, Any]], RolloutPlan]

@@ -104,13 +104,24 @@ def rollout_source(config: RunConfig, objective: Any, note: Any = print) -> Roll
     apply_loss_aggregation(objective, settings)
     try:
         prompts = load_prompts(settings.prompts, settings.prompts_limit)
-        source = RolloutSource(settings, plan, prompts, config.train.seed, start=_bind)
+        source = source_class(plan)(settings, plan, prompts, config.train.seed, start=_bind)
         source.note = note
         return source
     except PromptSetError as err:
         raise ConfigError(f"online.prompts: {err}") from None
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def source_class(plan: RolloutPlan) -> type[RolloutSource]:
+    """The rollout source a method's plan names: sampled rollouts, or Quark's data pool."""
+    if plan.source == "quark_pool":
+        from alignlab.train.rollout_quark import QuarkSource
+
+        return QuarkSource
+    if plan.source != "rollouts":
+        raise ConfigError(f"unknown rollout source '{plan.source}' (expected rollouts or quark_pool)")
+    return RolloutSource
 
 
 def _bind(source: RolloutSource, context: Any) -> None:

@@ -352,14 +352,17 @@ class RolloutSource:
             self._eos_warnings += 1
         every = self.settings.log_samples_every
         if every and (self.refreshes - 1) % every == 0:
-            data = self.data
-            n = len(data.groups[0].completion_ids)
-            for g in range(min(2, len(data.records))):
-                record = data.records[g]
-                self.note(
-                    f"sample (rollout {self.refreshes}): {record.prompt_text()[:80]!r} -> "
-                    f"{record.completions[0][:80]!r} (reward {float(rewards[g * n]):.3f})"
-                )
+            self._log_samples(rollouts, rewards)
+
+    def _log_samples(self, rollouts: list[Rollout], rewards: Tensor) -> None:
+        data = self.data
+        n = len(data.groups[0].completion_ids)
+        for g in range(min(2, len(data.records))):
+            record = data.records[g]
+            self.note(
+                f"sample (rollout {self.refreshes}): {record.prompt_text()[:80]!r} -> "
+                f"{record.completions[0][:80]!r} (reward {float(rewards[g * n]):.3f})"
+            )
 
     # ------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

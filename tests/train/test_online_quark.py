@@ -1,0 +1,117 @@
+"""Quark on rollouts: the data pool, its reward quantiles and tags, and one step's loss, against values
+computed here (numpy quantiles, the tokenizer on the tagged prompt, plain forward passes of the policy and
+the reference); and the example config trains end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alignlab.config import load_config
+from alignlab.models.tiny import save_tiny
+from alignlab.train.step import train_step
+from alignlab.train.trainer import train
+from tests.train._online import setup_trainer
+
+REPO = Path(__file__).resolve().parents[2]
+JUDGE = "online.judge={name: reward_function, function: 'tests.train._online:first_id_parity'}"
+
+
+def script(i, j, params):
+    """Completion j of prompt i: first id 10 + i + j (reward 1 when even), then EOS."""
+    return [10 + i + j + 7 * params.seed % 3, 20 + j, 2]
+
+
+def quantiles_by_hand(rewards, k):
+    order = np.argsort(-np.asarray(rewards), kind="stable")  # best first, ties in arrival order
+    per = len(rewards) // k
+    out = np.empty(len(rewards), dtype=int)
+    out[order] = np.minimum(np.arange(len(rewards)) // per, k - 1)
+    return out
+
+
+def encode(tokenizer, text):
+    return tokenizer(text, add_special_tokens=True)["input_ids"]
+
+
+@torch.no_grad()
+def plain(model, prompt_ids, completion_ids):
+    ids = torch.tensor([prompt_ids + completion_ids])
+    start = len(prompt_ids) - 1
+    return model(input_ids=ids).logits[0, start : start + len(completion_ids)].double().log_softmax(-1)
+
+
+def test_pool_quantiles_tags_and_one_step_loss(tmp_path, monkeypatch):
+    reference = save_tiny(tmp_path / "reference", "llama", seed=3)
+    beta, alpha = 0.05, 0.06
+    trainer = setup_trainer(
+        tmp_path,
+        [JUDGE, f"objectives=[{{name: quark, num_quantiles: 2, kl_coef: {beta}, entropy_coef: {alpha}}}]",
+         f"reference.path={reference}", "online.prompts_per_rollout=2", "online.sampling.n=3",
+         "online.sampling.max_new_tokens=3"],
+        script,
+        monkeypatch,
+    )  # fmt: skip
+    source = trainer.source
+    tokenizer = trainer.context.tokenizer
+    pool_rewards = []
+    for refresh in range(2):
+        batch = source.next()
+        # the samples were drawn with the best tag; every one of them joins the pool
+        assert len(source.pool) == 6 * (refresh + 1)
+        pool_rewards = [float(ids[0] % 2 == 0) for _, ids, _, _ in source.pool]
+        assert [item[3] for item in source.pool] == pool_rewards
+        quantiles = quantiles_by_hand(pool_rewards, 2)
+        # served: a draw of 6 pool samples, each after its own quantile's tag
+        assert len(batch.groups) == 6
+        for record, group in zip(batch.records, batch.groups):
+            k = int(group.rollout["quantile"][0])
+            index = next(
+                i for i, (row, ids, _, _) in enumerate(source.pool)
+                if ids == group.completion_ids[0] and source.tagged_prompt_ids(row, k) == group.prompt_ids
+            )  # fmt: skip
+            assert k == quantiles[index]
+            untagged = source.rows[source.pool[index][0]].prompt
+            assert group.prompt_ids == encode(tokenizer, f"<|quark_{k}|> " + untagged)
+            assert record.prompt == f"<|quark_{k}|> " + untagged
+        source.served = source.settings.steps_per_rollout  # the next call refreshes
+    assert sorted(set(quantiles)) == [0, 1] and sum(pool_rewards) not in (0, len(pool_rewards))
+    # one step's loss: token mean of −log π(y_t | tag, x, y_<t) + β·KL(π‖π_ref) − α·H, by plain forwards
+    policy, ref = trainer.context.unwrapped_policy(), trainer.context.reference.model
+    terms = []
+    for group in batch.groups:
+        lp = plain(policy, group.prompt_ids, group.completion_ids[0])
+        lr = plain(ref, group.prompt_ids, group.completion_ids[0])
+        p = lp.exp()
+        taken = lp.gather(-1, torch.tensor(group.completion_ids[0])[:, None])[:, 0]
+        terms.append(-taken + beta * (p * (lp - lr)).sum(-1) - alpha * -(p * lp).sum(-1))
+    want = float(torch.cat(terms).mean())
+    metrics = train_step(trainer.context, batch, 1, lambda: "none")
+    assert abs(metrics["loss"] - want) < 1e-5
+
+
+def test_state_keeps_the_pool(tmp_path, monkeypatch):
+    overrides = [JUDGE, "objectives=[{name: quark, num_quantiles: 2}]", "online.prompts_per_rollout=2",
+                 "online.sampling.n=2"]  # fmt: skip
+    trainer = setup_trainer(tmp_path / "a", overrides, script, monkeypatch)
+    trainer.source.next()
+    again = setup_trainer(tmp_path / "b", overrides, script, monkeypatch)
+    again.source.load_state_dict(trainer.source.state_dict())
+    assert again.source.pool == trainer.source.pool and len(again.source.pool) == 4
+
+
+def test_the_example_trains(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "quark"
+    config = load_config(
+        REPO / "examples" / "quark.yaml",
+        [f"out={out}", "train.steps=4", "train.progress=false", "online.log_samples_every=0",
+         "online.prompts_per_rollout=4", "online.sampling.max_new_tokens=4"],
+    )  # fmt: skip
+    assert train(config).steps == 4
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["quark/pool_size"] == 16  # two rollouts of 4 prompts × 2 samples
+    assert all(np.isfinite(r["loss"]) for r in rows)
