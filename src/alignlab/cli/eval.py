@@ -15,54 +15,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from alignlab.cli import eval_sources
+from alignlab.cli.eval_output import console, emit, parse_options
 
 app = typer.Typer(
     help="Evaluate policies, reward models, feedback data and training runs (every figure with its uncertainty).",
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
 
 
 @app.callback()
 def _root() -> None:
     """Evaluation and diagnostics."""
-
-
-def print_results(title: str, results: dict[str, Any], notes: list[str]) -> None:
-    """One table: each metric's estimates (value ± SE or [95% interval])."""
-    table = Table(title=title)
-    for column in ("metric", "figure", "estimate", "95% interval", "n"):
-        table.add_column(column, overflow="fold")
-    for name, result in results.items():
-        for key, est in result.estimates.items():
-            lo, hi = est.interval
-            table.add_row(
-                name, key, est.format(4), f"[{lo:.4g}, {hi:.4g}]", "" if est.n is None else str(est.n)
-            )
-    console.print(table)
-    for line in notes + [n for r in results.values() for n in r.notes]:
-        console.print(f"note: {line}", highlight=False)
-
-
-def parse_options(options: list[str]) -> dict[str, Any]:
-    """``--option key=value`` pairs, values read as YAML (numbers, lists, mappings)."""
-    import yaml
-
-    from alignlab.config import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in options:
-        if "=" not in item:
-            raise ConfigError(f"--option {item!r}: expected key=value, e.g. --option rounds=200")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 @app.command("list")
@@ -109,32 +78,6 @@ def compute(
     result = run_metric(metric, **kwargs)
     results = {metric: result}
     emit(results, [], as_json, report, title=f"{metric} on {input}")
-
-
-def emit(
-    results: dict[str, Any],
-    notes: list[str],
-    as_json: bool,
-    report: Path | None,
-    title: str,
-    extra: dict | None = None,
-) -> None:
-    """Print (table or JSON) and write the HTML report when asked."""
-    if report is not None:
-        from alignlab.eval.html_report import write_eval_report
-
-        write_eval_report(report, title, results, notes)
-    if as_json:
-        out = dict(extra or {})
-        out["metrics"] = {k: v.to_dict() for k, v in results.items()}
-        out["notes"] = notes + [n for r in results.values() for n in r.notes]
-        if report is not None:
-            out["report"] = str(report)
-        print(json.dumps(out, indent=2, default=str))
-        return
-    print_results(title, results, notes)
-    if report is not None:
-        console.print(f"report: {report}")
 
 
 @app.command("judge")
@@ -222,5 +165,6 @@ def judge_command(
     console.print(f"plot: {plot}")
 
 
-# The subcommands that gather their own evidence live beside this module; importing it mounts them.
-from alignlab.cli import eval_sources  # noqa: E402, F401
+# The subcommands that gather their own evidence live in eval_sources; mounted here.
+for _name in ("policies", "humans", "feedback", "run"):
+    app.command(_name)(getattr(eval_sources, _name))

@@ -1,6 +1,6 @@
 """The ``alignlab eval`` subcommands that gather their own evidence: ``policies`` (generate or read outputs, judge,
 win rates), ``humans`` (the same with people voting in the feedback app), ``feedback`` (the data itself) and ``run``
-(over-optimisation curves from a run's checkpoints). Mounted on the group of :mod:`alignlab.cli.eval`."""
+(over-optimisation curves from a run's checkpoints). :mod:`alignlab.cli.eval` mounts them on its group."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from alignlab.cli.eval import app, console, emit
+from alignlab.cli.eval_output import console, emit
 
 
 def _judge_spec(text: str) -> Any:
@@ -52,7 +52,6 @@ def _system(
     return list(zip(prompts, generate_outputs(source, prompts, tokens, temperature, seed)))
 
 
-@app.command("policies")
 def policies(
     model: str = typer.Option(
         ..., "--model", help="A model (run dir, model folder, tiny:ARCH) or an outputs .jsonl."
@@ -131,7 +130,6 @@ def policies(
     )
 
 
-@app.command("humans")
 def humans(
     url: str = typer.Option(..., "--url", help="The feedback app, e.g. http://127.0.0.1:8000."),
     project: int = typer.Option(
@@ -173,7 +171,6 @@ def humans(
     emit(results, notes, as_json, report, title=f"people judging {model} against {baseline}")
 
 
-@app.command("feedback")
 def feedback(
     data: str = typer.Option(..., "--data", help="Preference data (a file, a datasets folder or a hub id)."),
     encoder: str = typer.Option(
@@ -217,7 +214,6 @@ def feedback(
     emit(results, notes, as_json, report, title=f"feedback {data} ({len(chosen)} pairs)")
 
 
-@app.command("run")
 def run(
     run_dir: Path = typer.Argument(..., help="A run directory with checkpoints/step-N/."),
     prompts: str = typer.Option(
