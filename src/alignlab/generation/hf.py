@@ -28,12 +28,13 @@ from torch import Tensor
 
 from alignlab.data.tokenize import encode_prompts
 from alignlab.generation.filters import draw, filter_mask, inverse_cdf_draw, step_distribution
+from alignlab.generation.kv_cache import reserve
 from alignlab.generation.types import Rollout, SamplingParams
 from alignlab.models.parts import unwrap
 
 # Drop finished rows from the batch once this share of the live rows has finished (dropping costs a copy
 # of the KV cache; a finished row left in costs its share of the next forwards).
-COMPACT_SHARE = 0.25
+COMPACT_SHARE = 0.125
 DRAWS = ("inverse_cdf", "race")
 
 
@@ -209,7 +210,7 @@ def _decode_chunk(
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
     arguments = _forward_arguments(model)
     logits, past = _forward(model, ids, mask, positions, None, arguments)  # each prompt once
-    past = _expand_cache(past, n)
+    past = reserve(_expand_cache(past, n), params.max_new_tokens)  # no torch.cat of the cache per step
     logits = logits.repeat_interleave(n, dim=0)
     mask = mask.repeat_interleave(n, dim=0)
     last_position = positions[:, -1:].repeat_interleave(n, dim=0)
