@@ -108,6 +108,8 @@ def test_admin_page_people_statistics_and_status_line(browser, tmp_path):
                 != links["bob"]
             ),
         )
+        errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors  # no script error, no failed request (a favicon included)
     db.dispose()
 
 

@@ -89,7 +89,7 @@
     });
 
     const statsBox = el("div", { class: "stats-box" });
-    const stats = el("button", { type: "button", class: "show-stats" }, "Refresh agreement & annotators");
+    const stats = el("button", { type: "button", class: "show-stats" }, "Refresh statistics");
     stats.addEventListener("click", () => { say(""); showStats(p, statsBox); });
 
     const format = el("select", { class: "export-format" }, el("option", { value: "records" }, "alignlab records"), el("option", { value: "trl" }, "TRL prompt/chosen/rejected"));
