@@ -89,3 +89,37 @@ def test_a_better_model_keeps_its_lead_at_equal_length():
     result = run_metric("lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, rounds=50)
     # at equal length the GLM predicts σ(θ) = σ(1) = 73.1%
     assert result["lc_win_rate"].value == pytest.approx(100 / (1 + np.exp(-1.0)), abs=1.5)
+
+
+def test_simulated_annotators_length_bias_is_removed():
+    """alignlab.sim: both systems give the world's right, polite answer and differ only in filler words; the
+    annotators weigh nothing but a length bias. Raw win rate rewards the longer system, LC is ≈ 50. A system
+    that is also right more often keeps its lead at equal length."""
+    import random
+
+    from alignlab.judges.simulated import AnnotatorGroup, AnnotatorSettings, SimulatedAnnotators
+    from alignlab.sim import tasks as T
+    from alignlab.sim.worlds import TextWorld
+
+    world = TextWorld()
+    tasks = world.tasks("heldout")[:200]
+    rng = random.Random(0)
+    weights = dict(world.config.gold.as_vector(), verbosity=0.0)
+    judge = SimulatedAnnotators(
+        world, AnnotatorSettings(length_bias=0.4, groups=[AnnotatorGroup(weights=weights)])
+    )
+    prompts = [t.prompt for t in tasks]
+    model = [T.render(T.POLITE_STYLE, t.answer, rng.randint(0, 8), rng) for t in tasks]
+    base = [T.render(T.POLITE_STYLE, t.answer, rng.randint(0, 3), rng) for t in tasks]
+    p = judge.prefer_many(prompts, model, base).numpy()
+    result = run_metric("lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, rounds=100)
+    assert result["win_rate"].value > 60
+    assert abs(result["lc_win_rate"].value - 50) < 3
+    # The baseline now answers wrongly half the time: at equal length the model still wins clearly.
+    base = [
+        T.render(T.POLITE_STYLE, t.answer if i % 2 else t.wrong, rng.randint(0, 3), rng)
+        for i, t in enumerate(tasks)
+    ]
+    p = judge.prefer_many(prompts, model, base).numpy()
+    better = run_metric("lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, rounds=100)
+    assert better["lc_win_rate"].interval[0] > 55  # half the prompts at σ(w_correct) = 0.73, half at ½

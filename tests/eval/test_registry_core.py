@@ -91,3 +91,20 @@ def test_differs_needs_the_interval():
     a, b = Estimate(60, 2.0), Estimate(55, 2.0)
     assert differs(a, b) == (5 > 1.96 * math.hypot(2, 2))
     assert verdict(Estimate(3.0, 1.0)) == "higher" and verdict(Estimate(1.0, 1.0)) == "not distinguishable"
+
+
+def test_judge_eval_reports_nan_rewards_by_pair():
+    from alignlab.data.records import pair
+    from alignlab.eval.judge_eval import evaluate_pairs
+    from alignlab.judges.rules import RuleJudge
+
+    records = [pair("q", "long answer", "short"), pair("q", "nan please", "x"), pair("q", "ab", "abcd")]
+    judge = RuleJudge(lambda p, c: float("nan") if "nan" in c else float(len(c)))
+    with pytest.raises(
+        MetricError, match=r"1 of 3 pairs invalid \(NaN reward of the chosen completion: record 1\)"
+    ):
+        evaluate_pairs(judge, records)
+    summary, metrics, notes = evaluate_pairs(judge, records, on_invalid="skip", rounds=20)
+    assert summary.n == 2 and summary.accuracy == pytest.approx(0.5)
+    assert metrics["accuracy"]["accuracy"].value == pytest.approx(0.5)
+    assert "left out 1 of 3 pairs" in notes[0]

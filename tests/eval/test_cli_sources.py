@@ -1,0 +1,94 @@
+"""``alignlab eval policies`` and ``alignlab eval run`` as a user runs them: outputs files with a missing prompt and
+an empty output (named, counted, exit 1; skipped and noted with --on-invalid skip), a run directory without
+checkpoints (one clear message), and a run whose checkpoints drift away from the initial model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from alignlab.cli import main
+from alignlab.models.tiny import tiny_model
+
+
+def _outputs(path, rows):
+    path.write_text("".join(json.dumps({"prompt": p, "output": o}) + "\n" for p, o in rows))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    prompts = [f"q{i}" for i in range(24)]
+    rng = np.random.default_rng(0)
+    model = [(p, "yes " * int(rng.integers(1, 20))) for p in prompts]
+    base = [(p, "no " * int(rng.integers(1, 20))) for p in prompts[:22]] + [("q22", "  ")]  # q23 missing
+    _outputs(tmp_path / "a.jsonl", model)
+    _outputs(tmp_path / "b.jsonl", base)
+    (tmp_path / "rules.py").write_text("def longer(prompt, completion):\n    return len(completion) / 10\n")
+    return tmp_path, model, base
+
+
+def test_policies_reports_mismatches_and_empty_outputs(files, capsys):
+    root, model, base = files
+    args = ["eval", "policies", "--model", "a.jsonl", "--baseline", "b.jsonl",
+            "--judge", "{name: rule, function: rules.py:longer}", "--metric", "winrate"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert "1 of 24 model prompts invalid (prompt missing from the baseline outputs: record 23)" in err
+    main([*args, "--on-invalid", "skip", "--json", "--out", "verdicts.jsonl"])
+    out = json.loads(capsys.readouterr().out)
+    notes = " ".join(out["notes"])
+    assert "left out 1 of 24 model prompts" in notes and "empty baseline output: record 22" in notes
+    # By hand: the judge scores len/10, P(model ≻ baseline) = σ((len_m − len_b)/10) on the 22 matched prompts.
+    p = [1 / (1 + np.exp(-(len(m) - len(b)) / 10)) for (_, m), (_, b) in zip(model[:22], base[:22])]
+    est = out["metrics"]["winrate"]["estimates"]["win_rate"]
+    assert est["value"] == pytest.approx(100 * np.mean(p)) and est["n"] == 22
+    assert est["se"] == pytest.approx(100 * np.std(p, ddof=1) / np.sqrt(22))
+    assert len((root / "verdicts.jsonl").read_text().splitlines()) == 22
+
+
+def test_run_without_checkpoints_is_one_clear_message(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "run", str(tmp_path / "run"), "--prompts", "builtin:arithmetic", "--gold", "x"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert "has no checkpoints (expected" in err and "step-N/" in err
+
+
+def test_run_curves_over_checkpoints(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model, tok = tiny_model("llama", seed=0)
+    model.save_pretrained(tmp_path / "init")
+    tok.save_pretrained(tmp_path / "init")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(f"model:\n  path: {tmp_path / 'init'}\n")
+    gen = torch.Generator().manual_seed(1)
+    for step, scale in ((10, 0.05), (20, 0.15), (30, 0.3)):
+        m, _ = tiny_model("llama", seed=0)
+        with torch.no_grad():
+            for param in m.parameters():
+                param.add_(scale * torch.randn(param.shape, generator=gen))
+        m.save_pretrained(run / "checkpoints" / f"step-{step}")
+        tok.save_pretrained(run / "checkpoints" / f"step-{step}")
+    (tmp_path / "rules.py").write_text("def length(prompt, completion):\n    return len(completion) / 10\n")
+    (tmp_path / "prompts.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"say {w}"}) + "\n" for w in "abcd")
+    )
+    main(["eval", "run", str(run), "--prompts", "prompts.jsonl", "--gold", "{name: rule, function: rules.py:length}",
+          "--samples", "3", "--max-new-tokens", "8", "--json", "--report", "run.html"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    rows = out["checkpoints"]
+    assert [r["step"] for r in rows] == [0, 10, 20, 30]
+    assert rows[0]["kl"] == 0.0 and all(r["kl_se"] >= 0 for r in rows)
+    assert rows[3]["kl"] > rows[1]["kl"]  # further from the initial weights, further in KL
+    fit = out["metrics"]["overopt_curves"]["estimates"]
+    assert set(fit) == {"alpha", "beta", "peak_sqrt_kl"} and all("ci95" in v for v in fit.values())
+    assert "<img" in (tmp_path / "run.html").read_text()
