@@ -199,6 +199,7 @@ def test_every_module_registers_itself_and_the_buildable_ones_list_their_setting
         "human",
         "reward_function",
         "reward_model",
+        "rlaif",
         "rm_ensemble",
         "rm_ensemble_conservative",
         "rule",

@@ -59,6 +59,7 @@ JUDGES = {
     "r3_relevance_reward",
     "selfref_feedback_strength",
     "reward_function",
+    "rlaif",
     "token_reward_function",
     "simulated",
     "human",

@@ -1,7 +1,8 @@
 """``alignlab data ...``: validate and convert feedback data files.
 
     alignlab data validate FILE... [--format F] [--split S] [--json] [--warn-only]
-    alignlab data convert IN OUT --from F --to G [--convert NAME[:key=value,...]]... [--split S] [--skip-bad]
+    alignlab data convert IN OUT --from F --to G [--convert NAME[:key=value,...]]... [--split S] [--skip-bad] [--strict]
+    alignlab data tools | label | select | synthesize | trees | route   (alignlab.cli.data_tools)
 
 User errors (a missing file, an unknown format, a bad row when converting without --skip-bad) print one
 clear line and exit with code 1, without a traceback; ``validate`` exits 1 when it finds any problem
@@ -18,14 +19,20 @@ from pathlib import Path
 
 import typer
 
+from alignlab.cli import data_tools
 from alignlab.data.conversions import parse_spec
 from alignlab.data.formats import FORMATS
 from alignlab.data.io import LoadReport, iter_records, write_records
+from alignlab.data.provenance import write_sidecar
 from alignlab.data.records import Record, RecordError
 from alignlab.data.stream import check_conversion, convert_stream
 from alignlab.data.validate import validate_file
 
-app = typer.Typer(help="Validate and convert feedback data.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Validate, convert, label, select, synthesize and route feedback data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 FORMAT_HELP = "auto, or one of: " + ", ".join(FORMATS)
 
 
@@ -105,6 +112,7 @@ def convert(
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="skip bad rows (listed) instead of stopping at the first"
     ),
+    strict: bool = typer.Option(False, "--strict", help=data_tools.STRICT_HELP),
 ) -> None:
     """Read IN in one format, optionally convert the feedback, and write OUT in another format."""
     for name in (from_format, to_format):
@@ -139,6 +147,28 @@ def convert(
     for stage in stages:
         typer.echo(stage.summary())
     typer.echo(f"read {load.records} records, wrote {out.count} records to {target} ({to_format})")
+    left_out = load.skipped + sum(sum(stage.dropped.values()) for stage in stages)
+    write_sidecar(
+        target,
+        "alignlab data convert",
+        ",".join(name for name, _ in specs) or "convert",
+        {"from": from_format, "to": to_format, "convert": conversions, "split": split, "skip_bad": skip_bad},
+        [source],
+        {},
+        {
+            "in": load.records,
+            "out": out.count,
+            "rejected": load.by_reason(),
+            **{stage.name: dict(stage.dropped) for stage in stages},
+        },
+    )
+    if strict and left_out:
+        typer.echo(f"--strict: {left_out} rows or records were skipped or left out", err=True)
+        raise typer.Exit(1)
+
+
+for _command in ("tools", "label", "select", "synthesize", "trees", "route"):
+    app.command(_command)(getattr(data_tools, _command))
 
 
 if __name__ == "__main__":

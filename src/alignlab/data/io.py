@@ -60,6 +60,7 @@ class LoadReport:
     dropped: list[Dropped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     told: bool = False  # a note the user must see even when nothing was skipped (sent as a warning)
+    last_where: str = ""  # where the last row handed to the format came from (file:line)
 
     @property
     def skipped(self) -> int:
@@ -133,7 +134,13 @@ def iter_records(
         return
     fmt = fmt or detect_format([r for _, r in head], str(source))
     report.format = fmt.name
-    for outcome in fmt.to_records(itertools.chain(head, stream)):
+
+    def tracked(rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        for where, row in rows:
+            report.last_where = where
+            yield where, row
+
+    for outcome in fmt.to_records(tracked(itertools.chain(head, stream))):
         if isinstance(outcome, Record):
             report.records += 1
             yield outcome
@@ -144,6 +151,24 @@ def iter_records(
             report.told = True
         else:
             keep(outcome)
+
+
+# Formats that make a record from several rows (so a record has no single line of its own).
+GROUPED_FORMATS = ("oasst", "helpsteer")
+
+
+def iter_located(
+    source: str | os.PathLike,
+    format: str = "auto",
+    split: str | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    report: LoadReport | None = None,
+) -> Iterator[tuple[str, Record]]:
+    """:func:`iter_records` with where each record came from: ``file:line`` (``file:row i`` for Parquet and
+    ``datasets``) for formats with one row per record, ``file: record n`` (0-based) for grouped ones."""
+    report = report if report is not None else LoadReport(str(source))
+    for n, record in enumerate(iter_records(source, format, split, on_error, report)):
+        yield (f"{source}: record {n}" if report.format in GROUPED_FORMATS else report.last_where), record
 
 
 def read_records(
@@ -177,6 +202,17 @@ def load_records(
     """:func:`read_records` that also returns its :class:`LoadReport` (skipping bad rows by default)."""
     report = LoadReport(str(source))
     return read_records(source, format, split, on_error, report), report
+
+
+def iter_rows(
+    source: str | os.PathLike, split: str | None = None, report: LoadReport | None = None
+) -> Iterator[RowOrError]:
+    """The raw rows of a file, folder or Hub id as ``(where, row dict or RecordError)``, streamed, before
+    any format reads them (for tools that read a layout of their own, e.g. OpenAssistant trees)."""
+    report = report if report is not None else LoadReport(str(source))
+    for where, row in _open_rows(source, split, report):
+        report.rows += 1
+        yield where, row
 
 
 def _open_rows(source: str | os.PathLike, split: str | None, report: LoadReport) -> Iterator[RowOrError]:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.data.io import LoadReport, iter_records
+from alignlab.data.provenance import read_sidecar
+from alignlab.data.provenance import render as render_provenance
 from alignlab.data.records import Record, RecordError
 
 
@@ -46,6 +48,7 @@ class ValidationReport:
     dropped: dict[str, int] = field(default_factory=dict)
     warnings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] | None = None  # the sidecar of a file an alignlab data tool made
 
     @property
     def ok(self) -> bool:
@@ -67,6 +70,7 @@ class ValidationReport:
             "dropped": self.dropped,
             "warnings": [vars(w) for w in self.warnings],
             "notes": self.notes,
+            "provenance": self.provenance,
         }
 
     def render(self) -> str:
@@ -82,6 +86,8 @@ class ValidationReport:
         for reason, n in self.dropped.items():
             lines.append(f"  dropped {n} x {reason}")
         lines += [f"  note: {n}" for n in self.notes]
+        if self.provenance is not None:
+            lines += render_provenance(self.provenance)
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
@@ -105,7 +111,7 @@ def validate_file(path: str | Path, format: str = "auto", split: str | None = No
     and warnings found, and 12 bytes per record for the duplicate check (a 64-bit hash and an index), not
     the records.
     """
-    report = ValidationReport(str(path))
+    report = ValidationReport(str(path), provenance=read_sidecar(path))
     load = LoadReport(str(path))
     kinds: Counter[str] = Counter()
     ks: Counter[int] = Counter()
