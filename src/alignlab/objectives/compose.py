@@ -30,7 +30,8 @@ from alignlab.data.feedback import Feedback
 from alignlab.objectives import modifiers as modifier_registry
 from alignlab.objectives.callbacks import Callback
 from alignlab.objectives.metrics import standard_metrics
-from alignlab.objectives.registry import ObjectiveSpec, ObjectiveState, get
+from alignlab.objectives.registry import ObjectiveSpec, get
+from alignlab.objectives.state import ObjectiveState
 from alignlab.objectives.views import build_view
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 

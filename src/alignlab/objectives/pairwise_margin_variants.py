@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alignlab.objectives.pairwise import margin
-from alignlab.objectives.registry import StepStatistics, objective
+from alignlab.objectives.registry import objective
+from alignlab.objectives.state import StepStatistics
 from alignlab.objectives.views import PairBatch
 
 

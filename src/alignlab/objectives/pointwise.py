@@ -16,7 +16,8 @@ from torch import Tensor
 
 from alignlab.data.records import Record, RecordError, with_aux_completion
 from alignlab.objectives.callbacks import Callback
-from alignlab.objectives.registry import StepStatistics, objective
+from alignlab.objectives.registry import objective
+from alignlab.objectives.state import StepStatistics
 from alignlab.objectives.views import PointBatch
 
 KL_ROLE = "kl"

@@ -7,9 +7,9 @@
 The function's keyword parameters (with defaults and type hints) are its hyper-parameters; the
 registry validates a config against them. It returns the loss per example (per pair, per list, per
 completion) before reduction, or ``(loss, metrics)``. A parameter named ``state`` receives an
-:class:`ObjectiveState`: a dict that persists across training steps and is saved in checkpoints (running
-means, EMA statistics); during evaluation it is a copy with ``state.training`` False, so evaluation never
-moves it (an objective that updates a statistic "this batch included" checks ``state.training``).
+``ObjectiveState`` (``objectives/state.py``): a dict that persists across training steps and is saved in
+checkpoints (running means, EMA statistics); during evaluation it is a copy with ``state.training``
+False, so evaluation never moves it.
 
 How a part's per-example losses become one number is the loop's job (``compose.py``): by default the
 weighted mean ``Σ w·ℓ / Σ w`` over the global batch. An objective registered with ``reduction="sum"``
@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.objectives.callbacks import CallbackFactory
+from alignlab.objectives.state import StepStatistics
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, NEEDS
 
 # What an objective consumes; see objectives/views.py for the batch each one receives.
@@ -86,44 +87,6 @@ REDUCTIONS = ("weighted_mean", "sum")
 
 class ObjectiveError(ValueError):
     """A user named an unknown objective or gave it a bad hyper-parameter."""
-
-
-class ObjectiveState(dict):
-    """An objective's running state; ``training`` is False during evaluation (then it is a throw-away copy)."""
-
-    training: bool = True
-
-    def copy_for_eval(self) -> ObjectiveState:
-        import copy
-
-        out = ObjectiveState(copy.deepcopy(dict(self)))
-        out.training = False
-        return out
-
-
-@dataclass(frozen=True)
-class StepStatistics:
-    """Running state updated once per optimiser step from the whole step's global batch (training only).
-
-    ``collect(batch, **params)``: ``size`` sums over this batch's examples (a 1-D tensor; additive, so the
-    loop adds them over micro-batches and all-reduces them across processes); ``update(state, sums,
-    **params)``: folds the step's sums into ``state``. Each receives only the hyper-parameters it declares.
-    """
-
-    collect: Callable[..., Any]
-    update: Callable[..., None]
-    size: int
-
-    def gather(self, batch: Any, params: dict[str, Any]) -> Any:
-        return self.collect(batch, **_declared(self.collect, params, skip=1))
-
-    def fold(self, state: dict[str, Any], sums: Any, params: dict[str, Any]) -> None:
-        self.update(state, [float(x) for x in sums], **_declared(self.update, params, skip=2))
-
-
-def _declared(fn: Callable[..., Any], params: dict[str, Any], skip: int) -> dict[str, Any]:
-    names = list(inspect.signature(fn).parameters)[skip:]
-    return {k: params[k] for k in names if k in params}
 
 
 @dataclass(frozen=True)
@@ -331,6 +294,7 @@ MACHINERY = frozenset(
         "metrics",
         "record_rewrites",
         "score_tensors",
+        "state",
     }
 )
 
