@@ -122,3 +122,18 @@ def test_cli_convert_moves_old_prob_desirable_and_refuses_both(tmp_path):
     assert run.returncode == 1
     assert "both.jsonl:1" in run.stderr and "extras.prob_desirable" in run.stderr
     assert "Traceback" not in run.stderr and not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"weight": float("inf")}, "'weight' must be a finite number >= 0"),
+        ({"scores": [{"q": float("inf")}]}, r"scores\[0\].q must be a finite number"),
+    ],
+)
+def test_finite_checks_mean_finite(changes, message):
+    """The checks whose messages say "finite" refuse infinity (a second, looser definition of the number
+    test used to shadow the finite one); extras may still hold NaN, the "none" of Scores.extra."""
+    with pytest.raises(RecordError, match=message):
+        Record("q", ["a"], **changes).validate()
+    Record("q", ["a", "b"], extras={"old_reward": [0.5, float("nan")]}).validate()

@@ -37,41 +37,36 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+from alignlab.data.record_fields import (
+    CHAT_ROLES,
+    FORMAT_HINT,
+    TEXT_FIX,
+    RecordError,
+    Span,
+    check_extras,
+    check_layout,
+    check_len,
+    check_prompt,
+    check_scores,
+    check_span,
+    is_finite_number,
+    is_int,
+    parse_spans,
+)
+
+__all__ = ["CHAT_ROLES", "FEEDBACK_KINDS", "MOVED_FROM_META", "FeedbackKind", "Message", "Prompt", "Record",
+           "RecordError", "Span", "demonstration", "pair", "with_aux_completion"]  # fmt: skip
+
 Message = dict[str, str]
 Prompt = Union[str, list[Message]]
 FeedbackKind = Literal["ranking", "labels", "scores", "critique", "spans"]
 FEEDBACK_KINDS: tuple[str, ...] = ("ranking", "labels", "scores", "critique", "spans")
-CHAT_ROLES = ("system", "user", "assistant", "tool")
 # meta keys that used to carry layout or method data, and where that data lives now
 MOVED_FROM_META = {
     "roles": "the record field 'roles'",
     "context_prefixes": "the record field 'context_prefixes'",
     "prob_desirable": "extras.prob_desirable",
 }
-
-
-class RecordError(ValueError):
-    """A record is malformed. ``where`` names the file and line (or field) so the user can fix it."""
-
-    def __init__(self, message: str, where: str = "", fix: str = ""):
-        self.where, self.detail, self.fix = where, message, fix
-        text = f"{where}: {message}" if where else message
-        if fix:
-            text += f" (fix: {fix})"
-        super().__init__(text)
-
-
-@dataclass
-class Span:
-    """A marked character range ``[start, end)`` of a completion, e.g. a wrong or harmful part."""
-
-    start: int
-    end: int
-    label: str = "bad"
-    weight: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "label": self.label, "weight": self.weight}
 
 
 @dataclass
@@ -176,8 +171,8 @@ class Record:
             )
         for required in ("prompt", "completions"):
             if required not in obj:
-                raise RecordError(f"missing field '{required}'", where, _FORMAT_HINT)
-        spans = _spans(obj.get("spans"), where)
+                raise RecordError(f"missing field '{required}'", where, FORMAT_HINT)
+        spans = parse_spans(obj.get("spans"), where)
         meta = obj.get("meta")
         if meta is not None and not isinstance(meta, dict):
             raise RecordError(
@@ -208,7 +203,7 @@ class Record:
     # ------------------------------------------------------------- validation
     def validate(self, where: str = "") -> None:
         """Raise :class:`RecordError` naming the field, what was expected and the fix if anything is off."""
-        _validate_prompt(self.prompt, where)
+        check_prompt(self.prompt, where)
         if not isinstance(self.completions, list) or not self.completions:
             raise RecordError(
                 "'completions' must be a non-empty list of strings",
@@ -218,7 +213,7 @@ class Record:
         for i, text in enumerate(self.completions):
             if not isinstance(text, str):
                 raise RecordError(
-                    f"completions[{i}] must be a string, got {type(text).__name__}", where, _TEXT_FIX
+                    f"completions[{i}] must be a string, got {type(text).__name__}", where, TEXT_FIX
                 )
             if not text.strip():
                 raise RecordError(
@@ -226,15 +221,15 @@ class Record:
                 )
         k = len(self.completions)
         if self.ranking is not None:
-            _check_len("ranking", self.ranking, k, where)
-            if not all(_is_int(r) and r >= 0 for r in self.ranking):
+            check_len("ranking", self.ranking, k, where)
+            if not all(is_int(r) and r >= 0 for r in self.ranking):
                 raise RecordError(
                     f"'ranking' must hold integers >= 0 (0 = best; ties share a rank), got {self.ranking!r:.60}",
                     where,
                     "give each completion its rank as a whole number, e.g. [0, 1]",
                 )
         if self.labels is not None:
-            _check_len("labels", self.labels, k, where)
+            check_len("labels", self.labels, k, where)
             if not all(isinstance(x, bool) for x in self.labels):
                 raise RecordError(
                     f"'labels' must hold true (good) or false (bad) per completion, got {self.labels!r:.60}",
@@ -242,31 +237,31 @@ class Record:
                     "write JSON true/false, not strings or numbers",
                 )
         if self.scores is not None:
-            _validate_scores(self.scores, k, where)
+            check_scores(self.scores, k, where)
         if self.critique is not None:
-            _check_len("critique", self.critique, k, where)
+            check_len("critique", self.critique, k, where)
             if not all(c is None or isinstance(c, str) for c in self.critique):
-                raise RecordError("'critique' must hold a string or null per completion", where, _TEXT_FIX)
+                raise RecordError("'critique' must hold a string or null per completion", where, TEXT_FIX)
         if self.spans is not None:
-            _check_len("spans", self.spans, k, where)
+            check_len("spans", self.spans, k, where)
             for i, spans in enumerate(self.spans):
                 for s in spans:
-                    _validate_span(s, i, self.completions[i], where)
-        if not _is_number(self.weight) or not self.weight >= 0:
+                    check_span(s, i, self.completions[i], where)
+        if not is_finite_number(self.weight) or self.weight < 0:
             raise RecordError(
                 f"'weight' must be a finite number >= 0, got {self.weight!r}",
                 where,
                 "give a finite weight such as 1.0, or leave it out",
             )
-        _validate_extras(self.extras, k, where)
-        _validate_layout(self.roles, self.context_prefixes, k, where)
+        check_extras(self.extras, k, where)
+        check_layout(self.roles, self.context_prefixes, k, where)
         for name in ("source", "annotator"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise RecordError(
                     f"'{name}' must be a string, got {type(value).__name__}", where, f"write {name} as text"
                 )
-        if self.id is not None and not (isinstance(self.id, str) or _is_int(self.id)):
+        if self.id is not None and not (isinstance(self.id, str) or is_int(self.id)):
             raise RecordError(
                 f"'id' must be a string or an integer, got {type(self.id).__name__}",
                 where,
@@ -286,164 +281,6 @@ class Record:
         problem = find_unstorable(self.meta)
         if problem:
             raise RecordError(f"meta: {problem}", where, "store only finite numbers and valid text in meta")
-
-
-_TEXT_FIX = "write the text as a JSON string"
-_SPAN_KEYS = ("start", "end", "label", "weight")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _spans(spans: Any, where: str) -> list[list[Span]] | None:
-    """The JSON ``spans`` field as Span objects, refusing anything but {start, end, label, weight}."""
-    if spans is None:
-        return None
-    fix = 'write "spans": [[{"start": 0, "end": 4, "label": "wrong"}], []] (one list per completion)'
-    if not isinstance(spans, list) or not all(isinstance(s, list) for s in spans):
-        raise RecordError("'spans' must be a list (one per completion) of lists of spans", where, fix)
-    out = []
-    for i, per in enumerate(spans):
-        row = []
-        for j, s in enumerate(per):
-            if not isinstance(s, dict) or "start" not in s or "end" not in s:
-                raise RecordError(f"spans[{i}][{j}] must be an object with 'start' and 'end'", where, fix)
-            unknown = sorted(set(s) - set(_SPAN_KEYS))
-            if unknown:
-                raise RecordError(
-                    f"spans[{i}][{j}] has unknown key(s) {unknown}; a span has {_SPAN_KEYS}", where, fix
-                )
-            row.append(Span(**s))
-        out.append(row)
-    return out
-
-
-def _validate_span(s: Any, i: int, text: str, where: str) -> None:
-    if not isinstance(s, Span):
-        raise RecordError(f"spans[{i}] must hold Span objects, got {type(s).__name__}", where)
-    if not _is_int(s.start) or not _is_int(s.end):
-        raise RecordError(
-            f"span offsets in spans[{i}] must be integers, got start={s.start!r}, end={s.end!r}",
-            where,
-            'give character offsets as whole numbers, e.g. {"start": 3, "end": 9}',
-        )
-    if not (0 <= s.start < s.end <= len(text)):
-        raise RecordError(
-            f"span [{s.start}, {s.end}) is outside completions[{i}] (length {len(text)})",
-            where,
-            "offsets count characters of the completion: 0 <= start < end <= its length",
-        )
-    if not isinstance(s.label, str):
-        raise RecordError(
-            f"a span label in spans[{i}] must be a string, got {s.label!r:.40}", where, _TEXT_FIX
-        )
-    if not _is_number(s.weight):
-        raise RecordError(
-            f"a span weight in spans[{i}] must be a finite number, got {s.weight!r}",
-            where,
-            "give a finite weight or leave it out (default 1.0)",
-        )
-
-
-def _validate_scores(scores: Any, k: int, where: str) -> None:
-    _check_len("scores", scores, k, where)
-    for i, ratings in enumerate(scores):
-        if not isinstance(ratings, dict):
-            raise RecordError(
-                f"scores[{i}] must be an object of named ratings, got {type(ratings).__name__}",
-                where,
-                'write e.g. {"helpfulness": 4}',
-            )
-        for name, value in ratings.items():
-            if not _is_number(value):
-                raise RecordError(
-                    f"scores[{i}].{name} must be a finite number, got {value!r:.40}",
-                    where,
-                    "write the rating as a number (not text), or leave the name out",
-                )
-
-
-_FORMAT_HINT = (
-    "alignlab records need 'prompt' and 'completions'; for other layouts pass --format "
-    "(trl, trl-conversational, hh-rlhf, ultrafeedback, oasst, shp, helpsteer)"
-)
-
-
-def _check_len(name: str, value: Any, k: int, where: str) -> None:
-    if not isinstance(value, list) or len(value) != k:
-        got = len(value) if isinstance(value, list) else type(value).__name__
-        raise RecordError(
-            f"'{name}' must be a list with one entry per completion ({k}), got {got}",
-            where,
-            f"give exactly one '{name}' entry per completion, in the same order",
-        )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _validate_extras(extras: Any, k: int, where: str) -> None:
-    if not isinstance(extras, dict):
-        raise RecordError("'extras' must be an object of named numbers", where)
-    for name, value in extras.items():
-        if _is_number(value):
-            continue
-        if isinstance(value, list) and len(value) == k and all(_is_number(v) for v in value):
-            continue
-        raise RecordError(
-            f"extras.{name} must be a number or a list of {k} numbers (one per completion), got {value!r}",
-            where,
-        )
-
-
-def _validate_layout(roles: Any, prefixes: Any, k: int, where: str) -> None:
-    if roles is not None:
-        _check_len("roles", roles, k, where)
-        if not all(isinstance(r, str) for r in roles):
-            raise RecordError(
-                f"'roles' must hold a string per completion (\"\" = scored), got {roles!r:.60}",
-                where,
-                _TEXT_FIX,
-            )
-    if prefixes is not None:
-        _check_len("context_prefixes", prefixes, k, where)
-        if not all(p is None or isinstance(p, str) for p in prefixes):
-            raise RecordError(
-                f"'context_prefixes' must hold a string or null per completion, got {prefixes!r:.60}",
-                where,
-                _TEXT_FIX,
-            )
-
-
-def _validate_prompt(prompt: Any, where: str) -> None:
-    fix = 'write "prompt": "text" or [{"role": "user", "content": "..."}, ...]'
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            raise RecordError("'prompt' is empty", where, "give the prompt text or chat messages")
-        return
-    if not isinstance(prompt, list) or not prompt:
-        raise RecordError(
-            f"'prompt' must be a string or a non-empty list of chat messages, got {type(prompt).__name__}",
-            where,
-            fix,
-        )
-    for i, message in enumerate(prompt):
-        if not isinstance(message, dict) or "role" not in message or "content" not in message:
-            raise RecordError(f"prompt[{i}] must be an object with 'role' and 'content'", where, fix)
-        if message["role"] not in CHAT_ROLES:
-            raise RecordError(
-                f"prompt[{i}].role is {message['role']!r:.40}; expected one of {CHAT_ROLES}", where, fix
-            )
-        if not isinstance(message["content"], str):
-            raise RecordError(
-                f"prompt[{i}].content must be a string, got {type(message['content']).__name__}", where, fix
-            )
 
 
 def with_aux_completion(record: Record, text: str, role: str, context_prefix: str | None = None) -> Record:
