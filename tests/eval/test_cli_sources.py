@@ -92,3 +92,54 @@ def test_run_curves_over_checkpoints(tmp_path, capsys, monkeypatch):
     fit = out["metrics"]["overopt_curves"]["estimates"]
     assert set(fit) == {"alpha", "beta", "peak_sqrt_kl"} and all("ci95" in v for v in fit.values())
     assert "<img" in (tmp_path / "run.html").read_text()
+
+
+def test_model_diagnostics_and_arena_from_the_cli(tmp_path, capsys, monkeypatch):
+    from alignlab.data.io import write_records
+    from alignlab.data.records import pair
+    from alignlab.eval.token_metrics import response_states
+    from alignlab.generation.hf import encode_sampler_prompts
+
+    monkeypatch.chdir(tmp_path)
+    for name, seed in (("base", 0), ("aligned", 1)):
+        m, tok = tiny_model("llama", seed=seed)
+        m.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"prompt": f"say {w}"}) + "\n" for w in "abc"))
+    write_records(
+        [pair("hello there", "fine thanks", "go away"), pair("2 + 2", "four", "five")],
+        tmp_path / "pairs.jsonl",
+    )
+    main(["eval", "model", "--model", "aligned", "--base", "base", "--prompts", "prompts.jsonl", "--data", "pairs.jsonl",
+          "--metric", "topk_overopt_indicators,token_distribution_shift,ches,likelihood_displacement",
+          "--max-new-tokens", "6", "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)["metrics"]
+    fractions = [
+        out["token_distribution_shift"]["estimates"][k]["value"] for k in ("unshifted", "marginal", "shifted")
+    ]
+    assert sum(fractions) == pytest.approx(1.0)
+    assert 0 < out["topk_overopt_indicators"]["estimates"]["topk_mass"]["value"] <= 1
+    # CHES of pair 0 recomputed here from the model's states (sum over response positions).
+    aligned, tok = tiny_model("llama", seed=1)
+    p_ids = encode_sampler_prompts(tok, ["hello there"])[0]
+    hc = (
+        response_states(aligned, p_ids, tok("fine thanks", add_special_tokens=False)["input_ids"])[0]
+        .numpy()
+        .sum(0)
+    )
+    hr = (
+        response_states(aligned, p_ids, tok("go away", add_special_tokens=False)["input_ids"])[0]
+        .numpy()
+        .sum(0)
+    )
+    assert out["ches"]["details"]["scores"][0] == pytest.approx(hc @ hr - hc @ hc, rel=1e-5)
+    assert "displaced_fraction" in out["likelihood_displacement"]["estimates"]
+    # Arena: three systems whose outputs have 1, 5 and 9 words; the judge prefers the longer.
+    for name, words in (("short", 1), ("mid", 5), ("long", 9)):
+        _outputs(tmp_path / f"{name}.jsonl", [(f"q{i}", "w " * words) for i in range(20)])
+    (tmp_path / "rules.py").write_text("def longer(prompt, completion):\n    return float(len(completion))\n")
+    main(["eval", "arena", "--outputs", "short=short.jsonl", "--outputs", "mid=mid.jsonl", "--outputs",
+          "long=long.jsonl", "--judge", "{name: rule, function: rules.py:longer}", "--rounds", "20", "--json"])  # fmt: skip
+    arena = json.loads(capsys.readouterr().out)["metrics"]["varco_arena"]
+    assert arena["details"]["ranking"] == ["long", "mid", "short"]
+    assert arena["details"]["matches_per_prompt"] == [2] * 20

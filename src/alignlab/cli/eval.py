@@ -6,6 +6,9 @@
     alignlab eval policies --model A --baseline B --prompts FILE --judge SPEC
     alignlab eval feedback --data pairs.jsonl            # separability, wimhf, rating/ranking consistency
     alignlab eval run runs/my-dpo --prompts FILE --gold SPEC --proxy SPEC   # over-optimisation curves
+    alignlab eval model --model runs/my-dpo --base runs/sft --prompts FILE --data pairs.jsonl --metric ches,...
+    alignlab eval arena --outputs a=A.jsonl --outputs b=B.jsonl --outputs c=C.jsonl --judge SPEC
+    alignlab eval humans --url URL --project ID --model A.jsonl --baseline B.jsonl  # people vote in the app
 
 Every figure printed carries its standard error or bootstrap interval; ``--json`` prints one JSON object and
 ``--report FILE.html`` writes one self-contained HTML page with the plots.
@@ -166,5 +169,5 @@ def judge_command(
 
 
 # The subcommands that gather their own evidence live in eval_sources; mounted here.
-for _name in ("policies", "humans", "feedback", "run"):
+for _name in ("policies", "humans", "feedback", "run", "model", "arena"):
     app.command(_name)(getattr(eval_sources, _name))

@@ -262,3 +262,123 @@ def run(
                 + (f", proxy {row['proxy']:.4g} ± {row['proxy_se']:.2g}" if "proxy" in row else ""),
                 highlight=False,
             )
+
+
+MODEL_METRICS = ("topk_overopt_indicators", "token_distribution_shift", "ches", "likelihood_displacement")
+
+
+def model(
+    model: str = typer.Option(
+        ..., "--model", help="The (aligned, trained) model: run dir, model folder or tiny:ARCH."
+    ),
+    metric: str = typer.Option(..., "--metric", help="Comma-separated: " + ", ".join(MODEL_METRICS) + "."),
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="The base / pre-training model (token_distribution_shift, likelihood_displacement).",
+    ),
+    prompts: str | None = typer.Option(
+        None, "--prompts", help="Prompts to sample (topk_overopt_indicators, token_distribution_shift)."
+    ),
+    data: str | None = typer.Option(None, "--data", help="Labelled pairs (ches, likelihood_displacement)."),
+    k: int = typer.Option(10, "--k", help="k of the top-k indicators."),
+    limit: int | None = typer.Option(None, "--limit"),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+) -> None:
+    """Token-level diagnostics of a model: top-k indicators, token shift from its base, CHES, likelihood displacement."""
+    from alignlab.config import ConfigError
+    from alignlab.data.prompts import load_prompts
+    from alignlab.eval import model_eval as me
+    from alignlab.eval.rm_metrics import pairs_of
+
+    names = [m.strip() for m in metric.split(",") if m.strip()]
+    unknown = sorted(set(names) - set(MODEL_METRICS))
+    if unknown:
+        raise ConfigError(
+            f"--metric: eval model computes {', '.join(MODEL_METRICS)}, not {', '.join(unknown)}"
+        )
+    needs_base = {"token_distribution_shift", "likelihood_displacement"} & set(names)
+    needs_prompts = {"topk_overopt_indicators", "token_distribution_shift"} & set(names)
+    needs_data = {"ches", "likelihood_displacement"} & set(names)
+    for needed, flag, value in (
+        (needs_base, "--base", base),
+        (needs_prompts, "--prompts", prompts),
+        (needs_data, "--data", data),
+    ):
+        if needed and value is None:
+            raise ConfigError(f"{', '.join(sorted(needed))} need {flag}")
+    policy, tokenizer = me.load(model)
+    reference = me.load(base)[0] if base else None
+    rows = [r.prompt for r in load_prompts(prompts, limit)] if prompts else []
+    pair_prompts: list[Any] = []
+    chosen: list[str] = []
+    rejected: list[str] = []
+    if data:
+        from alignlab.data.io import load_records
+
+        records, _ = load_records(data)
+        pair_prompts, chosen, rejected, _ = pairs_of(records[:limit] if limit else records)
+    results = {}
+    for name in names:
+        if name == "topk_overopt_indicators":
+            results[name] = me.topk_from_model(policy, tokenizer, rows, k, max_new_tokens, seed)
+        elif name == "token_distribution_shift":
+            results[name] = me.shift_from_models(policy, reference, tokenizer, rows, max_new_tokens, seed)
+        elif name == "ches":
+            results[name] = me.ches_from_model(policy, tokenizer, pair_prompts, chosen, rejected)
+        else:
+            results[name] = me.displacement_from_models(
+                reference, policy, tokenizer, pair_prompts, chosen, rejected
+            )
+    emit(results, [], as_json, report, title=f"token diagnostics of {model}")
+
+
+def arena(
+    outputs: list[str] = typer.Option(
+        ..., "--outputs", help="NAME=FILE.jsonl of one system's outputs; repeat for each system."
+    ),
+    judge: str = typer.Option(..., "--judge", help="Judge spec (name or YAML)."),
+    seed: int = typer.Option(0, "--seed"),
+    rounds: int = typer.Option(200, "--rounds", help="Bootstrap resamples of the matches."),
+    on_invalid: str = typer.Option(
+        "raise", "--on-invalid", help="Prompts not answered by every system: raise or skip (counted)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+) -> None:
+    """Varco Arena: single-elimination tournaments per prompt among several systems, rated by Bradley–Terry."""
+    from alignlab.config import ConfigError
+    from alignlab.eval.inputs import invalid_report
+    from alignlab.eval.policy_eval import prompt_key, read_outputs
+    from alignlab.eval.tournament import varco_arena
+
+    systems: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for item in outputs:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--outputs {item!r}: expected NAME=FILE.jsonl")
+        systems[name] = {prompt_key(p): (p, o) for p, o in read_outputs(path)}
+    if len(systems) < 2:
+        raise ConfigError("give --outputs for at least two systems")
+    first = next(iter(systems.values()))
+    notes: list[str] = []
+    every = [k for k in first if all(k in s for s in systems.values())]
+    bad = {i: "not answered by every system" for i, k in enumerate(first) if k not in set(every)}
+    invalid_report("prompts", bad, len(first), on_invalid, notes)
+    result = varco_arena(
+        prompts=[first[k][0] for k in every],
+        outputs={name: [s[k][1] for k in every] for name, s in systems.items()},
+        judge=_build_judge(judge),
+        seed=seed,
+        rounds=rounds,
+    )
+    emit(
+        {"varco_arena": result},
+        notes,
+        as_json,
+        report,
+        title=f"arena of {', '.join(systems)} on {len(every)} prompts",
+    )
