@@ -57,7 +57,9 @@ def test_every_start_says_where_and_how_and_the_database_is_in_the_data_folder(t
     assert f"listening on {base}" in first
     assert (data / "feedback.db").exists() and list(work.iterdir()) == []  # nothing in the working tree
 
+    (work / "alignlab_feedback.db").write_bytes(b"")  # the old default: named, not used
     second = _serve_until_listening(env, work, port)
+    assert "alignlab_feedback.db (the old default database) is not used" in second
     assert "#token=alt_" not in second  # no second admin token: the first one is still valid
     assert f"admin page: {base}/admin" in second and "alignlab app admin-token" in second
     assert f"listening on {base}" in second and f"annotators: {base}/ " in second

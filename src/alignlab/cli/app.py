@@ -48,8 +48,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+OLD_DEFAULT = Path("alignlab_feedback.db")  # the default before 2026-12: a file in the working directory
+
+
 def _open(db: str | None) -> Database:
     from alignlab.app.db import Database
+
+    if db is None and OLD_DEFAULT.exists():
+        typer.echo(
+            f"note: ./{OLD_DEFAULT} (the old default database) is not used any more; the default is now "
+            f"{default_db_path()}. To keep using it: --db {OLD_DEFAULT}",
+            err=True,
+        )
 
     try:
         return Database(db)
