@@ -30,6 +30,10 @@ class RolloutPlan:
     # data pool of every past sample, re-ranked into reward quantiles); its settings in source_params
     source: str = "rollouts"
     source_params: dict[str, Any] = field(default_factory=dict)
+    # "ratings": an offline objective trained on rollouts (copg, a_lol). Each rollout record carries the judge's
+    # rewards as its ``scores`` ({"reward": r}) and a ranking by reward (ties in sample order), so the
+    # objective's own view (pairs, scores) is built from them; such an objective also trains offline.
+    records: str = ""
 
 
 PlanFn = Callable[[dict[str, Any]], RolloutPlan]

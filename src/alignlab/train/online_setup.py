@@ -90,6 +90,8 @@ def rollout_source(config: RunConfig, objective: Any, note: Any = print) -> Roll
     """The run's rollout source when it trains online (an ``online:`` section and an online objective),
     None when it trains on fixed data; a mismatch between the two is a configuration error."""
     plan = online_plan(objective)
+    if plan is not None and plan.records and config.online is None:
+        return None  # an offline objective that can also train on rollouts (copg, a_lol), here offline
     if (plan is None) != (config.online is None):
         raise ConfigError(
             "an online objective (grpo, ppo, rloo, ...) needs an `online:` section (prompts, sampling, "

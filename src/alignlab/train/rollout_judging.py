@@ -92,3 +92,14 @@ def _first_failing(judge: Any, rows: list[PromptRow], rollouts: list[Rollout], n
 def _show(prompt: Any) -> str:
     text = prompt if isinstance(prompt, str) else " / ".join(m.get("content", "") for m in prompt)
     return repr(text[:80])
+
+
+def rate_records(records: list[Any], rewards: Tensor, n: int) -> None:
+    """Offline objectives on rollouts (``RolloutPlan.records == "ratings"``): each record's completions get
+    the judge's rewards as their ``scores`` (``{"reward": r}``) and a ranking by reward, best first, ties in
+    sample order, so a pairwise objective sees every pair of a group (a tie is a pair with a zero reward gap)."""
+    for g, record in enumerate(records):
+        mine = [float(r) for r in rewards[g * n : (g + 1) * n]]
+        order = sorted(range(n), key=lambda j: -mine[j])  # stable: ties keep sample order
+        record.ranking = [order.index(j) for j in range(n)]
+        record.scores = [{"reward": r} for r in mine]

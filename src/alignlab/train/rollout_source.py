@@ -46,7 +46,7 @@ from alignlab.objectives.rollouts import RolloutPlan
 from alignlab.train.data import PreparedData
 from alignlab.train.online_settings import KLSettings, OnlineSettings
 from alignlab.train.reward_shaping import RunningMoments, shape_rewards
-from alignlab.train.rollout_judging import judge_rewards
+from alignlab.train.rollout_judging import judge_rewards, rate_records
 from alignlab.train.rollout_token_rewards import judge_token_rewards, pad_token_rewards
 from alignlab.train.source import StepBatch
 
@@ -215,6 +215,8 @@ class RolloutSource:
             rewards = judge_rewards(
                 self.judge, rows, rollouts, params.n, step, self.last_checkpoint(), where="online.judge"
             )
+        if self.plan.records == "ratings":  # an offline objective (copg, a_lol) reads them as its feedback
+            rate_records(records, rewards, params.n)
         baseline = self._greedy_baseline(rows, prompt_ids, step) if self.plan.greedy_baseline else None
         # 5. one no-grad engine pass: old log-probs, reference log-probs, values
         want_reference = self.kl_control.value > 0 or self.plan.needs_reference
@@ -379,7 +381,15 @@ class RolloutSource:
         }
         if self.data is not None:
             state["rollout"] = {
-                "records": [{"prompt": r.prompt, "completions": r.completions} for r in self.data.records],
+                "records": [
+                    {
+                        "prompt": r.prompt,
+                        "completions": r.completions,
+                        "ranking": r.ranking,
+                        "scores": r.scores,
+                    }
+                    for r in self.data.records
+                ],
                 "groups": [
                     {"prompt_ids": g.prompt_ids, "completion_ids": g.completion_ids, "rollout": g.rollout}
                     for g in self.data.groups
@@ -400,7 +410,16 @@ class RolloutSource:
         self.metrics = dict(state["metrics"])
         live = state.get("rollout")
         if live is not None:
-            records = [Record(r["prompt"], list(r["completions"]), source="rollout") for r in live["records"]]
+            records = [
+                Record(
+                    r["prompt"],
+                    list(r["completions"]),
+                    r.get("ranking"),
+                    scores=r.get("scores"),
+                    source="rollout",
+                )
+                for r in live["records"]
+            ]
             groups = [
                 TokenizedGroup(
                     list(g["prompt_ids"]),

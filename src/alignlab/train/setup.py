@@ -132,7 +132,8 @@ def build_context(
     else:
         note("no objective uses a reference policy: no reference model loaded")
     cache: dict[str, ReferenceLogps | None] = {"train": None, "eval": None}
-    if reference is not None and reference_is_cacheable(config, needs, callbacks):
+    # online runs score new samples every rollout: nothing to cache ahead, the reference stays loaded
+    if reference is not None and config.online is None and reference_is_cacheable(config, needs, callbacks):
         for split, data in (("train", train), ("eval", evaluation)):
             if data is not None:
                 cache[split] = reference_logps(
