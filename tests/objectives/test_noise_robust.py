@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from alignlab.objectives import get
+from alignlab.objectives.functional import pairwise_loss
 from tests.objectives._refs_listpoint import INF, list_batch, np_dpo, numeric_grad, pair_batch, softplus
 
 
@@ -111,11 +113,21 @@ def test_lcpo_noise_rate_converges_to_true_flip_rate():
         rows += [h] * n_given + [-h] * (100 - n_given)
     h = np.array(rows)
     state: dict = {}
-    for _ in range(150):
-        get("lcpo").fn(
-            pair_batch(h, np.zeros_like(h), np.zeros_like(h), np.zeros_like(h), grad=False),
-            state=state,
-            beta=beta,
-            epsilon=0.05,
-        )
+    zeros = torch.zeros(len(h), dtype=torch.float64)
+    for _ in range(150):  # each call is one training step on the whole batch: ε is folded after its loss
+        pairwise_loss("lcpo", torch.tensor(h), zeros, zeros, zeros, state=state, beta=beta, epsilon=0.05)
     assert state["epsilon"] == pytest.approx(0.2, abs=0.02)
+
+
+def test_lcpo_epsilon_update_by_hand():
+    """One step: the loss uses the starting ε; afterwards ε = m·ε0 + (1 − m)·mean(1 − w) (numpy)."""
+    h, beta, eps0, m = np.array([2.0, -1.0, 0.5, -3.0]), 0.7, 0.1, 0.9
+    state: dict = {}
+    zeros = torch.zeros(4, dtype=torch.float64)
+    loss = pairwise_loss(
+        "lcpo", torch.tensor(h), zeros, zeros, zeros, state=state, beta=beta, epsilon=eps0, epsilon_momentum=m
+    )
+    np.testing.assert_allclose(loss.numpy(), np_lcpo(h, beta, eps0), rtol=1e-12)
+    p = 1 / (1 + np.exp(-beta * h))
+    w = (1 - eps0) * p / ((1 - eps0) * p + eps0 * (1 - p))
+    assert state["epsilon"] == pytest.approx(m * eps0 + (1 - m) * (1 - w).mean(), rel=1e-12)

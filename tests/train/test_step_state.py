@@ -128,3 +128,21 @@ def test_bco_two_processes_equal_one(files, tmp_path):
     assert out[1]["state"]["0"]["count"] == out[2]["state"]["0"]["count"] == 8
     assert out[2]["state"]["0"]["delta"] == pytest.approx(out[1]["state"]["0"]["delta"], rel=1e-5, abs=1e-7)
     assert_same((out[1]["loss"], out[1]["grads"]), (out[2]["loss"], out[2]["grads"]))
+
+
+def test_lcpo_epsilon_folded_after_the_step_from_the_global_batch(files):
+    """LCPO's loss uses the starting ε for every pair; ε after the step is m·ε0 + (1 − m)·mean(1 − w) over
+    all 8 pairs (numpy), whatever the micro-batch size, and the loss and gradients do not depend on the cut."""
+    root, reference = files
+    runs = {micro: one_step(root, reference, "lcpo", "pairs.jsonl", micro) for micro in (1, 2, None)}
+    rows = rewards_by_hand(runs[None][3], reference)
+    h = np.array([(r[rec.ranking.index(0)] - r[rec.ranking.index(1)]) / BETA for rec, r in rows])
+    eps0, m = 0.1, 0.9
+    p = 1 / (1 + np.exp(-BETA * h))  # DPO base: P(y_w ≻ y_l) = σ(βh)
+    w = (1 - eps0) * p / ((1 - eps0) * p + eps0 * (1 - p))
+    loss = np.mean(w * softplus(-BETA * h) + (1 - w) * softplus(BETA * h))
+    for micro, (step_loss, _, state, _) in runs.items():
+        assert state["epsilon"] == pytest.approx(m * eps0 + (1 - m) * float((1 - w).mean()), abs=1e-7), micro
+        assert step_loss == pytest.approx(float(loss), rel=1e-5), micro
+    for micro in (1, 2):
+        assert_same(runs[None][:2], runs[micro][:2])

@@ -12,10 +12,11 @@ across processes) it first sums every part's normalisers over all of them (:meth
 then an all-reduce), and each micro-batch contributes ``Σ_{e in micro} w_e·ℓ_e / W_global``
 (:class:`Normalisers`). The contributions add up to the loss of the uncut batch, exactly.
 
-**Nor does a running state.** An objective registered with ``step_statistics`` (BCO's running δ) has its
-state folded once per step from sums over the whole global batch (:meth:`Objective.step_statistics`,
-added over micro-batches and processes, then :meth:`Objective.fold_step_statistics`); its loss only reads
-the state. A call without ``totals`` takes its batch as the whole step and folds it first.
+**Nor does a running state.** An objective registered with ``step_statistics`` (BCO's running δ, LCPO's
+ε) has its state folded once per step from sums over the whole global batch
+(:meth:`Objective.step_statistics`, added over micro-batches and processes, then
+:meth:`Objective.fold_step_statistics`), before the step's loss or after it (``after_step``); the loss
+only reads the state. A call without ``totals`` takes its batch as the whole step.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ class BoundObjective:
         standard = standard_metrics(batch, self.params)
         return loss, batch.weight.to(loss.dtype), {**standard, **metrics, **extra}
 
+    def folds(self, after_step: bool) -> bool:
+        """Whether this part's state is folded per step, before (False) or after (True) the step's loss."""
+        stats = self.spec.step_statistics
+        return stats is not None and stats.after_step == after_step
+
     def step_statistics(self, scores: Scores, feedback: Feedback) -> Tensor | None:
         """This batch's additive sums for the part's running state (None without ``step_statistics``); the
         batch is the view the loss sees, modifiers applied."""
@@ -137,7 +143,7 @@ class BoundObjective:
         batch = build_view(self.spec.feedback, scores, feedback)
         batch = modifier_registry.before(batch, self.modifiers, {})
         with torch.no_grad():
-            sums = self.spec.step_statistics.gather(batch, self.params)
+            sums = self.spec.step_statistics.gather(batch, self.params, self.state)
         sums = torch.as_tensor(sums, dtype=torch.float64).detach().cpu().reshape(-1)
         if sums.numel() != self.spec.step_statistics.size:
             raise ValueError(
@@ -165,10 +171,15 @@ class BoundObjective:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """This part's loss: the weighted mean over ``scores`` (``normalisers`` None), or this batch's
         share of the global batch's loss (``normalisers`` from :meth:`Objective.totals`). Without
-        ``normalisers`` the batch is the whole step, so a step-statistics state is folded from it first."""
-        if training and normalisers is None and self.spec.step_statistics is not None:
+        ``normalisers`` the batch is the whole step: a step-statistics state is folded from it (before or
+        after the loss, as the objective registered)."""
+        whole_step = training and normalisers is None
+        if whole_step and self.folds(after_step=False):
             self.fold_step_statistics(self.step_statistics(scores, feedback))
+        after = self.step_statistics(scores, feedback) if whole_step and self.folds(after_step=True) else None
         loss, weight, metrics = self.per_example(scores, feedback, training, normalisers)
+        if after is not None:
+            self.fold_step_statistics(after)
         if self.spec.reduction == "sum":
             return (loss.sum() if loss.dim() else loss), metrics
         if normalisers is None:
@@ -225,22 +236,24 @@ class Objective:
     def callbacks(self) -> list[Callback]:
         return [c for p in self.parts for c in p.callbacks]
 
-    @property
-    def folds_step_statistics(self) -> bool:
-        """Whether some part's running state is folded once per step from the global batch."""
-        return any(p.spec.step_statistics is not None for p in self.parts)
+    def folds_step_statistics(self, after_step: bool = False) -> bool:
+        """Whether some part's running state is folded once per step from the global batch, before the
+        step's loss (``after_step`` False) or after it."""
+        return any(p.folds(after_step) for p in self.parts)
 
-    def step_statistics(self, scores: Scores, feedback: Feedback) -> Tensor:
-        """Every stateful part's additive sums over one batch, concatenated (empty when none); the loop adds
-        them over the step's micro-batches and all-reduces them before :meth:`fold_step_statistics`."""
-        sums = [s for s in (p.step_statistics(scores, feedback) for p in self.parts) if s is not None]
+    def step_statistics(self, scores: Scores, feedback: Feedback, after_step: bool = False) -> Tensor:
+        """The additive sums over one batch of every part folded before (or after) the step, concatenated;
+        the loop adds them over the step's micro-batches and all-reduces them before
+        :meth:`fold_step_statistics`."""
+        parts = [p.step_statistics(scores, feedback) for p in self.parts if p.folds(after_step)]
+        sums = [s for s in parts if s is not None]
         return torch.cat(sums) if sums else torch.zeros(0, dtype=torch.float64)
 
-    def fold_step_statistics(self, sums: Tensor) -> None:
+    def fold_step_statistics(self, sums: Tensor, after_step: bool = False) -> None:
         """Fold a whole step's summed statistics (from :meth:`step_statistics`) into the parts' states."""
         offset = 0
         for part in self.parts:
-            if part.spec.step_statistics is not None:
+            if part.folds(after_step):
                 size = part.spec.step_statistics.size
                 part.fold_step_statistics(sums[offset : offset + size])
                 offset += size

@@ -61,9 +61,13 @@ def _call(spec: ObjectiveSpec, batch: Any, hparams: dict[str, Any], state: dict[
     params = spec.loss_kwargs(full)
     if spec.stateful:
         params["state"] = {} if state is None else state
-        if spec.step_statistics is not None:
-            spec.step_statistics.fold(params["state"], spec.step_statistics.gather(batch, full), full)
+    stats = spec.step_statistics if spec.stateful else None
+    if stats is not None and not stats.after_step:
+        stats.fold(params["state"], stats.gather(batch, full, params["state"]), full)
+    sums = stats.gather(batch, full, params["state"]) if stats is not None and stats.after_step else None
     out = spec.fn(batch, **params)
+    if sums is not None:
+        stats.fold(params["state"], sums, full)
     return out[0] if isinstance(out, tuple) else out
 
 

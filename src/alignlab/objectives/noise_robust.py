@@ -15,6 +15,7 @@ from torch import Tensor
 from alignlab.objectives.listwise import list_metrics
 from alignlab.objectives.metrics import pair_reward_metrics
 from alignlab.objectives.registry import objective
+from alignlab.objectives.state import StepStatistics
 from alignlab.objectives.views import ListBatch, PairBatch
 
 NEG_INF = float("-inf")
@@ -95,12 +96,42 @@ def _base_pair_loss(h: Tensor, base: str, beta: float) -> Tensor:
     raise ValueError(f"lcpo: base must be 'dpo' or 'ipo', got '{base}'")
 
 
+def _lcpo_posterior(h: Tensor, eps: float, base: str, beta: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(ℓ(h), ℓ(-h), w): the base loss both ways and the posterior w that the label is correct, w detached."""
+    loss_given, loss_flipped = _base_pair_loss(h, base, beta), _base_pair_loss(-h, base, beta)
+    with torch.no_grad():
+        p = torch.sigmoid(loss_flipped - loss_given)
+        w = (1 - eps) * p / ((1 - eps) * p + eps * (1 - p)).clamp(min=1e-12)
+    return loss_given, loss_flipped, w
+
+
+def _lcpo_error_sums(
+    batch: PairBatch, state: dict[str, Any], beta: float = 0.1, epsilon: float = 0.1, base: str = "dpo"
+) -> Tensor:
+    """[Σ (1 − w_i), n] over a batch's pairs, w from the ε the step's loss used."""
+    h = (batch.chosen.logratios - batch.rejected.logratios).detach()
+    _, _, w = _lcpo_posterior(h, float(state.get("epsilon", epsilon)), base, beta)
+    return torch.stack([(1 - w).double().sum(), torch.tensor(float(h.numel()), dtype=torch.float64)])
+
+
+def _lcpo_fold_epsilon(
+    state: dict[str, Any], sums: list[float], epsilon: float = 0.1, learn_epsilon: bool = True,
+    epsilon_momentum: float = 0.9,
+) -> None:  # fmt: skip
+    """ε ← clamp(m·ε + (1 − m)·mean_step(1 − w), [1e-4, 0.5)) once per step."""
+    errors, n = sums
+    if learn_epsilon and n > 0:
+        new = epsilon_momentum * float(state.get("epsilon", epsilon)) + (1 - epsilon_momentum) * errors / n
+        state["epsilon"] = min(max(new, 1e-4), 0.4999)
+
+
 @objective(
     "lcpo",
     family="noise_robust",
     feedback="pairs",
     needs=("reference",),
     paper="Cao et al. 2025, Latent Collective Preference Optimization, arXiv 2509.24159",
+    step_statistics=StepStatistics(_lcpo_error_sums, _lcpo_fold_epsilon, size=2, after_step=True),
 )
 def lcpo(
     batch: PairBatch,
@@ -117,23 +148,17 @@ def lcpo(
     p ∝ exp(-ℓ): p = σ(ℓ(-h) - ℓ(h)) (σ(βh) for DPO). E-step: w_i, the posterior that the label is
     correct given noise rate ε; M-step: the weighted loss. ε (in ``state``, starting at ``epsilon``) is
     then re-estimated as ε ← m·ε + (1 - m)·mean_i(1 - w_i) (``learn_epsilon``; m = ``epsilon_momentum``,
-    our smoothing for small batches, m = 0 is the plain per-batch M-step), clamped to [1e-4, 0.5). With
+    our smoothing for small batches, m = 0 is the plain per-batch M-step), clamped to [1e-4, 0.5), once per
+    step from the whole step's global batch after its loss (``step_statistics``: ε does not depend on
+    micro-batches or processes; evaluation never moves it). With
     ε = 0 fixed it is the base loss. ``base``: dpo or ipo.
     Reconstructed from the abstract and the method section of arXiv 2509.24159 (as summarised in
     public reviews); no official code found — unverified.
     """
     h = batch.chosen.logratios - batch.rejected.logratios
     eps = float(state.get("epsilon", epsilon))
-    loss_given = _base_pair_loss(h, base, beta)
-    loss_flipped = _base_pair_loss(-h, base, beta)
-    with torch.no_grad():
-        p = torch.sigmoid(loss_flipped - loss_given)
-        w = (1 - eps) * p / ((1 - eps) * p + eps * (1 - p)).clamp(min=1e-12)
+    loss_given, loss_flipped, w = _lcpo_posterior(h, eps, base, beta)
     loss = w * loss_given + (1 - w) * loss_flipped
-    if learn_epsilon and h.numel() > 0:
-        # M-step for ε: the batch's mean posterior error rate, smoothed across batches (EMA).
-        new = epsilon_momentum * eps + (1 - epsilon_momentum) * float((1 - w).mean())
-        state["epsilon"] = min(max(new, 1e-4), 0.4999)
     rewards_c, rewards_r = (
         (beta * batch.chosen.logratios).detach(),
         (beta * batch.rejected.logratios).detach(),

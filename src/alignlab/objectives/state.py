@@ -33,16 +33,24 @@ class StepStatistics:
     """Running state updated once per optimiser step from the whole step's global batch (training only).
 
     ``collect(batch, **params)``: ``size`` sums over this batch's examples (a 1-D tensor; additive, so the
-    loop adds them over micro-batches and all-reduces them across processes); ``update(state, sums,
-    **params)``: folds the step's sums into ``state``. Each receives only the hyper-parameters it declares.
+    loop adds them over micro-batches and all-reduces them across processes); it may also take ``state``
+    (read only). ``update(state, sums, **params)``: folds the step's sums into ``state``. Each receives only
+    the hyper-parameters it declares. ``after_step`` False: folded before the step's loss, which then
+    reads the updated state ("this batch included"; needs the batch's scores first: with several
+    micro-batches or processes the loop makes a no-gradient pass). True: the step's loss reads the state as
+    it was, and the sums, collected from the training pass itself, are folded after the step (no extra pass).
     """
 
     collect: Callable[..., Any]
     update: Callable[..., None]
     size: int
+    after_step: bool = False
 
-    def gather(self, batch: Any, params: dict[str, Any]) -> Any:
-        return self.collect(batch, **_declared(self.collect, params, skip=1))
+    def gather(self, batch: Any, params: dict[str, Any], state: dict[str, Any] | None = None) -> Any:
+        kwargs = _declared(self.collect, params, skip=1)
+        if "state" in inspect.signature(self.collect).parameters:
+            kwargs["state"] = state if state is not None else {}
+        return self.collect(batch, **kwargs)
 
     def fold(self, state: dict[str, Any], sums: Any, params: dict[str, Any]) -> None:
         self.update(state, [float(x) for x in sums], **_declared(self.update, params, skip=2))
@@ -50,4 +58,4 @@ class StepStatistics:
 
 def _declared(fn: Callable[..., Any], params: dict[str, Any], skip: int) -> dict[str, Any]:
     names = list(inspect.signature(fn).parameters)[skip:]
-    return {k: params[k] for k in names if k in params}
+    return {k: params[k] for k in names if k in params and k != "state"}

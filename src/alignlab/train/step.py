@@ -7,10 +7,12 @@ processes; each micro-batch then back-propagates its exact share ``Σ_{e in micr
 DDP averages gradients over the W processes, so each process scales its share by W: the summed shares are
 the loss of the uncut global batch, and so are the gradients.
 
-An objective whose running state is folded once per step (``step_statistics``: BCO's δ) gets it from the
-whole global batch before any micro-batch's loss: with one micro-batch on one process the sums come from
-the training forward pass itself; otherwise a no-gradient pass over the step's micro-batches collects
-them first, and they are added and all-reduced like the normalisers.
+An objective whose running state is folded once per step (``step_statistics``) gets it from the whole
+global batch. Folded before the loss (BCO's δ, "this batch included"): with one micro-batch on one process
+the sums come from the training forward pass itself; otherwise a no-gradient pass over the step's
+micro-batches collects them first. Folded after the step (LCPO's ε): the sums come from the training
+passes and are folded once the last micro-batch is done. Either way they are added over micro-batches
+and all-reduced across processes like the normalisers.
 """
 
 from __future__ import annotations
@@ -91,9 +93,13 @@ def fold_step_statistics(
             )
             part = context.objective.step_statistics(scores, on_device.feedback)
             sums = part if sums is None else sums + part
+    context.objective.fold_step_statistics(_all_processes(context, sums))
+
+
+def _all_processes(context: LoopContext, sums: torch.Tensor) -> torch.Tensor:
     if context.accelerator.num_processes > 1:
-        sums = context.accelerator.reduce(sums.to(context.device), reduction="sum").cpu()
-    context.objective.fold_step_statistics(sums)
+        return context.accelerator.reduce(sums.to(context.device), reduction="sum").cpu()
+    return sums
 
 
 def train_step(
@@ -108,18 +114,22 @@ def train_step(
     batches = [lay_out(context, step_batch.records, [step_batch.groups[i] for i in cut]) for cut in cuts]
     totals = global_totals(context, batches)
     rows = step_batch.reference_rows
-    fold_here = (
-        context.objective.folds_step_statistics
-    )  # from the training pass: one micro-batch, one process
+    objective = context.objective
+    fold_here = objective.folds_step_statistics()  # before the loss, from the training pass if it is the step
     if fold_here and (world > 1 or len(cuts) > 1):
         fold_step_statistics(context, cuts, batches, rows)
         fold_here = False
+    after = objective.folds_step_statistics(after_step=True)
+    after_sums = None
     metrics: dict[str, float] = {}
     loss_sum = 0.0
     for i, (cut, batch) in enumerate(zip(cuts, batches)):
         scores, batch = score(context, batch, "train", [rows[p] for p in cut] if rows is not None else None)
         if fold_here:
-            context.objective.fold_step_statistics(context.objective.step_statistics(scores, batch.feedback))
+            objective.fold_step_statistics(objective.step_statistics(scores, batch.feedback))
+        if after:
+            sums = objective.step_statistics(scores, batch.feedback, after_step=True)
+            after_sums = sums if after_sums is None else after_sums + sums
         loss, part_metrics = context.objective(scores, batch.feedback, True, totals)
         if not torch.isfinite(loss):
             shown = batch.record_indices[:8]
@@ -136,6 +146,8 @@ def train_step(
         for key, value in part_metrics.items():
             metrics[key] = metrics.get(key, 0.0) + float(value) * share
         metrics["tokens"] = metrics.get("tokens", 0.0) + batch.num_tokens
+    if after:
+        objective.fold_step_statistics(_all_processes(context, after_sums), after_step=True)
     if world > 1:
         loss_sum = float(acc.reduce(torch.tensor(loss_sum, device=context.device), reduction="sum"))
     return {"loss": loss_sum, "micro_batches": len(cuts), **metrics}
