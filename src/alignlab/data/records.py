@@ -26,9 +26,10 @@ objective as ``Scores.extra[name]`` (one value per completion; NaN where a recor
 ``""`` is scored as feedback; any other role marks an auxiliary completion that objectives read apart
 (KTO's mismatched ``"kl"`` completion, a reference model's sample). A context prefix is text placed
 between the prompt and its completion: the completion attends to it, it is never scored. Both are None
-when unused (every completion scored, no prefix). ``meta`` is free-form and never read by the training
-loop; the old places ``meta.roles``, ``meta.context_prefixes`` and ``meta.prob_desirable`` are refused
-here and moved by the file readers (``data/legacy_layout.py``).
+when unused (every completion scored, no prefix). ``meta`` is free-form (the loop reads only
+``meta.margin``; some prepare hooks read their own inputs there). The old places ``meta.roles``,
+``meta.context_prefixes`` and ``meta.prob_desirable`` are refused here and moved by the file readers
+(``data/legacy_layout.py``).
 """
 
 from __future__ import annotations
