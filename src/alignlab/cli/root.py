@@ -142,9 +142,13 @@ def train(
     from alignlab.config import load_config
     from alignlab.train.trainer import train as run_training
 
-    overrides = list(set_) + ([f"out={out}"] if out else [])
+    overrides = _TRL_OVERRIDES.pop("train", []) + list(set_) + ([f"out={out}"] if out else [])
     cfg = load_config(config, overrides)
-    result = run_training(cfg, resume=resume, console=err_console)
+    print_run_result(run_training(cfg, resume=resume, console=err_console))
+
+
+def print_run_result(result: Any) -> None:
+    """The table a finished run prints: steps, final and held-out losses, where the model is."""
     table = Table(title=f"run: {result.run_dir}", show_header=False)
     table.add_row("steps", str(result.steps))
     for key in ("loss", "eval/loss", "rewards/accuracies", "rewards/margins"):
@@ -206,6 +210,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "cache": ("alignlab.cli.cache", "List and prune the reference log-prob cache."),
     "sim": ("alignlab.cli.sim", "Simulated worlds: data, optima, paper claims, league table."),
     "app": ("alignlab.cli.app", "Human feedback collection web app."),
+    "trl": ("alignlab.cli.trl", "Run a TRL command line or TRL YAML config as alignlab (docs/from_trl.md)."),
 }
 
 
@@ -238,6 +243,56 @@ def _mount_groups(wanted: str | None = None) -> None:
         main_app.add_typer(group, name=name, help=help_text)
 
 
+_TRAIN_OPTIONS = {"--set": True, "--out": True, "--resume": False, "--help": False}  # option: takes a value
+_TRL_OVERRIDES: dict[str, list[str]] = {}  # the TRL arguments of `alignlab train`, as --set overrides
+
+
+def _split_trl_arguments(argv: list[str]) -> list[str]:
+    """``alignlab train`` also takes TRL's argument names (``--model_name_or_path``, ``--max_steps``, ...;
+    docs/from_trl.md): they are taken out of ``argv`` here and kept as config overrides, which the
+    command's own ``--set`` then override. Anything else is left for click."""
+    start = argv.index("train") + 1
+    kept, trl, i = argv[:start], [], start
+    while i < len(argv):
+        token = argv[i]
+        name = token.split("=", 1)[0]
+        if not token.startswith("--") or name in _TRAIN_OPTIONS:
+            kept.append(token)
+            if _TRAIN_OPTIONS.get(name) and "=" not in token and i + 1 < len(argv):
+                kept.append(argv[i + 1])
+                i += 1
+        else:
+            from alignlab.cli.trl_map import takes_value
+
+            trl.append(token)
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            if "=" not in token and following is not None and takes_value(name[2:], following):
+                trl.append(following)
+                i += 1
+        i += 1
+    if trl:
+        from alignlab.cli.trl_map import TrlArgumentError, parse_argv, translate
+
+        try:
+            translation = translate(parse_argv(trl))
+        except TrlArgumentError as err:
+            raise click_usage_error(str(err)) from None
+        for note in translation.notes:
+            err_console.print(f"[dim]alignlab:[/dim] {note}", highlight=False)
+        _TRL_OVERRIDES["train"] = translation.overrides()
+        err_console.print(
+            "[dim]alignlab:[/dim] TRL arguments read as: --set " + " --set ".join(_TRL_OVERRIDES["train"]),
+            highlight=False,
+        )
+    return kept
+
+
+def click_usage_error(message: str) -> Exception:
+    import click
+
+    return click.UsageError(message)
+
+
 def _command_name(argv: list[str]) -> str | None:
     """The command or group that ``argv`` runs (the root's own options are flags and take no value)."""
     return next((arg for arg in argv if not arg.startswith("-")), None)
@@ -250,8 +305,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click *returns* the code of a typer.Exit instead of raising it, so the
         # status must be passed on here (dropping it made every handled error exit 0).
-        _mount_groups(_command_name(sys.argv[1:] if argv is None else argv))
-        status = main_app(args=argv, standalone_mode=False)
+        args = list(sys.argv[1:] if argv is None else argv)
+        command = _command_name(args)
+        _mount_groups(command)
+        if command == "train":
+            args = _split_trl_arguments(args)
+        status = main_app(args=args, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
