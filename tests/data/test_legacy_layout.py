@@ -137,3 +137,13 @@ def test_finite_checks_mean_finite(changes, message):
     with pytest.raises(RecordError, match=message):
         Record("q", ["a"], **changes).validate()
     Record("q", ["a", "b"], extras={"old_reward": [0.5, float("nan")]}).validate()
+
+
+def test_app_upload_in_the_old_layout_is_refused_with_line_and_fix():
+    """The app's upload parser builds records without the file reader: an old key is refused, not dropped."""
+    from alignlab.app.records_io import parse_jsonl
+
+    with pytest.raises(RecordError) as err:
+        parse_jsonl(json.dumps(OLD[2]) + "\n", "tasks.jsonl")
+    assert err.value.where == "tasks.jsonl:1" and "meta.roles is no longer read" in str(err.value)
+    assert "alignlab data convert" in str(err.value)

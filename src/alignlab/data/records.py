@@ -275,7 +275,7 @@ class Record:
                 raise RecordError(
                     f"meta.{key} is no longer read: it is {new_place} now",
                     where,
-                    f"set {new_place} instead (files in the old layout are moved when read)",
+                    f"set {new_place} instead (`alignlab data convert OLD NEW` rewrites a file in the old layout)",
                 )
         from alignlab.data.strict_json import find_unstorable
 
