@@ -76,7 +76,9 @@ def prepare(
         summary[f"{name}_prompts"] = len(texts)
         summary[f"{name}_mean_prompt_tokens"] = sum(n_tokens(t) for t in texts) / len(texts)
     shape = dict(MODELS[model_name])
-    shape["vocab_size"] = shape["vocab_size"] or model_vocab
+    # the tokenizer's vocabulary for every shape (qwen0.5b too): its EOS then lies outside the model's, so
+    # completions have forced lengths, and every sampled id decodes
+    shape["vocab_size"] = model_vocab
     config = Qwen2Config(
         **shape,
         tie_word_embeddings=True,

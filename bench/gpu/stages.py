@@ -7,7 +7,9 @@
 
 Stages: ``tests`` (the CUDA-only tests + engine timing sdpa/flex/compile), ``anchor`` (alignlab vs TRL at
 batch 8 and 32, and TRL with precompute_ref_log_probs), ``sweep`` (alignlab alone: tokens_per_row ×
-attention, then compile), ``ceiling`` (largest batch that fits, each side). Each stage writes one JSON,
+attention, then compile), ``ceiling`` (largest batch that fits, each side), ``grpo`` (alignlab GRPO vs TRL
+GRPOTrainer, bench/grpo_throughput.py: the ``hf`` sampler vs ``generate``, then both with vLLM colocated —
+those runs are skipped, and say so, when vllm is not installed). Each stage writes one JSON,
 ``<out>/<stage>.json``, rewritten after every run so that a call cut short still returns what finished:
 ``{"stage", "environment", "runs": {name: {"command", "rc", "wall_s", "result" | "error"}}}``.
 ``--only`` picks runs by name; ``--extra`` appends arguments to every bench command (argparse keeps the
@@ -32,6 +34,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = "bench/dpo_throughput.py"
+GRPO_BENCH = "bench/grpo_throughput.py"
 
 
 @dataclass
@@ -42,11 +45,27 @@ class Run:
     kind: str = "bench"  # bench (dpo_throughput --json), pytest, json (prints one JSON object)
     gpu_only: bool = False  # cannot run on CPU at all (flex training, compile is too slow there)
     budget_flag: str | None = None  # a flag that tells the command its time budget (it then stops early)
+    needs_module: str | None = None  # skipped (and recorded as such) when this module is not importable
 
 
 def bench(name: str, args: str, timeout_s: int, gpu_only: bool = False) -> Run:
     common = "--device cuda --model qwen0.5b --json --reuse-prepared --work {work}/bench"
     return Run(name, ["{py}", BENCH, *shlex.split(args), *shlex.split(common)], timeout_s, gpu_only=gpu_only)
+
+
+# vLLM colocated with training on the one GPU: alignlab's vllm sampler and TRL's vllm_mode="colocate".
+VLLM_ALIGNLAB = json.dumps({"sampler": {"backend": "vllm", "options": {"gpu_memory_utilization": 0.3}}})
+VLLM_TRL = json.dumps({"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.3})
+
+
+def grpo(name: str, args: str, timeout_s: int, needs_module: str | None = None) -> Run:
+    """A bench/grpo_throughput.py run: the qwen0.5b shape (random weights, the bench tokenizer's vocabulary
+    so that its EOS is never sampled and every completion has --max-new-tokens tokens on both sides)."""
+    common = "--device cuda --model qwen0.5b --json --reuse-prepared --work {work}/grpo"
+    argv = ["{py}", GRPO_BENCH, *shlex.split(args), *shlex.split(common)]
+    return Run(
+        name, argv, timeout_s, kind="grpo", gpu_only=needs_module is not None, needs_module=needs_module
+    )
 
 
 def stage_runs(stage: str) -> list[Run]:
@@ -98,17 +117,39 @@ def stage_runs(stage: str) -> list[Run]:
             bench("ceiling-alignlab", "--sides alignlab --max-batch-search --warmup 1 --steps 2", 300),
             bench("ceiling-trl", "--sides trl --max-batch-search --warmup 1 --steps 2", 270),
         ]
+    if stage == "grpo":  # 8 prompts x group 8, 128 forced new tokens, one repeat per side and setting
+        shape = "--prompts-per-step 8 --group-size 8 --max-new-tokens 128 --warmup 2 --steps 5 --repeats 1"
+        vllm = f"--alignlab-online '{VLLM_ALIGNLAB}' --trl-config '{VLLM_TRL}'"
+        return [
+            grpo("grpo-hh", f"--prompt-sets hh --betas 0,0.04 {shape}", 270),
+            grpo("grpo-short", f"--prompt-sets short --betas 0 {shape}", 150),
+            grpo("grpo-vllm-hh", f"--prompt-sets hh --betas 0 {shape} {vllm}", 240, needs_module="vllm"),
+        ]
     raise SystemExit(f"unknown stage '{stage}'; choose from {', '.join(STAGES)}")
 
 
-STAGES = ("tests", "anchor", "sweep", "ceiling")
+STAGES = ("tests", "anchor", "sweep", "ceiling", "grpo")
+# Appended to every GRPO bench command by --cpu-smoke.
+GRPO_CPU_SMOKE = (
+    "--device cpu --model micro --vocab 300 --tokenizer-pairs 60 --prompts-per-step 2 --group-size 2 "
+    "--max-new-tokens 4 --warmup 1 --steps 1 --repeats 1"
+)
 # Appended to every bench command by --cpu-smoke (argparse keeps the last value of each flag).
 CPU_SMOKE = "--device cpu --model micro --vocab 300 --limit 2 --batch 2 --warmup 1 --steps 1 --repeats 1 --max-batch-limit 4"
 
 
 def resolve(run: Run, work: Path, extra: list[str]) -> list[str]:
     argv = [sys.executable if a == "{py}" else a.replace("{work}", str(work)) for a in run.argv]
-    return argv + extra if run.kind == "bench" else argv
+    return argv + extra if run.kind in ("bench", "grpo") else argv
+
+
+def missing_module(run: Run) -> str | None:
+    """The module a run needs and this python cannot import, or None."""
+    import importlib.util
+
+    if run.needs_module and importlib.util.find_spec(run.needs_module) is None:
+        return run.needs_module
+    return None
 
 
 def parse_json_output(stdout: str) -> Any:
@@ -171,7 +212,10 @@ def run_stage(stage: str, args: argparse.Namespace, environment: Any, t0: float)
         left = args.deadline_s - (time.time() - t0)
         argv = resolve(run, args.work, extra)
         entry: dict[str, Any] = {"command": shlex.join(argv), "planned_timeout_s": run.timeout_s}
-        if left < 45:
+        if missing_module(run):
+            entry.update(rc=None, skipped=f"not run: the module {run.needs_module} is not installed here")
+            print(f"[{stage}] {run.name}: skipped, no {run.needs_module}", flush=True)
+        elif left < 45:
             entry.update(rc=None, error=f"not started: {left:.0f} s left before the deadline")
             print(f"[{stage}] {run.name}: skipped, {left:.0f} s left", flush=True)
         else:
@@ -229,6 +273,9 @@ def check_args(stage: str, extra: list[str]) -> int:
 
     failures = 0
     for run in stage_runs(stage):
+        if run.kind == "grpo":
+            failures += not check_grpo_args(run, extra)
+            continue
         if run.kind != "bench":
             continue
         argv = resolve(run, Path("/tmp/alignlab-gpu-check"), extra)
@@ -248,16 +295,48 @@ def check_args(stage: str, extra: list[str]) -> int:
     return 1 if failures else 0
 
 
+def check_grpo_args(run: Run, extra: list[str]) -> bool:
+    """A GRPO bench command through grpo_throughput's argparse and alignlab's online settings."""
+    import contextlib
+    import io
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import grpo_throughput
+
+    from alignlab.config import OnlineSettings
+
+    argv = resolve(run, Path("/tmp/alignlab-gpu-check"), extra)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = grpo_throughput.parse(argv[2:])
+        OnlineSettings.model_validate({"prompts": "x.jsonl", **args.alignlab_online})
+        ok = True
+    except SystemExit as stop:
+        ok = stop.code in (0, None)
+    except ValueError as problem:
+        ok = False
+        err.write(str(problem))
+    print(f"{'ok  ' if ok else 'FAIL'} {run.name}" + ("" if ok else "\n" + err.getvalue().strip()[-800:]))
+    return ok
+
+
 def cpu_smoke(stage: str, work: Path) -> int:
     """Each bench command of the stage, run for real on CPU with the micro model (flags appended)."""
     failures = 0
     for run in stage_runs(stage):
-        if run.kind != "bench" or run.gpu_only:
+        if run.kind not in ("bench", "grpo") or run.gpu_only:
             print(f"skip {run.name} ({'needs CUDA' if run.gpu_only else 'not a bench command'})")
             continue
-        rc, out, err, wall = execute(resolve(run, work, shlex.split(CPU_SMOKE)), 900)
+        smoke = GRPO_CPU_SMOKE if run.kind == "grpo" else CPU_SMOKE
+        rc, out, err, wall = execute(resolve(run, work, shlex.split(smoke)), 900)
         ok = rc == 0
-        if ok:
+        if ok and run.kind == "grpo":
+            ok = all(
+                entry["ratio_alignlab_over_trl"]["steps_per_s"] > 0
+                for entry in parse_json_output(out)["runs"]
+            )
+        elif ok:
             report = parse_json_output(out)
             ok = all(report[s].get("pairs_per_s") for s in ("alignlab", "trl") if s in report)
         failures += not ok
@@ -305,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     for stage in args.stages:
         record = run_stage(stage, args, environment, t0)
         for name, entry in record["runs"].items():
-            failed += entry.get("rc") != 0
+            failed += entry.get("rc") != 0 and "skipped" not in entry
             print(
                 f"SUMMARY {stage} {name}: rc {entry.get('rc')} {entry.get('wall_s', '-')} s "
                 f"{one_line(entry.get('result'))}"
@@ -324,6 +403,13 @@ def one_line(result: Any) -> str:
         return "; ".join(
             f"{k} {v.get('median_ms', 0):.1f} ms" if "median_ms" in v else f"{k} error"
             for k, v in result["settings"].items()
+        )
+    if isinstance(result.get("runs"), list):  # the GRPO bench: one entry per prompt set and beta
+        return "; ".join(
+            f"{e['prompts']} b{e['beta']}: {e['alignlab']['steps_per_s']:.2f} / {e['trl']['steps_per_s']:.2f} "
+            f"steps/s ({e['ratio_alignlab_over_trl']['steps_per_s']:.2f}x)"
+            for e in result["runs"]
+            if "ratio_alignlab_over_trl" in e
         )
     parts = []
     for side in ("alignlab", "trl"):
