@@ -110,23 +110,27 @@ def test_bco_pair_delta_is_one_step_mean(files):
 
 
 @pytest.mark.slow
-def test_bco_two_processes_equal_one(files, tmp_path):
-    """gloo, CPU: δ is folded from both processes' rewards (all-reduced), so state, loss and gradients match."""
+@pytest.mark.parametrize(("name", "data", "key"), [("bco", "labels", "delta"), ("lcpo", "pairs", "epsilon")])
+def test_two_processes_equal_one(files, tmp_path, name, data, key):
+    """gloo, CPU: the state is folded from both processes' sums (all-reduced; BCO before the loss, LCPO after
+    the step), so the state, loss and gradients match one process."""
     root, reference = files
     accelerate = str(Path(sys.executable).parent / "accelerate")
     launcher = [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
                 "--mixed_precision", "no", "--dynamo_backend", "no", "-m"]  # fmt: skip
-    settings = [f"data.train={root / 'labels.jsonl'}", "train.batch_size=8", f"reference.path={reference}",
-                f"reference.cache_dir={tmp_path / 'cache'}", "objectives.0.name=bco", f"objectives.0.beta={BETA}",
-                "train.micro_batch_size=2"]  # fmt: skip
+    settings = [f"data.train={root / f'{data}.jsonl'}", "train.batch_size=8", f"reference.path={reference}",
+                f"reference.cache_dir={tmp_path / 'cache'}", f"objectives.0.name={name}",
+                f"objectives.0.beta={BETA}", "train.micro_batch_size=2"]  # fmt: skip
     out = {}
     for n, launch in ((1, None), (2, launcher)):
         args = [a for s in [f"out={tmp_path / str(n)}", *settings] for a in ("--set", s)]
         run = run_cli([str(tmp_path / f"{n}.pt"), *args], launcher=launch, module="tests.train._step_grads")
         assert run.returncode == 0, run.stderr
         out[n] = torch.load(tmp_path / f"{n}.pt")
-    assert out[1]["state"]["0"]["count"] == out[2]["state"]["0"]["count"] == 8
-    assert out[2]["state"]["0"]["delta"] == pytest.approx(out[1]["state"]["0"]["delta"], rel=1e-5, abs=1e-7)
+    one, two = out[1]["state"]["0"], out[2]["state"]["0"]
+    assert one.keys() == two.keys() and key in one
+    assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-7)
+    assert one.get("count") == two.get("count")
     assert_same((out[1]["loss"], out[1]["grads"]), (out[2]["loss"], out[2]["grads"]))
 
 
