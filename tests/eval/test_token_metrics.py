@@ -95,3 +95,13 @@ def test_likelihood_displacement_toy_no_never_yes():
     assert res["delta_logp_rejected"].value < res["delta_logp_chosen"].value < 0
     assert res.details["mass_went_to"][0]["token"] == "Yes"
     assert after[0] > before[0]
+
+
+def test_token_shift_of_a_model_against_itself_from_saved_weights():
+    from alignlab.eval.model_eval import shift_from_models
+
+    model, tok = tiny_model("llama", seed=3)
+    res = shift_from_models(model, model, tok, ["say a", "say b"], max_new_tokens=5, seed=0)
+    assert res["unshifted"].value == 1.0 and res["kl_aligned_base"].value == pytest.approx(0.0, abs=1e-12)
+    lo, hi = res["unshifted"].interval  # Wilson: not degenerate at 100%
+    assert lo < 1.0 and hi == pytest.approx(1.0)

@@ -19,7 +19,7 @@ import numpy as np
 
 from alignlab.eval.inputs import check_finite
 from alignlab.eval.registry import MetricError, register_metric
-from alignlab.eval.uncertainty import MetricResult, mean_estimate
+from alignlab.eval.uncertainty import MetricResult, mean_estimate, proportion_estimate
 
 
 @register_metric(
@@ -56,7 +56,7 @@ def likelihood_displacement(
     cb, ca, rb, ra = (np.asarray(c, dtype=float)[keep] for c in columns)
     dp, dn = ca - cb, ra - rb
     estimates = {
-        "displaced_fraction": mean_estimate(dp < 0),
+        "displaced_fraction": proportion_estimate(dp < 0),
         "delta_logp_chosen": mean_estimate(dp),
         "delta_logp_rejected": mean_estimate(dn),
     }

@@ -11,7 +11,7 @@ import numpy as np
 
 from alignlab.eval.inputs import check_finite, invalid_report
 from alignlab.eval.registry import MetricError, register_metric
-from alignlab.eval.uncertainty import Estimate, MetricResult, bootstrap_estimate, mean_estimate
+from alignlab.eval.uncertainty import Estimate, MetricResult, mean_estimate, proportion_estimate
 
 RANKED = {"a": 1, "b": -1, "tie": 0, 1: 1, -1: -1, 0: 0, "model_a": 1, "model_b": -1}
 
@@ -41,9 +41,9 @@ def rating_ranking_consistency(
     derived = np.sign(np.asarray(rating_a, float)[keep] - np.asarray(rating_b, float)[keep])
     rank = np.array([RANKED[ranked[i]] for i in keep], dtype=float)
     strict = (derived != 0) & (rank != 0)
-    estimates = {"inconsistency_with_ties": mean_estimate(derived != rank)}
+    estimates = {"inconsistency_with_ties": proportion_estimate(derived != rank)}
     if strict.any():
-        estimates["inconsistency_strict"] = mean_estimate(derived[strict] != rank[strict])
+        estimates["inconsistency_strict"] = proportion_estimate(derived[strict] != rank[strict])
     return MetricResult(
         "rating_ranking_consistency",
         estimates,
@@ -104,7 +104,7 @@ def multimodel_separability(
             correct[side * n + np.flatnonzero(te)] = pred == label
     return MetricResult(
         "multimodel_separability",
-        {"probe_accuracy": mean_estimate(correct, 100.0)},
+        {"probe_accuracy": proportion_estimate(correct, 100.0)},
         {"folds": folds, "pairs": n, "chance": 50.0},
     )
 
@@ -144,9 +144,11 @@ def rlhf_diversity_metrics(
     embeddings: Sequence[Sequence[Sequence[float]]] | None = None,
     max_n: int = 5,
     vocab_size: int | None = None,
+    seed: int = 0,
 ) -> MetricResult:
-    """Per-input diversity (across the K samples of one prompt) and across-input diversity (first sample of
-    each prompt): EAD averaged over n = 1..max_n, and cosine diversity of embeddings when given."""
+    """Per-input diversity (across the K samples of one prompt) and across-input diversity (K outputs of K
+    different prompts, one random set per prompt): EAD averaged over n = 1..max_n, and cosine diversity of
+    embeddings when given."""
     if not samples or any(len(s) < 2 for s in samples):
         raise MetricError("rlhf_diversity_metrics needs at least 2 samples for every prompt")
     empty = [i for i, group in enumerate(samples) for t in group if not str(t).strip()]
@@ -159,11 +161,14 @@ def rlhf_diversity_metrics(
     score = lambda texts: float(np.mean([ead(texts, n, vocab) for n in range(1, max_n + 1)]))  # noqa: E731
     per_input = np.array([score(list(group)) for group in samples])
     estimates: dict[str, Estimate] = {"per_input_ead": mean_estimate(per_input)}
-    if len(samples) > 1:
-        firsts = [group[0] for group in samples]
-        estimates["across_input_ead"] = bootstrap_estimate(
-            lambda idx: score([firsts[i] for i in idx]), len(firsts), rounds=200
-        )
+    k = len(samples[0])
+    if len(samples) >= k:
+        # Across inputs: sets of k outputs of k different prompts (the size of a per-input set), one per prompt.
+        rng = np.random.default_rng(seed)
+        sets = [
+            [samples[i][0] for i in rng.choice(len(samples), k, replace=False)] for _ in range(len(samples))
+        ]
+        estimates["across_input_ead"] = mean_estimate([score(s) for s in sets])
     if embeddings is not None:
         cos = np.array([cosine_diversity(np.asarray(e)) for e in embeddings])
         estimates["per_input_cosine_diversity"] = mean_estimate(cos)

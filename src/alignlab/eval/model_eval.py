@@ -2,7 +2,7 @@
 after its prompt (the sampler's prompt encoding) and run once through the model (:func:`response_states`).
 
 - ``topk_overopt_indicators``: the model's own samples, its logits at each generated position.
-- ``token_distribution_shift``: the aligned model's samples, the base model's logits at the same prefixes.
+- ``token_distribution_shift``: the aligned model's greedy decoding, the base model's logits at the same prefixes.
 - ``ches``: the model's hidden states on each labelled pair's chosen and rejected response.
 - ``likelihood_displacement``: log π(y⁺|x) and log π(y⁻|x) under the model before (``--base``) and after training.
 """
@@ -45,12 +45,17 @@ def encode(tokenizer: Any, prompt: Any, response: str) -> tuple[list[int], list[
 
 
 def sample(
-    model: Any, tokenizer: Any, prompts: Sequence[Any], max_new_tokens: int, seed: int
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Any],
+    max_new_tokens: int,
+    seed: int,
+    temperature: float = 1.0,
 ) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, completion ids) of one temperature-1 sample per prompt (empty completions left out)."""
+    """(prompt ids, completion ids) of one sample per prompt (empty completions left out)."""
     from alignlab.generation import SamplingParams, build_sampler
 
-    params = SamplingParams(n=1, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed)
+    params = SamplingParams(n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     rollouts = build_sampler("hf", model, tokenizer).sample(list(prompts), params)
     return [(r.prompt_ids, r.completion_ids) for r in rollouts if r.completion_ids]
 
@@ -69,7 +74,8 @@ def shift_from_models(
     aligned: Any, base: Any, tokenizer: Any, prompts: Sequence[Any], max_new_tokens: int, seed: int
 ) -> MetricResult:
     tokens, base_logits, aligned_logits = [], [], []
-    for p, c in sample(aligned, tokenizer, prompts, max_new_tokens, seed):
+    # URIAL decodes the aligned model greedily, then reads the base model's ranks at the same prefixes.
+    for p, c in sample(aligned, tokenizer, prompts, max_new_tokens, seed, temperature=0.0):
         tokens.append(c)
         base_logits.append(response_states(base, p, c)[1].numpy())
         aligned_logits.append(response_states(aligned, p, c)[1].numpy())

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from alignlab.eval.registry import MetricError, register_metric
-from alignlab.eval.uncertainty import MetricResult, mean_estimate
+from alignlab.eval.uncertainty import MetricResult, mean_estimate, proportion_estimate
 
 
 @torch.no_grad()
@@ -104,9 +104,9 @@ def token_distribution_shift(
             kls.append((np.exp(la) * (la - lb)).sum(-1))
     r = np.concatenate(ranks)
     estimates = {
-        "unshifted": mean_estimate(r == 1),
-        "marginal": mean_estimate((r >= 2) & (r <= 3)),
-        "shifted": mean_estimate(r > 3),
+        "unshifted": proportion_estimate(r == 1),
+        "marginal": proportion_estimate((r >= 2) & (r <= 3)),
+        "shifted": proportion_estimate(r > 3),
     }
     if kls:
         estimates["kl_aligned_base"] = mean_estimate(np.concatenate(kls))

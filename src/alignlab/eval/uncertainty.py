@@ -75,6 +75,21 @@ def mean_estimate(
     return Estimate(value, se, ci, n=int(arr.size))
 
 
+def proportion_estimate(outcomes: Sequence[float] | np.ndarray, scale: float = 1.0) -> Estimate:
+    """scale·(fraction of successes) with the binomial SE √(p(1 − p)/n) and the Wilson score interval
+    (Wilson 1927), which stays inside [0, 1] and is not degenerate at 0 or 1 successes."""
+    arr = np.asarray(outcomes, dtype=float)
+    if arr.size == 0:
+        raise ValueError("no outcomes")
+    n, p = arr.size, float(arr.mean())
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return Estimate(
+        scale * p, scale * math.sqrt(p * (1 - p) / n), (scale * (centre - half), scale * (centre + half)), n=n
+    )
+
+
 def bootstrap(
     statistic: Callable[[np.ndarray], Any], n: int, rounds: int = 1000, seed: int = 0
 ) -> np.ndarray:

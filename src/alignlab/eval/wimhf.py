@@ -23,7 +23,7 @@ import torch
 
 from alignlab.eval.feedback_metrics import fit_probe
 from alignlab.eval.registry import MetricError, register_metric
-from alignlab.eval.uncertainty import MetricResult, mean_estimate
+from alignlab.eval.uncertainty import MetricResult, proportion_estimate
 
 
 def train_sae(
@@ -121,6 +121,6 @@ def wimhf(
         features.append(entry)
     return MetricResult(
         "wimhf",
-        {"probe_accuracy": mean_estimate(correct, 100.0)},
+        {"probe_accuracy": proportion_estimate(correct, 100.0)},
         {"top_features": features, "n_features": n_features, "pairs": n},
     )
