@@ -43,6 +43,7 @@ class Scores:
     ref_token_logps: Tensor | None = None
     token_kl: Tensor | None = None
     token_kl_reverse: Tensor | None = None
+    token_logps_ref_support: Tensor | None = None
     token_entropy: Tensor | None = None
     token_log_sq_mass: Tensor | None = None
     hidden: Tensor | None = None

@@ -47,6 +47,15 @@ def _kl_policy_ref(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Te
     return (logp.exp() * (logp - ref_logp)).sum(-1)
 
 
+def _logp_on_ref_support(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Tensor:
+    """log π(y_t) − log Σ_{v ∈ S} π(v), S = the tokens the reference gives non-zero probability, and y_t."""
+    assert ref_logp is not None
+    allowed = torch.isfinite(ref_logp).scatter(-1, targets[:, None], True)
+    mass = torch.logsumexp(logp.masked_fill(~allowed, float("-inf")), -1)
+    # every token allowed: the mass is exactly 1 (logp is a log-softmax), not 1 up to round-off
+    return _target_logp(logp, targets, None) - torch.where(allowed.all(-1), torch.zeros_like(mass), mass)
+
+
 TOKEN_STATISTICS: dict[str, TokenStatistic] = {
     s.name: s
     for s in (
@@ -73,6 +82,14 @@ TOKEN_STATISTICS: dict[str, TokenStatistic] = {
             "token_kl_reverse",
             _kl_policy_ref,
             "per-token KL(π_θ ‖ π_ref) over the full vocabulary (the RLHF penalty's direction)",
+            needs_reference=True,
+        ),
+        TokenStatistic(
+            "token_logps_ref_support",
+            _logp_on_ref_support,
+            "per-token policy log-probs renormalised over the tokens the reference gives non-zero probability "
+            "(NLPO: the reference is the masking policy, whose head keeps its top-p nucleus); the taken token "
+            "always counts as allowed",
             needs_reference=True,
         ),
     )

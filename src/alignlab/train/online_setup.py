@@ -121,6 +121,10 @@ def source_class(plan: RolloutPlan) -> type[RolloutSource]:
         from alignlab.train.rollout_quark import QuarkSource
 
         return QuarkSource
+    if plan.source == "nlpo":
+        from alignlab.train.rollout_nlpo import NLPOSource
+
+        return NLPOSource
     if plan.source != "rollouts":
         raise ConfigError(f"unknown rollout source '{plan.source}' (expected rollouts or quark_pool)")
     return RolloutSource
@@ -140,13 +144,19 @@ def _bind(source: RolloutSource, context: Any) -> None:
         reference = make_reference(config, context.policy, context.callbacks, source.note)
     if plan.needs_values:
         attach_value_head(context.policy, source.note)
+    if plan.source == "nlpo":
+        if settings.sampler.backend != "hf" or context.reference is None or context.reference.adapters_off:
+            raise ConfigError(
+                "nlpo samples through the hf sampler (online.sampler.backend: hf) and keeps its masking "
+                "policy as a full frozen copy of the policy (no model.lora)"
+            )
     checkpoints = config.run_dir / "checkpoints"
     try:
         source.bind(
             context.tokenizer,
             build_sampler(settings, context.policy, context.tokenizer),
             build_online_judge(settings),
-            RolloutScorer(context, reference),
+            RolloutScorer(context, reference, masked=plan.source == "nlpo"),
             policy=context.unwrapped_policy,
             reference=lambda: (
                 reference.model if reference is not None and not reference.adapters_off else None
@@ -154,6 +164,8 @@ def _bind(source: RolloutSource, context: Any) -> None:
             note=source.note,
             last_checkpoint=lambda: latest_checkpoint(checkpoints),
         )
+        if plan.source == "nlpo":  # the trainer's reference slot becomes the masking policy π_ψ
+            source.attach_mask_model(context.reference.model, context.tokenizer)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -175,8 +187,10 @@ class RolloutScorer:
     log-probs (and a critic's values), and one over the reference for its log-probs. With ``want_old``
     False and no values the policy pass is skipped (the mask is the completions' lengths)."""
 
-    def __init__(self, context: Any, reference: Reference | None):
-        self.context, self.reference = context, reference
+    def __init__(self, context: Any, reference: Reference | None, masked: bool = False):
+        # masked (NLPO): the sampling policy's log-probs on the masking policy's nucleus (the trainer's
+        # reference slot holds the masking policy), the support the sampler drew from
+        self.context, self.reference, self.masked = context, reference, masked
 
     @torch.no_grad()
     def __call__(
@@ -193,16 +207,22 @@ class RolloutScorer:
         out: dict[str, list[Tensor]] = {"old_logps": [], "mask": [], "ref_logps": [], "old_values": []}
         size = 4 * (tc.micro_batch_size or max(1, len(groups)))
         scorer = c.accelerator.unwrap_model(c.scorer)
-        needs = frozenset({"token_logps"} | ({"token_values"} if want_values else set()))
+        needs = frozenset(
+            {"token_logps"}
+            | ({"token_values"} if want_values else set())
+            | ({"token_logps_ref_support"} if self.masked else set())
+        )
+        support = c.reference if self.masked else None
         for start in range(0, len(groups), size):
             chunk = groups[start : start + size]
             batch = make_batch(records, chunk, c.layout, tc.tokens_per_row, c.pad_id).to(c.device)
             out["mask"].append(_length_mask(chunk, width))
             if want_old or want_values:
                 with c.accelerator.autocast():
-                    scores = scorer(batch, needs, None, None)
+                    scores = scorer(batch, needs, support, None)
             if want_old:
-                out["old_logps"].append(_pad(scores.token_logps, width))
+                old = scores.token_logps_ref_support if self.masked else scores.token_logps
+                out["old_logps"].append(_pad(old, width))
             if want_values:
                 out["old_values"].append(_pad(scores.extra["token_values"], width))
             if want_reference:

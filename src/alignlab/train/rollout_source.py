@@ -199,7 +199,7 @@ class RolloutSource:
         rows = [self.rows[i] for i in chosen]
         prompt_ids = [self.prompt_ids[i] for i in chosen]
         # 2. sample n completions per prompt
-        self.sampler.sync(self.policy())
+        self.sampler.sync(self.sampling_model())
         params = settings.sampling.model_copy(update={"seed": self._sampling_seed()})
         rollouts = self.sampler.sample(prompt_ids, params)
         sampled = time.perf_counter()
@@ -260,6 +260,10 @@ class RolloutSource:
         the sampling policy's log-probs: the old-log-prob pass is skipped (π_old = π_θ, detached)."""
         kl_in_reward = self.kl.coef > 0 or self.kl.adaptive is not None or self.kl_control.value > 0
         return self.settings.steps_per_rollout == 1 and not kl_in_reward
+
+    def sampling_model(self) -> Any:
+        """What the sampler draws from: the policy (NLPO: the policy restricted to its masking nucleus)."""
+        return self.policy()
 
     def _sampling_seed(self) -> int:
         return (self.seed * 1_000_003 + self.refreshes * 7_919 + self.settings.sampling.seed) % (2**31)
