@@ -20,7 +20,10 @@ small, large, ...) over ``--repeats`` so contention on a shared machine hits bot
   peak memory is the parent's and the largest worker's.
 
 Printed: records/s and peak MiB per operation and size; the ratio of peak memory large/small (target
-≤ 1.2) and the tokenisation speed-up of N processes over 1, both from this run; and the load average.
+≤ 1.2) and the tokenisation speed-up of N processes over 1 (on the records/s after the workers'
+start-up, when the first chunk is back), both from this run; and the load average. ``--tokenize-records``
+sets tokenisation's sizes apart (it is the slowest step: a 1M-record run takes tens of minutes per
+process count on a small machine).
 """
 
 from __future__ import annotations
@@ -123,12 +126,21 @@ def run_op(op: str, file: str, procs: int, tokenizer: str, out: str) -> dict:
         from alignlab.data.stream import tokenize_stream
 
         n = tokens = 0
+        first = None
         for groups, report in tokenize_stream(iter_records(file), tokenizer, num_proc=procs):
+            if first is None:  # the workers are up and the first chunk is back: steady state from here
+                first = (time.perf_counter(), report.records)
             n += report.records
             tokens += sum(g.num_tokens for g in groups)
     else:
         raise SystemExit(f"unknown --op {op}")
     seconds = time.perf_counter() - start
+    steady = {}
+    if op == "tokenize" and first is not None and n > first[1]:
+        steady = {
+            "startup_s": round(first[0] - start, 2),
+            "steady_records_per_s": round((n - first[1]) / (time.perf_counter() - first[0]), 1),
+        }
     return {
         "op": op,
         "procs": procs,
@@ -137,6 +149,7 @@ def run_op(op: str, file: str, procs: int, tokenizer: str, out: str) -> dict:
         "records_per_s": round(n / seconds, 1),
         "peak_mib": round(own_peak_mib(), 1),
         "peak_worker_mib": round(workers.stop(), 1),
+        **steady,
     }
 
 
@@ -153,6 +166,12 @@ def measure(op: str, file: Path, procs: int, tokenizer: str, work: Path) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="the large size (small = 1/10)")
+    parser.add_argument(
+        "--tokenize-records",
+        type=int,
+        default=None,
+        help="the large size for tokenisation (default: --records; small = 1/10)",
+    )
     parser.add_argument("--ops", default="validate,convert,tokenize")
     parser.add_argument("--procs", default="1,2", help="tokenisation process counts (0 = in-process)")
     parser.add_argument("--repeats", type=int, default=1)
@@ -170,13 +189,18 @@ def main() -> None:
     from alignlab.models.tiny import tiny_tokenizer
 
     sizes = [args.records // 10, args.records]
+    token_sizes = (
+        [n // 10 for n in [args.tokenize_records]] + [args.tokenize_records]
+        if args.tokenize_records
+        else sizes
+    )
     procs = [int(p) for p in args.procs.split(",")]
     with tempfile.TemporaryDirectory(prefix="data-bench-") as tmp:
         work = Path(tmp)
         tokenizer_dir = work / "tokenizer"
         tiny_tokenizer().save_pretrained(tokenizer_dir)
         files = {}
-        for n in sizes:
+        for n in sorted(set(sizes + token_sizes)):
             files[n] = work / (f"synthetic-{n}.jsonl" + (".gz" if args.gz else ""))
             start = time.perf_counter()
             write_synthetic(files[n], n)
@@ -190,7 +214,7 @@ def main() -> None:
         load_before = os.getloadavg()
         for _ in range(args.repeats):
             for op, p in plan:
-                for n in sizes:  # small then large, back to back: the same contention for both
+                for n in token_sizes if op == "tokenize" else sizes:  # small then large, back to back
                     r = measure(op, files[n], p, str(tokenizer_dir), work)
                     results.setdefault((op, p, n), []).append(r)
                     print(json.dumps(r), file=sys.stderr)
@@ -202,26 +226,32 @@ def main() -> None:
     rows = []
     for op, p in plan:
         row = {"op": op, "procs": p if op == "tokenize" else None}
-        for n in sizes:
+        op_sizes = token_sizes if op == "tokenize" else sizes
+        row["sizes"] = op_sizes
+        for n in op_sizes:
             row[f"records_per_s@{n}"] = med(op, p, n, "records_per_s")
             row[f"peak_mib@{n}"] = med(op, p, n, "peak_mib")
             if op == "tokenize" and p > 0:
                 row[f"peak_worker_mib@{n}"] = med(op, p, n, "peak_worker_mib")
+            if op == "tokenize" and all("steady_records_per_s" in r for r in results[(op, p, n)]):
+                row[f"steady_records_per_s@{n}"] = med(op, p, n, "steady_records_per_s")
+                row[f"startup_s@{n}"] = med(op, p, n, "startup_s")
         row["peak_ratio_large_over_small"] = round(
-            row[f"peak_mib@{sizes[1]}"] / row[f"peak_mib@{sizes[0]}"], 3
+            row[f"peak_mib@{op_sizes[1]}"] / row[f"peak_mib@{op_sizes[0]}"], 3
         )
         if op == "tokenize" and p > 0:
-            worker = [row[f"peak_worker_mib@{n}"] for n in sizes]
+            worker = [row[f"peak_worker_mib@{n}"] for n in op_sizes]
             row["worker_peak_ratio"] = round(worker[1] / worker[0], 3)
         rows.append(row)
     one = [r for r in rows if r["op"] == "tokenize" and r["procs"] == 1]
     for r in rows:
         if one and r["op"] == "tokenize":
-            r["speedup_over_1_proc"] = round(
-                r[f"records_per_s@{sizes[1]}"] / one[0][f"records_per_s@{sizes[1]}"], 2
-            )
+            key = f"steady_records_per_s@{token_sizes[1]}"
+            key = key if key in r and key in one[0] else f"records_per_s@{token_sizes[1]}"
+            r["speedup_over_1_proc"] = round(r[key] / one[0][key], 2)
     summary = {
         "sizes": sizes,
+        "tokenize_sizes": token_sizes,
         "cpus": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
@@ -231,14 +261,19 @@ def main() -> None:
         print(json.dumps(summary, indent=1))
         return
     print(
-        f"sizes {sizes[0]} and {sizes[1]} records; {os.cpu_count()} CPUs; load average before "
+        f"sizes {sizes[0]} and {sizes[1]} records (tokenise: {token_sizes[0]} and {token_sizes[1]}); {os.cpu_count()} CPUs; load average before "
         f"{summary['loadavg_before']}, after {summary['loadavg_after']}"
     )
     for r in rows:
         name = r["op"] + (f" ({r['procs']} proc)" if r["procs"] is not None else "")
-        speeds = ", ".join(f"{r[f'records_per_s@{n}']:.0f}/s @ {n}" for n in sizes)
-        peaks = ", ".join(f"{r[f'peak_mib@{n}']:.0f} MiB @ {n}" for n in sizes)
+        speeds = ", ".join(f"{r[f'records_per_s@{n}']:.0f}/s @ {n}" for n in r["sizes"])
+        peaks = ", ".join(f"{r[f'peak_mib@{n}']:.0f} MiB @ {n}" for n in r["sizes"])
         extra = f"; workers {r['worker_peak_ratio']}x" if "worker_peak_ratio" in r else ""
+        big = r["sizes"][1]
+        if f"steady_records_per_s@{big}" in r:
+            extra += (
+                f"; after start-up ({r[f'startup_s@{big}']:.0f} s) {r[f'steady_records_per_s@{big}']:.0f}/s"
+            )
         extra += f"; speed-up over 1 proc {r['speedup_over_1_proc']}x" if "speedup_over_1_proc" in r else ""
         print(f"  {name:18s} {speeds}; peak {peaks}; large/small {r['peak_ratio_large_over_small']}x{extra}")
 

@@ -133,3 +133,28 @@ def test_tokenize_stream_across_two_processes_equals_one(tmp_path):
         for g in part
     ]
     assert two == one
+
+
+def _pairs_of_ratings(records):
+    return ratings_to_pairs(records, aspect="q", strategy="all").records
+
+
+def test_map_records_over_a_datasets_map_with_two_processes_equals_the_direct_call():
+    import datasets
+
+    from alignlab.data.stream import map_records, records_of
+
+    records = [
+        Record(
+            prompt=f"p{i}",
+            completions=["a", "b", "c"],
+            scores=[{"q": float((i + j) % 3)} for j in range(3)],
+            id=f"r{i}",
+        )
+        for i in range(24)
+    ]
+    dataset = datasets.Dataset.from_list([r.to_dict() for r in records])
+    direct = [r.to_dict() for r in _pairs_of_ratings(records)]
+    for num_proc in (None, 2):
+        mapped = map_records(dataset, _pairs_of_ratings, num_proc=num_proc, batch_size=5)
+        assert [r.to_dict() for r in records_of(mapped)] == direct

@@ -368,3 +368,48 @@ def test_trees_cli_writes_paths_and_reports_bad_rows(tmp_path):
     result = _cli("data", "trees", str(src), str(out), "--mode", "best", "--strict")
     assert result.returncode == 1 and f"{src}:4" in result.stdout  # the bad row, named; --strict fails
     assert [r.completions for r in read_records(out)] == [["hello"]]
+
+
+def test_jury_with_three_judges_escalates_only_what_they_disagree_on():
+    from alignlab.judges.rules import RuleJudge
+    from alignlab.recipes.curation.label import jury_labels
+
+    judges = [RuleJudge(lambda p, c, k=k: float(len(c) >= k)) for k in (3, 3, 6)]  # votes: len >= 3, 3, 6
+    records = [Record(prompt="p", completions=["ok", "longer text", "four"])]
+    (out,), escalated = jury_labels(judges, records)
+    assert out.labels == [False, True, True]  # unanimous no, unanimous yes, 2 of 3 yes
+    assert [v["escalate"] for v in out.meta["jury"]] == [False, False, True] and escalated == [True]
+    (relaxed,), _ = jury_labels(judges, records, min_agreement=0.6)
+    assert [v["escalate"] for v in relaxed.meta["jury"]] == [False, False, False]
+
+
+def test_label_cli_jury_mode_escalates_split_votes(tmp_path):
+    rules = tmp_path / "rules.py"
+    rules.write_text(
+        "def at_least(k):\n    return lambda p, c: float(len(c) >= k)\nlong3 = at_least(3)\nlong6 = at_least(6)\n"
+    )
+    juror = lambda name: json.dumps({"name": "rule", "function": f"{rules}:{name}"})  # noqa: E731
+    src = tmp_path / "in.jsonl"
+    write_records(
+        [Record(prompt="p", completions=["ok", "longer text"]), Record(prompt="q", completions=["four"])], src
+    )
+    out, esc = tmp_path / "out.jsonl", tmp_path / "escalate.jsonl"
+    result = _cli(
+        "data",
+        "label",
+        str(src),
+        str(out),
+        "--mode",
+        "jury",
+        "--jury",
+        juror("long3"),
+        "--jury",
+        juror("long3"),
+        "--jury",
+        juror("long6"),
+        "--escalate-out",
+        str(esc),
+    )
+    assert result.returncode == 0, result.stderr
+    assert [r.labels for r in read_records(out)] == [[False, True], [True]]
+    assert [r.prompt for r in read_records(esc)] == ["q"]  # only "four" split the jury (2 yes, 1 no)

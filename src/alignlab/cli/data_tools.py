@@ -89,10 +89,19 @@ def tools(as_json: bool = typer.Option(False, "--json", help="print the list as 
 def label(
     source: str = typer.Argument(..., metavar="IN"),
     out: Path = typer.Argument(..., metavar="OUT"),
-    judge: str = typer.Option(
-        ..., "--judge", help='a judge name or JSON spec, e.g. \'{"name": "rlaif", "path": "tiny:llama"}\''
+    judge: str | None = typer.Option(
+        None, "--judge", help='a judge name or JSON spec, e.g. \'{"name": "rlaif", "path": "tiny:llama"}\''
     ),
-    mode: str = typer.Option("pairs", "--mode", help="pairs (both orders, averaged) or scores"),
+    mode: str = typer.Option("pairs", "--mode", help="pairs (both orders, averaged), scores, or jury"),
+    jury: list[str] = typer.Option(
+        [], "--jury", help="jury mode (aegis_jury): one judge spec per juror (repeat)"
+    ),
+    vote_threshold: float = typer.Option(
+        0.5, "--vote-threshold", help="jury: score >= this votes acceptable"
+    ),
+    escalate_out: Path | None = typer.Option(
+        None, "--escalate-out", help="jury: write the records it split on"
+    ),
     principle: list[str] = typer.Option(
         [], "--principle", help="SALMON: put these principles in front of each prompt"
     ),
@@ -104,25 +113,23 @@ def label(
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """Label IN with an AI judge (pairs: position-swapped and averaged; scores: per completion). Resumable."""
+    """Label IN with AI judges (pairs: position-swapped and averaged; scores; jury: majority of several,
+    splits escalated). Resumable."""
     from alignlab.recipes.curation.label import label_file
 
-    built, spec = _build_judge(judge)
+    if mode == "jury":
+        if not jury:
+            _fail("--mode jury needs --jury SPEC for each juror")
+        jurors = [_build_judge(j) for j in jury]
+        built, spec = [b for b, _ in jurors], [s for _, s in jurors]
+    else:
+        if judge is None:
+            _fail(f"--mode {mode} needs --judge")
+        built, spec = _build_judge(judge)
     report = _run(
-        label_file,
-        source,
-        out,
-        built,
-        spec,
-        mode,
-        format,
-        to_format,
-        split,
-        skip_bad,
-        batch_size,
-        resume,
-        principle,
-    )
+        label_file, source, out, built, spec, mode, format, to_format, split, skip_bad, batch_size, resume,
+        principle, vote_threshold, escalate_out,
+    )  # fmt: skip
     _finish(report, out, strict)
 
 

@@ -133,3 +133,49 @@ def merge_reports(reports: Iterable[TokenizeReport]) -> TokenizeReport:
             examples = total.dropped_examples.setdefault(reason, [])
             examples += r.dropped_examples.get(reason, [])[: 5 - len(examples)]
     return total
+
+
+# ------------------------------------------------------------------ scale-out over a `datasets` map
+def _map_batch(batch: dict[str, list[Any]], fn: Any, where: str) -> dict[str, list[str]]:
+    import json
+
+    from alignlab.data.formats import get_format
+
+    columns = list(batch)
+    rows = [
+        {c: batch[c][i] for c in columns if batch[c][i] is not None} for i in range(len(batch[columns[0]]))
+    ]
+    records = []
+    for outcome in get_format("alignlab").to_records((f"{where}:row {i}", r) for i, r in enumerate(rows)):
+        if not isinstance(outcome, Record):
+            raise outcome if isinstance(outcome, Exception) else ValueError(str(outcome))
+        records.append(outcome)
+    return {"record": [json.dumps(r.to_dict(), ensure_ascii=False) for r in fn(records)]}
+
+
+def map_records(
+    dataset: Any, fn: Any, num_proc: int | None = None, batch_size: int = 1000, where: str = "dataset"
+) -> Any:
+    """Run ``fn(list[Record]) -> list[Record]`` over a ``datasets.Dataset`` of alignlab rows with
+    ``Dataset.map(batched=True, num_proc=...)``: each worker decodes its batch into records, runs ``fn``
+    and returns one JSON text column ``record`` (a schema that never varies between batches). Read the
+    result with :func:`records_of`. ``fn`` sees one batch at a time, so it must be a per-record tool
+    (conversions, labelling, relabelling), not a selector that compares the whole pool.
+    """
+    return dataset.map(
+        _map_batch,
+        batched=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        remove_columns=dataset.column_names,
+        fn_kwargs={"fn": fn, "where": where},
+        desc=getattr(fn, "__name__", "alignlab tool"),
+    )
+
+
+def records_of(mapped: Any) -> Iterator[Record]:
+    """The records a :func:`map_records` result holds, in order."""
+    import json
+
+    for i, text in enumerate(mapped["record"]):
+        yield Record.from_dict(json.loads(text), f"mapped row {i}")

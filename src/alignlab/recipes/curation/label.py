@@ -61,10 +61,17 @@ def judge_both_orders(judge: Judge, records: Sequence[Record]) -> tuple[list[flo
 
 
 def label_records(
-    judge: Judge, records: Sequence[Record], mode: str = "pairs", principles: Sequence[str] = ()
+    judge: Any,
+    records: Sequence[Record],
+    mode: str = "pairs",
+    principles: Sequence[str] = (),
+    vote_threshold: float = 0.5,
 ) -> Labelled:
-    """Label ``records`` (all usable for ``mode``) with ``judge``; see the module docstring."""
-    if mode == "pairs":
+    """Label ``records`` (all usable for ``mode``) with ``judge`` (a list of judges for ``jury``)."""
+    if mode == "jury":
+        out, _ = jury_labels(judge, records, vote_threshold)
+        p_ab = p_ba = []
+    elif mode == "pairs":
         p_ab, p_ba = judge_both_orders(judge, records)
         out = label_pairs(records, p_ab, p_ba)
     elif mode == "scores":
@@ -80,12 +87,45 @@ def label_records(
             at += r.k
         p_ab = p_ba = []
     else:
-        raise ValueError(f"label mode must be 'pairs' or 'scores', got {mode!r}")
+        raise ValueError(f"label mode must be 'pairs', 'scores' or 'jury', got {mode!r}")
     if principles:
         from alignlab.judges.principles import principle_records
 
         out = principle_records(out, principles)
     return Labelled(out, p_ab, p_ba)
+
+
+def jury_labels(
+    judges: Sequence[Judge], records: Sequence[Record], threshold: float = 0.5, min_agreement: float = 1.0
+) -> tuple[list[Record], list[bool]]:
+    """``aegis_jury`` with real judges: each judge votes per completion (its score ≥ ``threshold``:
+    acceptable), the label is the majority, and a completion the jury does not agree on is escalated
+    (:func:`alignlab.data.label.jury.jury_verdicts`). Returns the records with ``labels`` (None for an
+    escalated tie is not allowed in records, so ties are labelled False) and ``meta["jury"]`` (votes,
+    share, escalate per completion), and per record whether any completion was escalated."""
+    from alignlab.data.label.jury import jury_verdicts
+
+    prompts = [r.prompt for r in records for _ in r.completions]
+    completions = [c for r in records for c in r.completions]
+    votes = [
+        [
+            float(v) >= threshold
+            for v in j.score(prompts, completions).reshape(len(completions), -1)[:, 0].tolist()
+        ]
+        for j in judges
+    ]
+    verdicts = jury_verdicts([[v[i] for v in votes] for i in range(len(completions))], min_agreement)
+    out, escalated, at = [], [], 0
+    for r in records:
+        mine = verdicts[at : at + r.k]
+        at += r.k
+        meta = {
+            **r.meta,
+            "jury": [{"votes": v.votes, "share": round(v.share, 4), "escalate": v.escalate} for v in mine],
+        }
+        out.append(dataclasses.replace(r, labels=[bool(v.label) for v in mine], meta=meta))
+        escalated.append(any(v.escalate for v in mine))
+    return out, escalated
 
 
 def usable(record: Record, mode: str) -> str | None:
@@ -107,6 +147,8 @@ def label_file(
     batch_size: int = 32,
     resume: bool = False,
     principles: Sequence[str] = (),
+    vote_threshold: float = 0.5,
+    escalate_out: str | os.PathLike | None = None,
 ) -> RunReport:
     """Label ``source`` into ``out`` (resumable); returns the run report (agreement in ``extra``)."""
     report = RunReport(f"label ({mode})", LoadReport(source))
@@ -116,6 +158,7 @@ def label_file(
         "split": split,
         "skip_bad": skip_bad,
         "principles": list(principles),
+        "vote_threshold": vote_threshold,
     }
     state = {
         "input": str(source),
@@ -129,7 +172,7 @@ def label_file(
 
     def flush() -> None:
         if batch:
-            for record in label_records(judge, batch, mode, principles).records:
+            for record in label_records(judge, batch, mode, principles, vote_threshold).records:
                 parts.add(record)
             parts.commit()
             batch.clear()
@@ -175,10 +218,17 @@ def label_file(
             symmetric_preference(p_ab, p_ba), previous, p_ab, p_ba
         ).to_dict()
         report.extra["ties"] = int(np.sum([r.ranking == [0, 0] for r in records]))
+    if mode == "jury":
+        from alignlab.data.io import iter_records
+
+        escalated = [r for r in iter_records(out) if any(v["escalate"] for v in r.meta["jury"])]
+        report.extra["escalated_records"] = len(escalated)
+        if escalate_out is not None:
+            write_records(escalated, escalate_out)
     write_sidecar(
         out,
         "alignlab data label",
-        "rlaif_labeler" if mode == "pairs" else f"label ({mode})",
+        {"pairs": "rlaif_labeler", "jury": "aegis_jury"}.get(mode, f"label ({mode})"),
         parameters,
         [source],
         {"judge": _judge_id(judge_spec, judge)},
