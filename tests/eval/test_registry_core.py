@@ -15,7 +15,12 @@ from alignlab.eval.uncertainty import Estimate, differs, verdict
 def test_every_metric_has_a_paper_and_known_inputs():
     specs = all_metrics()
     names = {s.name for s in specs}
-    assert {"winrate", "ece", "rewardbench"} <= names
+    assert names >= {  # every block of METHODS.md section K
+        "winrate", "lc_winrate", "elo_bt", "varco_arena", "rewardbench", "ece", "overopt_curves",
+        "daa_overopt_curves", "ches", "likelihood_displacement", "token_distribution_shift",
+        "topk_overopt_indicators", "just_eval_instruct", "rating_ranking_consistency", "rlhf_diversity_metrics",
+        "wimhf", "multimodel_separability",
+    }  # fmt: skip
     for spec in specs:
         assert spec.paper and spec.summary, spec.name
         assert spec.describe()["inputs"] == spec.inputs
@@ -36,6 +41,11 @@ def test_winrate_alpaca_eval_hand_table():
     assert result["win_rate"].value == pytest.approx(62.5)
     assert result["win_rate"].se == pytest.approx(100 * p.std(ddof=1) / 2)
     assert result.details["ties"] == 1
+    assert result.details["verdict"] == "not distinguishable"  # [15.6, 100] contains 50
+    assert (
+        run_metric("winrate", verdicts=[1.0] * 30 + [0.0] * 5).details["verdict"]
+        == "model better than baseline"
+    )
 
 
 def test_winrate_invalid_verdicts_are_reported_by_record():

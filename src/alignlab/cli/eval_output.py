@@ -25,6 +25,16 @@ def print_results(title: str, results: dict[str, Any], notes: list[str]) -> None
                 name, key, est.format(4), f"[{lo:.4g}, {hi:.4g}]", "" if est.n is None else str(est.n)
             )
     console.print(table)
+    for name, result in results.items():
+        if "verdict" in result.details:
+            console.print(f"{name}: {result.details['verdict']} (95% interval against 50)", highlight=False)
+        for c in result.details.get("comparisons", []):
+            lo, hi = c["ci95"]
+            says = "different" if c["different"] else "not distinguishable"
+            console.print(
+                f"{name}: {c['higher']} − {c['lower']} = {c['difference']:.4g} [{lo:.4g}, {hi:.4g}]: {says}",
+                highlight=False,
+            )
     for line in notes + [n for r in results.values() for n in r.notes]:
         console.print(f"note: {line}", highlight=False)
 

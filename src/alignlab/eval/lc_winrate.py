@@ -35,7 +35,7 @@ import numpy as np
 from alignlab.eval.glm import fit_l1_logistic, fit_l1_logistic_cv, sigmoid
 from alignlab.eval.inputs import check_range, check_texts
 from alignlab.eval.registry import MetricError, register_metric
-from alignlab.eval.uncertainty import Estimate, MetricResult, bootstrap, mean_estimate, percentile_ci
+from alignlab.eval.uncertainty import Estimate, MetricResult, against, bootstrap, mean_estimate, percentile_ci
 
 
 def length_features(model_outputs: Sequence[str], baseline_outputs: Sequence[str]) -> np.ndarray:
@@ -163,6 +163,7 @@ def lc_winrate(
             "glm_preferences": lc_p.tolist(),
             "length_curve": length_curve(delta, raw, lc_p),
             "gamed_sets": len(gamed or []),
+            "verdict": against(lc, 50.0, "model better than baseline", "baseline better than model"),
         },
         notes,
     )

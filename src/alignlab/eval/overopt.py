@@ -68,6 +68,7 @@ def fit_form(d: np.ndarray, gain: np.ndarray, form: str) -> dict[str, Any]:
         "peak_d": peak,
         "peak_d_se": peak_se,
         "r2": 1 - float(resid @ resid) / total if total > 0 else float("nan"),
+        "points": len(d),
     }
 
 
@@ -109,9 +110,9 @@ def overopt_curves(
     d = np.sqrt(kl_arr)
     fit = fit_form(d, gain, form)
     estimates = {
-        "alpha": Estimate(fit["alpha"], fit["alpha_se"], n=len(d)),
-        "beta": Estimate(fit["beta"], fit["beta_se"], n=len(d)),
-        "peak_sqrt_kl": Estimate(fit["peak_d"], fit["peak_d_se"], n=len(d)),
+        "alpha": Estimate(fit["alpha"], fit["alpha_se"], n=fit["points"]),
+        "beta": Estimate(fit["beta"], fit["beta_se"], n=fit["points"]),
+        "peak_sqrt_kl": Estimate(fit["peak_d"], fit["peak_d_se"], n=fit["points"]),
     }
     order = np.argsort(d)
     details: dict[str, Any] = {

@@ -122,6 +122,12 @@ def differs(a: Estimate, b: Estimate) -> bool:
     return ahi < blo or bhi < alo
 
 
+def against(estimate: Estimate, null: float, higher: str, lower: str) -> str:
+    """``higher`` or ``lower`` when the 95% interval of ``estimate`` excludes ``null``, else 'not distinguishable'."""
+    lo, hi = estimate.interval
+    return higher if lo > null else lower if hi < null else "not distinguishable"
+
+
 def verdict(difference: Estimate, null: float = 0.0) -> str:
     """'higher', 'lower' or 'not distinguishable' from an estimate of a difference and its interval."""
     lo, hi = difference.interval

@@ -20,7 +20,7 @@ import numpy as np
 
 from alignlab.eval.inputs import check_range, invalid_report
 from alignlab.eval.registry import MetricError, register_metric
-from alignlab.eval.uncertainty import MetricResult, mean_estimate
+from alignlab.eval.uncertainty import MetricResult, against, mean_estimate
 
 
 @dataclass
@@ -105,13 +105,20 @@ def winrate(
         invalid_report("verdicts", bad, len(values), "raise", notes)
         values = np.where(values == 0, 1.5, values) - 1.0
     result = win_rate(values.tolist())
+    rate = mean_estimate(values, 100.0, (0.0, 100.0))
     discrete = np.array([0.0 if v < 1 / 3 else 1.0 if v > 2 / 3 else 0.5 for v in values])
     return MetricResult(
         "winrate",
         {
-            "win_rate": mean_estimate(values, 100.0, (0.0, 100.0)),
+            "win_rate": rate,
             "discrete_win_rate": mean_estimate(discrete, 100.0, (0.0, 100.0)),
         },
-        {"wins": result.wins, "ties": result.ties, "losses": result.losses, "n": result.n},
+        {
+            "wins": result.wins,
+            "ties": result.ties,
+            "losses": result.losses,
+            "n": result.n,
+            "verdict": against(rate, 50.0, "model better than baseline", "baseline better than model"),
+        },
         notes,
     )
