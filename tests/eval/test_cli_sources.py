@@ -143,3 +143,34 @@ def test_model_diagnostics_and_arena_from_the_cli(tmp_path, capsys, monkeypatch)
     arena = json.loads(capsys.readouterr().out)["metrics"]["varco_arena"]
     assert arena["details"]["ranking"] == ["long", "mid", "short"]
     assert arena["details"]["matches_per_prompt"] == [2] * 20
+
+
+def test_policies_generates_with_the_sampler_and_judges(tmp_path, capsys, monkeypatch):
+    from alignlab.generation import SamplingParams, build_sampler
+
+    monkeypatch.chdir(tmp_path)
+    models = {}
+    for name, seed in (("a", 0), ("b", 1)):
+        m, tok = tiny_model("llama", seed=seed)
+        m.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+        models[name] = m
+    prompts = [f"tell me {w}" for w in ("one", "two", "three", "four", "five")]
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    (tmp_path / "rules.py").write_text("def chars(prompt, completion):\n    return len(completion) / 20\n")
+    main(["eval", "policies", "--model", "a", "--baseline", "b", "--prompts", "prompts.jsonl", "--metric", "winrate",
+          "--judge", "{name: rule, function: rules.py:chars}", "--max-new-tokens", "6", "--out", "v.jsonl",
+          "--on-invalid", "skip", "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
+    # The same samples drawn here through alignlab.generation (model seed 0, baseline seed 1).
+    drawn = {}
+    for name, seed in (("a", 0), ("b", 1)):
+        params = SamplingParams(n=1, max_new_tokens=6, temperature=1.0, seed=seed)
+        drawn[name] = [r.text for r in build_sampler("hf", models[name], tok).sample(prompts, params)]
+    kept = [i for i in range(5) if drawn["a"][i].strip() and drawn["b"][i].strip()]
+    assert [r["output"] for r in rows] == [drawn["a"][i] for i in kept]
+    assert [r["baseline_output"] for r in rows] == [drawn["b"][i] for i in kept]
+    p = [1 / (1 + np.exp(-(len(drawn["a"][i]) - len(drawn["b"][i])) / 20)) for i in kept]
+    assert [r["verdict"] for r in rows] == pytest.approx(p)
+    assert out["metrics"]["winrate"]["estimates"]["win_rate"]["value"] == pytest.approx(100 * np.mean(p))

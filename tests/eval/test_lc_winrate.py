@@ -123,3 +123,9 @@ def test_simulated_annotators_length_bias_is_removed():
     p = judge.prefer_many(prompts, model, base).numpy()
     better = run_metric("lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, rounds=100)
     assert better["lc_win_rate"].interval[0] > 55  # half the prompts at σ(w_correct) = 0.73, half at ½
+
+
+def test_baseline_against_itself_is_fifty():
+    outputs = [f"answer {'x' * i}" for i in range(12)]
+    result = run_metric("lc_winrate", verdicts=[0.5] * 12, model_outputs=outputs, baseline_outputs=outputs)
+    assert result["lc_win_rate"].value == 50.0

@@ -111,7 +111,7 @@ def figures_for(name: str, result: MetricResult) -> list[str]:
         )
     if "ratings" in d:
         out.append(elo_figure(d["ratings"]))
-    if "length_curve" in d:
+    if d.get("length_curve"):
         out.append(length_figure(d["length_curve"]))
     if "d" in d and "gold" in d:
         out.append(overopt_figure(d))

@@ -118,6 +118,14 @@ def lc_winrate(
         raise MetricError(f"lc_winrate needs at least 10 judged instructions to fit its GLM, got {len(p)}")
     model = [model_outputs[i] for i in kept]
     base = [baseline_outputs[i] for i in kept]
+    if model == base:  # the baseline against itself: 50 by construction (AlpacaEval does the same)
+        half = Estimate(50.0, 0.0, (50.0, 50.0), n=len(p))
+        return MetricResult(
+            "lc_winrate",
+            {"lc_win_rate": half, "win_rate": mean_estimate(p, 100.0, (0.0, 100.0))},
+            {"verdict": "not distinguishable", "length_curve": None},
+            notes + ["the model's outputs are the baseline's: LC = 50 by construction"],
+        )
     sdl = length_features(model, base)
     diff = None if difficulty is None else np.asarray(difficulty, dtype=float)[kept]
     x = design(sdl, diff, np.ones(len(p)))

@@ -32,6 +32,7 @@ def singular(name: str) -> str:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of ``path``, each with its line number under the key ``__line__``."""
     path = Path(path)
     if not path.exists():
         raise MetricError(f"{path}: no such file")
@@ -47,6 +48,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             ) from None
         if not isinstance(row, dict):
             raise MetricError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+        row["__line__"] = line_no
         rows.append(row)
     if not rows:
         raise MetricError(f"{path}: no rows")
@@ -67,15 +69,15 @@ def read_columns(path: Path, spec: MetricSpec) -> dict[str, list[Any]]:
         if not fields:
             if required:
                 raise MetricError(
-                    f"{path}:1: missing field '{singular(name)}' (or '{name}'), which metric '{spec.name}' needs; "
-                    f"the row has {', '.join(sorted(rows[0])) or 'no fields'}"
+                    f"{path}:{rows[0]['__line__']}: missing field '{singular(name)}' (or '{name}'), which metric "
+                    f"'{spec.name}' needs; the row has {', '.join(sorted(k for k in rows[0] if k != '__line__')) or 'no fields'}"
                 )
             continue
         field = fields[0]
         values = []
-        for line_no, row in enumerate(rows, 1):
+        for row in rows:
             if field not in row:
-                raise MetricError(f"{path}:{line_no}: missing field '{field}' (line 1 has it)")
+                raise MetricError(f"{path}:{row['__line__']}: missing field '{field}' (the first row has it)")
             values.append(row[field])
         out[name] = values
     return out
