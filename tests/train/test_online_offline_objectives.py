@@ -62,6 +62,15 @@ def test_copg_step_on_rollouts_by_hand(tmp_path, monkeypatch):
     assert {round(t, 6) for t in terms} != {0.0}
     metrics = train_step(trainer.context, batch, 1, lambda: "none")
     assert metrics["loss"] == pytest.approx(np.mean(terms), abs=1e-5)
+    # the live rollout's ratings and ranking travel in the checkpoint (a resumed step sees the same pairs)
+    saved = trainer.source.state_dict()["rollout"]["records"]
+    assert [r["scores"] for r in saved] == [rec.scores for rec in trainer.source.data.records]
+    assert [r["ranking"] for r in saved] == [rec.ranking for rec in trainer.source.data.records]
+    again = setup_trainer(
+        tmp_path / "again", [JUDGE, f"objectives=[{{name: copg, beta: {beta}}}]"], script, monkeypatch
+    )
+    again.source.load_state_dict(trainer.source.state_dict())
+    assert [r.scores for r in again.source.data.records] == [r.scores for r in trainer.source.data.records]
 
 
 def test_a_lol_step_on_rollouts_by_hand(tmp_path, monkeypatch):
