@@ -1,4 +1,6 @@
-"""Every example config validates; the DPO example trains on the real HH-RLHF sample."""
+"""Every example config validates, names data a user can get (a Hub file, data alignlab generates or
+ships: never a path outside the repository) and says what it demonstrates; the DPO example trains on the
+real HH-RLHF sample (the examples name the Hub file it was taken from)."""
 
 from pathlib import Path
 
@@ -31,9 +33,22 @@ def test_example_trains_on_the_hh_sample(name, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     config = load_config(
         REPO / "examples" / f"{name}.yaml",
-        [f"out={tmp_path / name}", "train.steps=3", "data.limit=40", "train.progress=false",
+        [f"out={tmp_path / name}", f"data.train={HH}", "train.steps=3", "data.limit=40", "train.progress=false",
          "train.eval_every=0", f"reference.cache_dir={tmp_path / 'cache'}"],
     )  # fmt: skip
     result = train(config)
     assert result.steps == 3 and result.eval_after is not None
     assert (tmp_path / name / "model" / "config.json").exists()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_names_data_a_user_can_get_and_says_what_it_shows(path):
+    text = path.read_text(encoding="utf-8")
+    assert "../" not in text and "shared/data" not in text  # a user has no ../shared
+    config = load_config(path)
+    source = config.data.train if config.online is None else config.online.prompts
+    assert source.startswith(("hf://datasets/", "builtin:", "sim:")) or (REPO / source).exists(), source
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert header and "alignlab train examples/" in text
+    if config.model.path.startswith("tiny:"):
+        assert "SMOKE RUN" in text  # tiny-model examples say they only exercise the mechanics

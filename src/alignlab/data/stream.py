@@ -127,6 +127,7 @@ def merge_reports(reports: Iterable[TokenizeReport]) -> TokenizeReport:
         total.kept += r.kept
         total.truncated_prompts += r.truncated_prompts
         total.truncated_completions += r.truncated_completions
+        total.completions += r.completions
         total.fallback_chat_rendering += r.fallback_chat_rendering
         for reason, n in r.dropped.items():
             total.dropped[reason] += n

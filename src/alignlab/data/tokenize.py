@@ -62,6 +62,7 @@ class TokenizeReport:
     kept: int = 0
     truncated_prompts: int = 0
     truncated_completions: int = 0
+    completions: int = 0  # completions looked at (the total that truncated_completions is out of)
     dropped: Counter = field(default_factory=Counter)
     dropped_examples: dict[str, list[int]] = field(default_factory=dict)
     fallback_chat_rendering: int = 0
@@ -75,9 +76,11 @@ class TokenizeReport:
     def lines(self) -> list[str]:
         out = [f"{self.kept} of {self.records} records tokenised"]
         if self.truncated_prompts:
-            out.append(f"{self.truncated_prompts} prompts truncated (kept their end; max_prompt_length)")
+            out.append(
+                f"{self.truncated_prompts} of {self.records} prompts truncated (kept their end; max_prompt_length)"
+            )
         if self.truncated_completions:
-            out.append(f"{self.truncated_completions} completions cut at max_length")
+            out.append(f"{self.truncated_completions} of {self.completions} completions cut at max_length")
         for reason, count in self.dropped.items():
             out.append(f"{count} records dropped: {reason} (e.g. records {self.dropped_examples[reason]})")
         if self.fallback_chat_rendering:
@@ -202,6 +205,7 @@ def tokenize_records(
         for text, context in zip(record.completions, contexts):
             ids = encoded_texts[text_index[text]]
             ids = _with_eos(tokenizer, ids) if add_eos else list(ids)
+            report.completions += 1
             budget = truncation.max_length - len(prompt_ids) - len(context)
             if budget <= 0:
                 dropped = "prompt (and context) leave no room for the completion within max_length"

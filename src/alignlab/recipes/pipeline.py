@@ -67,7 +67,8 @@ def train_stage(
             "model": {**MODEL_BASE, **model},
             "data": {**DATA_BASE, "train": str(data)},
             "objectives": objectives,
-            "train": {**TRAIN_BASE, **train, "progress": progress},
+            # threads null: keep the recipe's own thread setting (cpu_threads) rather than train's auto
+            "train": {**TRAIN_BASE, "threads": None, **train, "progress": progress},
             **({"online": online} if online is not None else {}),
         },
     )

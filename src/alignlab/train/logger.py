@@ -85,3 +85,50 @@ class _Advance:
 class _Silent:
     def advance(self, metrics: dict[str, Any]) -> None:
         pass
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as people read a duration: "0.8 s", "42 s", "3 min 05 s", "1 h 02 min"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@contextmanager
+def phase_progress(label: str, total: int, enabled: bool, console: Console | None = None) -> Iterator[Any]:
+    """A transient progress bar for a phase of ``total`` units (``advance(n)``) on stderr, or nothing."""
+    if not enabled:
+        yield _SilentPhase()
+        return
+    bar = Progress(
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("", total=total)
+        yield _PhaseAdvance(bar, task)
+
+
+class _PhaseAdvance:
+    def __init__(self, bar: Progress, task: Any):
+        self.bar, self.task = bar, task
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.update(self.task, advance=n)
+
+
+class _SilentPhase:
+    def advance(self, n: int = 1) -> None:
+        pass

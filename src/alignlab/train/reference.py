@@ -31,6 +31,7 @@ from alignlab.scoring.reference_cache import (
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS
 from alignlab.train.config import ConfigError, RunConfig
 from alignlab.train.data import PreparedData, truncation_of
+from alignlab.train.logger import duration, phase_progress
 
 
 def check_reference_settings(config: RunConfig, callbacks: list[Callback]) -> None:
@@ -96,15 +97,20 @@ def reference_logps(
         return ReferenceLogps.load(path)
     per_group = []
     pad_id = int(tokenizer.pad_token_id or 0)
-    for ids in _reference_chunks(config, data, layout):
-        groups = [data.groups[i] for i in ids]
-        batch = make_batch(data.records, groups, layout, config.train.tokens_per_row, pad_id).to(device)
-        scores = engine.reference_scores(reference, batch, frozenset({"token_logps"} if with_tokens else ()))
-        offsets = torch.tensor([0] + [len(g.completion_ids) for g in groups]).cumsum(0)
-        for i in range(len(groups)):
-            per_group.append(
-                scores.index(torch.arange(offsets[i], offsets[i + 1], device=scores.logps.device))
-            )
+    started = time.perf_counter()
+    shown = is_main_process and config.train.progress
+    with phase_progress(f"reference log-probs ({split})", len(data.groups), shown) as progress:
+        for ids in _reference_chunks(config, data, layout):
+            groups = [data.groups[i] for i in ids]
+            batch = make_batch(data.records, groups, layout, config.train.tokens_per_row, pad_id).to(device)
+            needs = frozenset({"token_logps"} if with_tokens else ())
+            scores = engine.reference_scores(reference, batch, needs)
+            offsets = torch.tensor([0] + [len(g.completion_ids) for g in groups]).cumsum(0)
+            for i in range(len(groups)):
+                per_group.append(
+                    scores.index(torch.arange(offsets[i], offsets[i + 1], device=scores.logps.device))
+                )
+            progress.advance(len(groups))
     table = assemble(per_group, with_tokens)
     if is_main_process:
         about = {
@@ -115,7 +121,10 @@ def reference_logps(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         table.save(path, about)
-    note(f"reference log-probs: computed for {len(data.groups)} records, cached at {path}")
+    note(
+        f"reference log-probs: computed for {len(data.groups)} records in "
+        f"{duration(time.perf_counter() - started)}, cached at {path}"
+    )
     return table
 
 

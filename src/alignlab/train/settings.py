@@ -7,7 +7,7 @@ The train layer owns them; ``train/config.py`` composes them into the run config
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,7 +41,8 @@ class TrainSettings(Strict):
     attention: Literal["auto", "sdpa", "segment", "flex"] = "auto"  # see docs/engine.md
     compile: bool = False  # torch.compile the model body
     activation_offload: bool = False  # keep the activations saved for backward in (pinned) CPU memory
-    threads: int | None = Field(None, gt=0)  # torch CPU threads; None: torch's default
+    # torch CPU threads: auto = the cores idle at the start (train/threads.py), N, or null (torch's default)
+    threads: Annotated[int, Field(gt=0)] | Literal["auto"] | None = "auto"
     tokens_per_row: int = Field(2048, gt=0)
     logits_chunk_size: int = Field(1024, gt=0)
     log_every: int = Field(1, gt=0)

@@ -31,11 +31,12 @@ from alignlab.scoring.engine import Engine
 from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from alignlab.train.config import ConfigError, RunConfig, dump_config
 from alignlab.train.evaluation import evaluate
-from alignlab.train.logger import MetricsLogger
+from alignlab.train.logger import MetricsLogger, duration
 from alignlab.train.online_setup import rollout_source
 from alignlab.train.setup import build_context, build_optimizer, make_accelerator
 from alignlab.train.source import BatchSource, OfflineSource, StepBatch
 from alignlab.train.step import TrainingStopped, train_step
+from alignlab.train.threads import resolve_threads
 
 __all__ = ["RunResult", "StepHook", "Trainer", "TrainingStopped", "train"]
 
@@ -75,14 +76,16 @@ class Trainer:
         self.source: BatchSource | None = source
         self.after_step = list(after_step or [])
         tc = config.train
-        if tc.threads:
+        threads, why = resolve_threads(tc.threads)
+        if threads:
             # Process-wide: on a shared CPU, fewer threads than cores often beats oversubscription.
-            torch.set_num_threads(tc.threads)
+            torch.set_num_threads(threads)
         self.accelerator = make_accelerator(tc, str(self.run_dir))
         set_seed(tc.seed)
         self.objective = Objective.from_config(config.objectives)
         self.logger = MetricsLogger(self.run_dir, self.accelerator, enabled=tc.progress, console=console)
         self._check_run_dir()
+        self.logger.note(f"torch threads: {torch.get_num_threads()} ({why})")
 
     def _check_run_dir(self) -> None:
         has_checkpoints = latest_checkpoint(self.checkpoints) is not None
@@ -160,9 +163,11 @@ class Trainer:
         self.save(self.total_steps)
         model_dir = self.run_dir / "model"
         if acc.is_main_process:
+            started = time.perf_counter()
             save_model(
                 self.context.unwrapped_policy(), self.context.tokenizer, model_dir, merge_adapters=True
             )
+            self.logger.note(f"model written to {model_dir} in {duration(time.perf_counter() - started)}")
             summary = {
                 "steps": self.total_steps,
                 "eval_before": eval_before,
@@ -257,6 +262,8 @@ class Trainer:
         acc = self.accelerator
         acc.wait_for_everyone()
         if acc.is_main_process:
+            started = time.perf_counter()
+            self.logger.note(f"writing checkpoint step-{step} ...")
             state = {"source": self.source.state_dict(), "total_steps": self.total_steps}
             save_checkpoint(
                 self.checkpoints,
@@ -269,6 +276,7 @@ class Trainer:
                 self.objective.state_dict(),
                 keep=self.config.train.keep_checkpoints,
             )
+            self.logger.note(f"checkpoint step-{step} written in {duration(time.perf_counter() - started)}")
         acc.wait_for_everyone()
 
 

@@ -1,0 +1,56 @@
+"""Laptop defaults. train.threads: auto takes the cores idle at the start (cores − 1-minute load average, at
+least one), an explicit number wins, OMP_NUM_THREADS caps auto, null leaves torch alone; durations."""
+
+import pytest
+import torch
+
+from alignlab.config import ConfigError, load_config
+from alignlab.train.threads import idle_cores, resolve_threads
+
+
+@pytest.mark.parametrize(
+    "cores, load, expected",
+    [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 10.5, 1), (16, 3.2, 13), (16, 0.0, 16), (1, 0.0, 1)],
+)
+def test_idle_cores_by_hand(cores, load, expected):
+    assert idle_cores(cores, load) == expected
+
+
+def test_auto_is_capped_by_omp_num_threads_and_numbers_win(monkeypatch):
+    monkeypatch.setattr("alignlab.train.threads.idle_cores", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert resolve_threads("auto")[0] == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert resolve_threads("auto")[0] == 2
+    assert resolve_threads(3) == (3, "train.threads") and resolve_threads(None)[0] is None
+
+
+def test_threads_config_accepts_auto_a_count_or_null_and_refuses_zero():
+    assert load_config(None).train.threads == "auto"
+    assert load_config(None, ["train.threads=2"]).train.threads == 2
+    assert load_config(None, ["train.threads=null"]).train.threads is None
+    with pytest.raises(ConfigError, match="threads"):
+        load_config(None, ["train.threads=0"])
+
+
+def test_the_run_uses_the_threads_it_resolved(tmp_path, monkeypatch):
+    from alignlab.train.trainer import Trainer
+
+    monkeypatch.setattr("alignlab.train.trainer.resolve_threads", lambda setting: (1, "test"))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        Trainer(load_config(None, [f"out={tmp_path / 'run'}"]))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "seconds, shown",
+    [(0.84, "0.8 s"), (42.4, "42 s"), (185, "3 min 05 s"), (3720, "1 h 02 min"), (59.6, "1 min 00 s")],
+)
+def test_durations_read_as_durations(seconds, shown):
+    from alignlab.train.logger import duration
+
+    assert duration(seconds) == shown
