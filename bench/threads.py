@@ -21,7 +21,9 @@ def step_seconds(model: torch.nn.Module, ids: torch.Tensor, threads: int) -> flo
     torch.set_num_threads(threads)
     start = time.perf_counter()
     logits = model(input_ids=ids).logits
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)
+    )
     loss.backward()
     model.zero_grad(set_to_none=True)
     return time.perf_counter() - start
