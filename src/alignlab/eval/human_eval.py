@@ -23,7 +23,7 @@ import numpy as np
 
 from alignlab.eval.policy_eval import judge_verdicts
 from alignlab.eval.registry import MetricError
-from alignlab.eval.uncertainty import Estimate, MetricResult, bootstrap, mean_estimate, percentile_ci
+from alignlab.eval.uncertainty import Estimate, MetricResult, bootstrap, percentile_ci, proportion_estimate
 from alignlab.eval.winrate import winrate
 
 CATEGORIES = ("c0", "c1", "tie", "both_bad")
@@ -62,16 +62,14 @@ def agreement(votes: Sequence[dict[str, Any]], rounds: int = 500, seed: int = 0)
     kappa = fleiss_kappa(table)
     samples = bootstrap(lambda idx: fleiss_kappa(table[idx]), len(items), rounds, seed)
     same = [float(a == b) for c in items for i, a in enumerate(c) for b in c[i + 1 :]]
-    return MetricResult(
-        "agreement",
-        {
-            "fleiss_kappa": Estimate(
-                kappa, float(np.nanstd(samples, ddof=1)), percentile_ci(samples), n=len(items)
-            ),
-            "pairwise_agreement": mean_estimate(same),
-        },
-        {"items": len(items), "votes": int(table.sum())},
-    )
+    estimates = {"pairwise_agreement": proportion_estimate(same)}
+    notes = []
+    if np.isnan(kappa):
+        notes.append("Fleiss' kappa is undefined: every vote fell in one category (chance agreement is 1)")
+    else:
+        spread = float(np.nanstd(samples, ddof=1))
+        estimates["fleiss_kappa"] = Estimate(kappa, spread, percentile_ci(samples), n=len(items))
+    return MetricResult("agreement", estimates, {"items": len(items), "votes": int(table.sum())}, notes)
 
 
 def human_win_rate(
