@@ -165,19 +165,22 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     trainer._generate = timed_generate
     trainer._generate_and_score_completions = timed_generate_and_score
     ends: list[float] = []
+    cpu_ends: list[float] = []
 
     class StepClock(TrainerCallback):
         def on_step_end(self, *a: Any, **k: Any) -> None:
             meter.sync()
             ends.append(time.perf_counter())
+            cpu_ends.append(time.process_time())
 
     trainer.add_callback(StepClock())
-    t_train = time.perf_counter()
+    t_train, cpu_train = time.perf_counter(), time.process_time()
     trainer.train()
-    starts = [t_train, *ends[:-1]]
-    steps = [{"step_s": end - start, **phase} for start, end, phase in zip(starts, ends, phases)][
-        spec["warmup"] :
-    ]
+    starts, cpu_starts = [t_train, *ends[:-1]], [cpu_train, *cpu_ends[:-1]]
+    steps = [
+        {"step_s": end - start, "cpu_s": cpu_end - cpu_start, **phase}
+        for start, end, cpu_start, cpu_end, phase in zip(starts, ends, cpu_starts, cpu_ends, phases)
+    ][spec["warmup"] :]
     return {
         "path": "trl.GRPOTrainer.train (HF Trainer loop; transformers generate), timed from one on_step_end "
         "to the next; generation = _generate, scoring = the rest of _generate_and_score_completions",
@@ -193,7 +196,12 @@ def rates(steps: list[dict[str, float]]) -> dict[str, Any]:
     generation = sum(s["generation_s"] for s in steps)
     scoring = sum(s["rollout_s"] - s["generation_s"] for s in steps)
     step_times = sorted(s["step_s"] for s in steps)
+    cpu = sum(s.get("cpu_s", 0.0) for s in steps)
     return {
+        # the process's CPU seconds per step: with one thread the work done, which a busy shared machine
+        # disturbs far less than the wall time (on a GPU it is only the host's share)
+        "cpu_s_per_step": cpu / len(steps),
+        "steps_per_cpu_s": len(steps) / cpu if cpu > 0 else 0.0,
         "timed_steps": len(steps),
         "step_s_median": step_times[len(step_times) // 2],
         "steps_per_s": len(steps) / total,
@@ -284,10 +292,10 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             profiler = cProfile.Profile()
             profiler.enable()
         phases.append({"generation_s": 0.0, "rollout_s": 0.0, "completions": 0, "tokens": 0})
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         trainer._step(step)  # source.next() (a refresh when due) -> train_step -> callbacks -> source
         meter.sync()
-        steps.append({"step_s": time.perf_counter() - t, **phases[-1]})
+        steps.append({"step_s": time.perf_counter() - t, "cpu_s": time.process_time() - cpu, **phases[-1]})
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(str(work / f"alignlab-{spec['prompts']}-beta{spec['beta']}.prof"))

@@ -56,7 +56,15 @@ def run_side(side: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over repeats of each rate and phase; the settings of the first run; every repeat's steps/s."""
-    keys = ("steps_per_s", "completions_per_s", "generated_tokens_per_s", "peak_memory_gb", "step_s_median")
+    keys = (
+        "steps_per_s",
+        "steps_per_cpu_s",
+        "cpu_s_per_step",
+        "completions_per_s",
+        "generated_tokens_per_s",
+        "peak_memory_gb",
+        "step_s_median",
+    )
     out = {k: v for k, v in runs[0].items() if k not in keys and k != "breakdown_s_per_step"}
     for k in keys:
         out[k] = statistics.median(r[k] for r in runs)
@@ -65,12 +73,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for phase in ("generation", "scoring", "update")
     }
     out["steps_per_s_each_repeat"] = [round(r["steps_per_s"], 4) for r in runs]
+    out["steps_per_cpu_s_each_repeat"] = [round(r["steps_per_cpu_s"], 4) for r in runs]
     return out
 
 
 def ratios(a: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
     out = {
         "steps_per_s": a["steps_per_s"] / t["steps_per_s"],
+        "steps_per_cpu_s": a["steps_per_cpu_s"] / t["steps_per_cpu_s"] if t["steps_per_cpu_s"] else None,
         "completions_per_s": a["completions_per_s"] / t["completions_per_s"],
         "generated_tokens_per_s": a["generated_tokens_per_s"] / t["generated_tokens_per_s"],
         "peak_memory": a["peak_memory_gb"] / t["peak_memory_gb"] if t["peak_memory_gb"] > 0 else None,
@@ -221,7 +231,10 @@ def print_entry(entry: dict[str, Any], sides: list[str]) -> None:
     if "ratio_alignlab_over_trl" in entry:
         ratio = entry["ratio_alignlab_over_trl"]
         mem = f"{ratio['peak_memory']:.2f}x" if ratio["peak_memory"] else "-"
-        print(f"  alignlab / TRL: {ratio['steps_per_s']:.2f}x steps/s, {mem} peak memory")
+        cpu = f"{ratio['steps_per_cpu_s']:.2f}x" if ratio["steps_per_cpu_s"] else "-"
+        print(
+            f"  alignlab / TRL: {ratio['steps_per_s']:.2f}x steps/s, {cpu} steps per CPU s, {mem} peak memory"
+        )
 
 
 if __name__ == "__main__":
