@@ -54,3 +54,23 @@ def test_durations_read_as_durations(seconds, shown):
     from alignlab.train.logger import duration
 
     assert duration(seconds) == shown
+
+
+def test_the_run_reports_held_out_reward_accuracy_whatever_the_chunking(tmp_path):
+    # The held-out metrics are each chunk's mean weighted by its records: 10 held-out pairs scored in
+    # chunks of 3 (3, 3, 3, 1) give the same accuracy as one chunk of 10, and it is a share of 10 pairs.
+    from alignlab.train.trainer import train
+
+    common = [
+        "data.train=builtin:pairs", "data.limit=40", "data.eval_fraction=0.25", "objectives.0.name=dpo",
+        "train.steps=3", "train.batch_size=6", "train.learning_rate=1e-2", "train.progress=false",
+        "train.threads=1", f"reference.cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    runs = [
+        train(load_config(None, [*common, f"out={tmp_path / name}", f"train.micro_batch_size={size}"]))
+        for name, size in (("chunks-of-3", 3), ("chunks-of-6", 6))
+    ]
+    accuracies = [run.metrics["eval/rewards/accuracies"] for run in runs]
+    assert accuracies[0] == pytest.approx(accuracies[1], abs=1e-6)
+    assert accuracies[0] * 10 == pytest.approx(round(accuracies[0] * 10), abs=1e-6)
+    assert runs[0].metrics["eval/loss"] == pytest.approx(runs[1].metrics["eval/loss"], rel=1e-5)

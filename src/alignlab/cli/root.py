@@ -125,7 +125,9 @@ TRAIN_EPILOG = (
     "Config sections: name, out, model (path, dtype, lora, ...), reference, data (train, eval, format, "
     "on_error, limit, max_length, ...), objectives (name and hyper-parameters), train (steps, batch_size, "
     "learning_rate, schedule, threads, eval_every, save_every, ...), online. Every key, its default and "
-    "what it does: docs/config.md. Override any of them with --set KEY=VALUE, e.g. --set train.steps=50."
+    "what it does: docs/config.md. Override any of them with --set KEY=VALUE, e.g. --set train.steps=50. "
+    "TRL's argument names work too (--model_name_or_path, --dataset_name, --output_dir, --max_steps, "
+    "--per_device_train_batch_size, --loss_type, --beta, ...): docs/from_trl.md."
 )
 
 
@@ -151,7 +153,7 @@ def print_run_result(result: Any) -> None:
     """The table a finished run prints: steps, final and held-out losses, where the model is."""
     table = Table(title=f"run: {result.run_dir}", show_header=False)
     table.add_row("steps", str(result.steps))
-    for key in ("loss", "eval/loss", "rewards/accuracies", "rewards/margins"):
+    for key in ("loss", "eval/loss", "rewards/accuracies", "rewards/margins", "eval/rewards/accuracies"):
         if key in result.metrics and result.metrics[key] is not None:
             table.add_row(key, f"{result.metrics[key]:.4f}")
     if result.eval_before is not None:

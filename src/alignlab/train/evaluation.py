@@ -11,10 +11,20 @@ from alignlab.train.data import PreparedData
 from alignlab.train.step import lay_out, score
 
 
-@torch.no_grad()
 def evaluate(context: LoopContext, data: PreparedData | None) -> float | None:
+    """The held-out loss (None without held-out data)."""
+    return evaluate_with_metrics(context, data)[0]
+
+
+@torch.no_grad()
+def evaluate_with_metrics(
+    context: LoopContext, data: PreparedData | None
+) -> tuple[float | None, dict[str, float]]:
+    """The held-out loss and the objective's metrics over the whole split (each chunk's mean weighted by
+    its number of records, e.g. ``rewards/accuracies``: the share of held-out pairs whose chosen answer
+    has the higher implicit reward)."""
     if data is None or not data.groups:
-        return None
+        return None, {}
     policy = context.policy
     was_training = policy.training
     policy.eval()
@@ -27,9 +37,13 @@ def evaluate(context: LoopContext, data: PreparedData | None) -> float | None:
     for batch in batches[1:]:
         totals = totals + context.objective.totals(batch.feedback, batch.lengths)
     total = 0.0
+    sums: dict[str, float] = {}
     for ids, batch in zip(chunks, batches):
         scores, batch = score(context, batch, "eval", ids)
-        loss, _ = context.objective(scores, batch.feedback, False, totals)
+        loss, metrics = context.objective(scores, batch.feedback, False, totals)
         total += float(loss)
+        for name, value in metrics.items():
+            if value is not None and getattr(value, "numel", lambda: 1)() == 1:
+                sums[name] = sums.get(name, 0.0) + float(value) * len(ids)
     policy.train(was_training)
-    return total
+    return total, {name: value / n for name, value in sums.items()}

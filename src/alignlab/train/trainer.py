@@ -30,7 +30,7 @@ from alignlab.objectives import Objective
 from alignlab.scoring.engine import Engine
 from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from alignlab.train.config import ConfigError, RunConfig, dump_config
-from alignlab.train.evaluation import evaluate
+from alignlab.train.evaluation import evaluate, evaluate_with_metrics
 from alignlab.train.logger import MetricsLogger, duration
 from alignlab.train.online_setup import rollout_source
 from alignlab.train.setup import build_context, build_optimizer, make_accelerator
@@ -156,10 +156,12 @@ class Trainer:
                     hook(step)
                 if self._stop_requested(stop) and step < self.total_steps:
                     self._interrupt(step, stop.requested or signal.SIGINT)
-        eval_after = self.evaluate()
+        eval_after, eval_metrics = evaluate_with_metrics(self.context, self.eval_data)
         if eval_after is not None:
             metrics["eval/loss"] = eval_after
-            self.logger.log(self.total_steps, {"eval/loss": eval_after})
+            held_out = {f"eval/{k}": v for k, v in eval_metrics.items() if k.startswith("rewards/")}
+            metrics.update(held_out)
+            self.logger.log(self.total_steps, {"eval/loss": eval_after, **held_out})
         self.save(self.total_steps)
         model_dir = self.run_dir / "model"
         if acc.is_main_process:
