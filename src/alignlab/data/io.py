@@ -100,8 +100,7 @@ def iter_records(
 
     JSONL (plain or gzipped) is read line by line, Parquet one row group batch at a time and ``datasets``
     row by row, so memory stays flat in the file size. Formats that must see related rows together hold
-    only those: OpenAssistant keeps the messages until their trees are complete (the whole file when it is
-    not sorted by tree), HelpSteer keeps the rows of one prompt. A JSON array is parsed whole (JSON has no
+    the whole file: OpenAssistant (message trees) and HelpSteer (rows grouped by prompt). A JSON array is parsed whole (JSON has no
     way to read half an array); use JSONL for large files. ``report`` is filled as the stream advances:
     its counts are final once the iterator is exhausted.
     """

@@ -67,7 +67,7 @@ def agreement(
 ) -> Agreement:
     """Agreement of ``ai`` = p(first ≻ second) with ``human`` = first preferred (None: no label), Cohen's κ
     over the two binary raters, the judge's position bias and how many pairs flip with the order."""
-    rows = [(p > 0.5, h) for p, h in zip(ai, human) if h is not None and p != 0.5]
+    rows = [(bool(p > 0.5), bool(h)) for p, h in zip(ai, human) if h is not None and p != 0.5]
     n = len(rows)
     agree = sum(a == h for a, h in rows)
     if n:
@@ -76,8 +76,8 @@ def agreement(
         kappa = (agree / n - expected) / (1 - expected) if expected < 1 else 1.0
     else:
         kappa = float("nan")
-    flips = sum((x > 0.5) != (1 - y > 0.5) for x, y in zip(p_ab, p_ba))
-    return Agreement(n, agree, kappa, position_bias(p_ab, p_ba), flips)
+    flips = int(sum((x > 0.5) != (1 - y > 0.5) for x, y in zip(p_ab, p_ba)))
+    return Agreement(n, int(agree), float(kappa), position_bias(p_ab, p_ba), flips)
 
 
 def existing_preference(record: Record) -> bool | None:

@@ -30,11 +30,17 @@ from alignlab.sim.worlds import TextWorld
 
 
 def selected_vs_random(
-    out: str | Path, seed: int = 0, steps: int = 80, sft_steps: int = 200, threshold: float = 0.5
+    out: str | Path,
+    seed: int = 0,
+    steps: int = 80,
+    sft_steps: int = 200,
+    threshold: float = 0.5,
+    num_train: int = 512,
 ) -> dict[str, Any]:
     out = Path(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     cfg = CompareSettings(seed=seed)
+    cfg.world = cfg.world.model_copy(update={"num_train": num_train})
     world = TextWorld(cfg.world_config())
     annotators = SimulatedAnnotators(world, cfg.annotator_settings())
     judge = SimulatedAnnotators(world, cfg.annotator_settings().model_copy(update={"flip_rate": 0.0}))
