@@ -1,6 +1,7 @@
-"""Checking what a metric is given (records are numbered from 0, in the order given): bad values (NaN rewards, verdicts outside their range, empty outputs) are
-reported by record with a count, never dropped silently. ``on_invalid="raise"`` (the default) stops with the
-list; ``"skip"`` leaves those records out and says so in the result's notes."""
+"""Checking what a metric is given (records are numbered from 0, in the order given): bad values (NaN rewards,
+verdicts outside their range, empty outputs) are reported by record with a count, never dropped silently.
+``on_invalid="raise"`` (the default) stops with the list; ``"skip"`` leaves those records out and says so in the
+result's notes."""
 
 from __future__ import annotations
 
