@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from alignlab.eval.overopt import fit_form
+
 
 def kl_best_of_n(n: int) -> float:
     """KL(π_bon ‖ π) = log n − (n − 1)/n."""
@@ -62,21 +64,15 @@ def best_of_n_curve(proxy: np.ndarray, gold: np.ndarray, ns: Sequence[int]) -> d
 
 
 def fit_bon(d: Sequence[float], gain: Sequence[float]) -> tuple[float, float]:
-    """Least-squares (α, β) of gain = d(α − βd) = α·d − β·d²."""
-    d_arr, y = np.asarray(d, dtype=float), np.asarray(gain, dtype=float)
-    design = np.stack([d_arr, -(d_arr**2)], axis=1)
-    alpha, beta = np.linalg.lstsq(design, y, rcond=None)[0]
-    return float(alpha), float(beta)
+    """Least-squares (α, β) of gain = d(α − βd); the registered ``overopt_curves`` fit (with SEs) underneath."""
+    fit = fit_form(np.asarray(d, dtype=float), np.asarray(gain, dtype=float), "bon")
+    return fit["alpha"], fit["beta"]
 
 
 def fit_rl(d: Sequence[float], gain: Sequence[float]) -> tuple[float, float]:
-    """Least-squares (α, β) of gain = d(α − β log d) (points with d = 0 contribute 0 = 0 and are dropped)."""
-    d_arr, y = np.asarray(d, dtype=float), np.asarray(gain, dtype=float)
-    keep = d_arr > 0
-    d_arr, y = d_arr[keep], y[keep]
-    design = np.stack([d_arr, -d_arr * np.log(d_arr)], axis=1)
-    alpha, beta = np.linalg.lstsq(design, y, rcond=None)[0]
-    return float(alpha), float(beta)
+    """Least-squares (α, β) of gain = d(α − β log d) (points with d = 0 are dropped); see ``fit_bon``."""
+    fit = fit_form(np.asarray(d, dtype=float), np.asarray(gain, dtype=float), "rl")
+    return fit["alpha"], fit["beta"]
 
 
 def bon_peak(alpha: float, beta: float) -> float:

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from alignlab.data.records import Record
+from alignlab.eval.rewardbench import EXAMPLE_COUNTS
 
 
 def pair_correctness(p_chosen: np.ndarray) -> np.ndarray:
-    """1 if p > 1/2, 0.5 if p == 1/2, 0 otherwise (ties count as half, RewardBench-style)."""
+    """1 if p > 1/2, 0.5 if p == 1/2, 0 otherwise (ties count as half; the ``rewardbench`` metric is strict)."""
     p = np.asarray(p_chosen, dtype=float)
     return np.where(p > 0.5, 1.0, np.where(p == 0.5, 0.5, 0.0))
 
@@ -58,7 +59,8 @@ def section_scores(
     subset_accuracy: dict[str, float], subset_counts: dict[str, int], sections: dict[str, list[str]]
 ) -> dict[str, float]:
     """RewardBench weighting: a section's score is its subsets' accuracies weighted by their example counts
-    (the overall score, ``overall_score``, is the unweighted mean of the sections). Checked: allenai/reward-bench
+    (``summarize`` passes RewardBench's official counts where a subset has one, else its size; the overall
+    score, ``overall_score``, is the unweighted mean of the sections). Checked: allenai/reward-bench
     rewardbench/utils.py calculate_scores_per_section."""
     out = {}
     for section, subsets in sections.items():
@@ -121,7 +123,8 @@ def summarize(
             result.subsets[name] = {"accuracy": float(correct[sel].mean()), "n": int(sel.sum())}
         if sections:
             acc = {k: v["accuracy"] for k, v in result.subsets.items()}
-            counts = {k: int(v["n"]) for k, v in result.subsets.items()}
+            # RewardBench's official counts where the subset has one (math-prm 984, up-weighted to equal code).
+            counts = {k: EXAMPLE_COUNTS.get(k, int(v["n"])) for k, v in result.subsets.items()}
             result.sections = section_scores(acc, counts, sections)
             result.score = overall_score(result.sections)
     if chosen_rewards is not None and rejected_rewards is not None:
