@@ -58,7 +58,13 @@ def chromium() -> Iterator[Any]:
 
 
 def wait(driver: Any, condition: Any, timeout: float = 15) -> Any:
-    """Poll ``condition(driver)`` until it is truthy (selenium's WebDriverWait); returns its value."""
+    """Poll ``condition(driver)`` until it is truthy (selenium's WebDriverWait); returns its value.
+
+    A page that re-renders between finding an element and reading it raises a stale-element error;
+    that is a moment of the page, not an answer, so polling goes on.
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, ignored_exceptions=ignored).until(lambda d: condition(d))
