@@ -25,6 +25,7 @@ from alignlab.recipes.claims import overoptimisation
 from alignlab.recipes.quickstart_report import verdict, write_quickstart_report
 from alignlab.recipes.settings import QUICKSTART_FAST, QuickstartSettings, resolve_settings
 from alignlab.sim.worlds import TextWorld
+from alignlab.train.logger import duration
 
 
 def run_quickstart(
@@ -56,9 +57,15 @@ def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]
     world = TextWorld(cfg.world_config())
     annotators = SimulatedAnnotators(world, cfg.annotator_settings())
 
+    last = [start]
+
     def step(i: int, text: str) -> None:
+        # The stage before this one took (a duration), and the time since the start (a clock reading).
+        now = time.perf_counter()
+        took = f"stage {i - 1} took {duration(now - last[0])}; " if i > 1 else ""
+        last[0] = now
         console.print(
-            f"[bold cyan][{i}/6][/bold cyan] {text}  [dim]({time.perf_counter() - start:.0f} s)[/dim]"
+            f"[bold cyan][{i}/6][/bold cyan] {text}  [dim]({took}{duration(now - start)} since the start)[/dim]"
         )
 
     step(
