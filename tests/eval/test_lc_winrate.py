@@ -53,7 +53,7 @@ def test_pipeline_matches_a_sklearn_recomputation():
     )
     x = np.stack([np.ones(len(p)), np.tanh(length_features(model, base)), d], axis=1)
     w = np.ones(len(p))
-    fold = np.arange(len(p)) % 5
+    fold = (len(p) - 1 - np.arange(len(p))) % 5
     losses = []
     for c in C_GRID:
         scores = []
@@ -129,3 +129,44 @@ def test_baseline_against_itself_is_fifty():
     outputs = [f"answer {'x' * i}" for i in range(12)]
     result = run_metric("lc_winrate", verdicts=[0.5] * 12, model_outputs=outputs, baseline_outputs=outputs)
     assert result["lc_win_rate"].value == 50.0
+
+
+def test_pipeline_matches_sklearn_logistic_regression_cv_as_alpaca_eval_calls_it():
+    """fit_LogisticRegressionCV of alpaca_eval (glm_winrate.py): rows duplicated with labels 1/0 and weights p/(1 − p),
+    GroupKFold(5) over the original rows, the logloss_continuous scorer routed its true_prob, L1, liblinear, no
+    intercept, random_state 123. Hard 0/1 verdicts on 60 prompts, so that C is chosen inside the grid."""
+    import warnings
+
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GroupKFold
+
+    model, base, p_true, d = _world(n=60, seed=4, theta=0.3, difficulty=True)
+    p = (np.random.default_rng(9).random(60) < p_true).astype(float)
+    ours = run_metric(
+        "lc_winrate", verdicts=p, model_outputs=model, baseline_outputs=base, difficulty=d, rounds=5
+    )
+
+    def logloss_continuous(y_true, y_pred, true_prob, true_sample_weight=None):
+        y = np.where(y_true == 1, true_prob, 1 - true_prob)
+        q = np.clip(y_pred, 1e-15, 1 - 1e-15)
+        return -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+    x = np.stack([np.ones(60), np.tanh(length_features(model, base)), d], axis=1)
+    xd, yd = np.vstack([x, x]), np.concatenate([np.ones(60), np.zeros(60)])
+    true_prob, groups = np.concatenate([p, 1 - p]), np.concatenate([np.arange(60), np.arange(60)])
+    with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scorer = make_scorer(logloss_continuous, response_method="predict_proba", greater_is_better=False)
+        scorer = scorer.set_score_request(true_sample_weight=True, true_prob=True)
+        ref = LogisticRegressionCV(cv=GroupKFold(n_splits=5), scoring=scorer, random_state=123, dual=False,
+                                   penalty="l1", solver="liblinear", fit_intercept=False, tol=1e-10)  # fmt: skip
+        ref.set_fit_request(sample_weight=True)
+        ref.fit(xd, yd, sample_weight=true_prob, groups=groups, true_sample_weight=None, true_prob=true_prob)
+    assert 1e-4 < ref.C_[0] < 1e4  # inside the grid
+    assert ours.details["C"] == pytest.approx(ref.C_[0])
+    beta = ref.coef_[0]
+    assert list(ours.details["weights"].values()) == pytest.approx(beta, abs=1e-3)
+    expected = 100 * np.mean(1 / (1 + np.exp(-(beta[0] + beta[2] * d))))
+    assert ours["lc_win_rate"].value == pytest.approx(expected, abs=0.05)

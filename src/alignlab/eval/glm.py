@@ -13,8 +13,9 @@ on the objective, to a change below ``tol``.
 C is chosen on the grid C ∈ logspace(−4, 4, 10) (sklearn's ``Cs=10``) by K-fold cross-validation over groups
 (one group per original row, K = 5), scoring the weighted soft log loss mean_i w_i·CE(p_i, q_i) on the held-out
 fold (AlpacaEval's ``logloss_continuous``, predictions clipped to [1e-15, 1 − 1e-15]); the best mean score wins
-(the first on ties), then β is refitted on all rows with that C. Fold f holds the rows i with i mod K = f
-(sklearn's GroupKFold balances sizes; with equal groups the choice differs only in which rows share a fold).
+(the first on ties), then β is refitted on all rows with that C. Fold f holds the rows i with (n − 1 − i) mod K = f,
+the folds sklearn's GroupKFold makes of n equal-size groups (checked in the tests against sklearn's
+LogisticRegressionCV called exactly as AlpacaEval calls it).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def fit_l1_logistic_cv(
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """(β refitted with the best C, that C, mean held-out loss per C) by grouped K-fold CV."""
     x, p, w = np.asarray(x, float), np.asarray(p, float), np.asarray(w, float)
-    fold = np.arange(len(p)) % n_splits
+    # sklearn's GroupKFold on equal-size groups (sorted by size, reversed, each to the lightest fold) puts row
+    # i in fold (n − 1 − i) mod K; the same folds, so C is chosen on the same splits as AlpacaEval's.
+    fold = (len(p) - 1 - np.arange(len(p))) % n_splits
     losses = np.zeros(len(grid))
     for k, c in enumerate(grid):
         scores = []
