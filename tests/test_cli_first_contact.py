@@ -109,3 +109,24 @@ def test_the_suite_runs_with_its_own_home_and_cache():
     assert sandbox not in cache.parents and cache.name.startswith("alignlab-cache")  # per test
     assert default_dir() == cache / "reference" and cache_root() == cache / "models"
     assert Path.home() == sandbox / "home"
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+def test_sampling_raises_no_future_warning_from_transformers(arch):
+    # transformers deprecates the past_key_values argument (removed in 5.40; pyproject bounds it below
+    # that): our KV-cache loop must use the current name, so a FutureWarning here is an error.
+    import warnings
+
+    import torch
+
+    from alignlab.generation import SamplingParams, build_sampler
+    from alignlab.models.tiny import tiny_model
+
+    model, tokenizer = tiny_model(arch, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        torch.manual_seed(0)
+        rollouts = build_sampler("hf", model, tokenizer).sample(
+            ["hello", "add 2 and 3"], SamplingParams(n=2, max_new_tokens=4)
+        )
+    assert len(rollouts) == 4
