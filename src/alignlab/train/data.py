@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +89,11 @@ def load_data(
     def finish(recs: list[Record], label: str) -> PreparedData:
         recs, conv_notes = apply_conversion(recs, settings)
         recs = prepare_records(recs, objective)
+        started = time.perf_counter()
         groups, report = tokenize_records(recs, tokenizer, truncation)
-        return PreparedData(recs, groups, report, [f"{label}: {n}" for n in conv_notes + report.lines()])
+        lines = report.lines()
+        lines[0] += f" in {time.perf_counter() - started:.1f} s"  # "N of M records tokenised in 1.2 s"
+        return PreparedData(recs, groups, report, [f"{label}: {n}" for n in conv_notes + lines])
 
     train = finish(records, "train")
     train.notes = notes + train.notes
