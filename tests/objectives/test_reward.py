@@ -125,15 +125,24 @@ def test_min_norm_two_and_three_vectors():
     assert lam3.min() >= -1e-9 and lam3.sum() == pytest.approx(1.0)
 
 
+def more_train(batch, state, **params):
+    """One training call of MORE on ``batch`` as a whole step: λ folded from the batch, then the loss."""
+    spec = get("more")
+    full = spec.check_params(params)
+    spec.step_statistics.fold_batch(batch, full, state)
+    return spec.fn(batch, state=state, **spec.loss_kwargs(full))
+
+
 def test_more_one_task_is_bt_and_two_tasks_use_min_norm_weights():
     h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]], dtype=torch.float64)
     hl = torch.zeros_like(h)
     one = _pairs([0.5, 0.1, -0.2], [0.0, 0.0, 0.0], hidden_w=h, hidden_l=hl, ratings=torch.zeros(3, 1))
     d = np.array([0.5, 0.1, -0.2])
-    assert np.allclose(get("more").fn(one, state={})[0].numpy(), -_np_logsig(d))
+    assert np.allclose(more_train(one, {})[0].numpy(), -_np_logsig(d))
     tasks = torch.tensor([[0.0], [1.0], [1.0]])
     two = _pairs([0.5, 0.1, -0.2], [0.0, 0.0, 0.0], hidden_w=h, hidden_l=hl, ratings=tasks)
-    loss, metrics = get("more").fn(two, state={})
+    state: dict = {}
+    loss, metrics = more_train(two, state)
     coef = -1 / (1 + np.exp(d))  # −σ(−Δ)
     g0 = coef[0] * h[0].numpy()
     g1 = (coef[1] * h[1].numpy() + coef[2] * h[2].numpy()) / 2
@@ -142,6 +151,12 @@ def test_more_one_task_is_bt_and_two_tasks_use_min_norm_weights():
     weights = np.array([gamma, 1 - gamma, 1 - gamma]) * 2
     assert np.allclose(loss.numpy(), weights * -_np_logsig(d), atol=1e-6)
     assert float(metrics["more/lambda_0"]) == pytest.approx(gamma, abs=1e-6)
+    # Evaluation (no fold) reads the training step's weights; a task that step did not see weighs 1.
+    unseen = _pairs(
+        [0.5, 0.1], [0.0, 0.0], hidden_w=h[:2], hidden_l=hl[:2], ratings=torch.tensor([[1.0], [5.0]])
+    )
+    eval_loss = get("more").fn(unseen, state=state)[0].numpy()
+    assert np.allclose(eval_loss, [2 * (1 - gamma), 1.0] * -_np_logsig(d[:2]), atol=1e-6)
 
 
 def test_more_tags_datasets_and_pair_pm_builds_both_orders():

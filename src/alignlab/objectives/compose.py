@@ -13,14 +13,16 @@ then an all-reduce), and each micro-batch contributes ``Σ_{e in micro} w_e·ℓ
 (:class:`Normalisers`). The contributions add up to the loss of the uncut batch, exactly.
 
 **Nor does a running state.** An objective registered with ``step_statistics`` (BCO's running δ, LCPO's
-ε) has its state folded once per step from sums over the whole global batch
-(:meth:`Objective.step_statistics`, added over micro-batches and processes, then
-:meth:`Objective.fold_step_statistics`), before the step's loss or after it (``after_step``); the loss
-only reads the state. A call without ``totals`` takes its batch as the whole step.
+ε, β-DPO's margin statistics and filter, MORE's task weights) has its state folded once per step from
+the whole global batch (:meth:`Objective.step_statistics`: sums added over micro-batches and processes,
+or every example's rows gathered in the global batch's order; then :meth:`Objective.fold_step_statistics`),
+before the step's loss or after it (``after_step``); the loss only reads the state and its examples'
+per-example results. A call without ``totals`` takes its batch as the whole step.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +34,8 @@ from alignlab.objectives import modifiers as modifier_registry
 from alignlab.objectives.callbacks import Callback
 from alignlab.objectives.metrics import standard_metrics
 from alignlab.objectives.registry import ObjectiveSpec, get
-from alignlab.objectives.state import ObjectiveState
-from alignlab.objectives.views import build_view
+from alignlab.objectives.state import ExampleRows, ObjectiveState
+from alignlab.objectives.views import build_view, example_groups
 from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 
 
@@ -114,6 +116,7 @@ class BoundObjective:
         feedback: Feedback,
         training: bool = True,
         normalisers: Normalisers | None = None,
+        step_results: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """(loss per example, example weights, metrics) for this objective alone."""
         batch = build_view(self.spec.feedback, scores, feedback)
@@ -124,37 +127,46 @@ class BoundObjective:
             kwargs["state"] = self.state if training else self.state.copy_for_eval()
         if self.spec.reduction == "sum":
             kwargs["normalisers"] = normalisers
+        if self.takes_step_results:
+            kwargs["step_results"] = step_results if training else None
         out = self.spec.fn(batch, **kwargs)
         loss, metrics = out if isinstance(out, tuple) else (out, {})
         loss, extra = modifier_registry.after(batch, loss, self.modifiers, carry)
         standard = standard_metrics(batch, self.params)
         return loss, batch.weight.to(loss.dtype), {**standard, **metrics, **extra}
 
+    @property
+    def takes_step_results(self) -> bool:
+        return "step_results" in inspect.signature(self.spec.fn).parameters
+
     def folds(self, after_step: bool) -> bool:
         """Whether this part's state is folded per step, before (False) or after (True) the step's loss."""
         stats = self.spec.step_statistics
         return stats is not None and stats.after_step == after_step
 
-    def step_statistics(self, scores: Scores, feedback: Feedback) -> Tensor | None:
-        """This batch's additive sums for the part's running state (None without ``step_statistics``); the
-        batch is the view the loss sees, modifiers applied."""
-        if self.spec.step_statistics is None:
+    def step_statistics(self, scores: Scores, feedback: Feedback) -> Tensor | ExampleRows | None:
+        """This batch's additive sums, or its per-example rows with each row's group, for the part's
+        running state (None without ``step_statistics``); the batch is the view the loss sees, modifiers
+        applied."""
+        stats = self.spec.step_statistics
+        if stats is None:
             return None
         batch = build_view(self.spec.feedback, scores, feedback)
         batch = modifier_registry.before(batch, self.modifiers, {})
-        with torch.no_grad():
-            sums = self.spec.step_statistics.gather(batch, self.params, self.state)
-        sums = torch.as_tensor(sums, dtype=torch.float64).detach().cpu().reshape(-1)
-        if sums.numel() != self.spec.step_statistics.size:
+        values = stats.gather(batch, self.params, self.state)
+        if stats.per_example:
+            return ExampleRows(values, example_groups(batch))
+        if values.numel() != stats.size:
             raise ValueError(
-                f"{self.spec.name}: step_statistics gave {sums.numel()} sums, declared {self.spec.step_statistics.size}"
+                f"{self.spec.name}: step_statistics gave {values.numel()} sums, declared {stats.size}"
             )
-        return sums
+        return values
 
-    def fold_step_statistics(self, sums: Tensor) -> None:
-        """Fold a whole step's sums (over its global batch) into the running state."""
+    def fold_step_statistics(self, values: Tensor) -> Tensor | None:
+        """Fold a whole step's sums (or its rows, in the global batch's order) into the running state;
+        per example, returns the per-example results."""
         assert self.spec.step_statistics is not None
-        self.spec.step_statistics.fold(self.state, sums.tolist(), self.params)
+        return self.spec.step_statistics.fold(self.state, values, self.params)
 
     def local_weight(self, feedback: Feedback) -> float:
         """Σ of this part's example weights in ``feedback``'s batch (known before any forward pass)."""
@@ -168,18 +180,19 @@ class BoundObjective:
         feedback: Feedback,
         training: bool = True,
         normalisers: Normalisers | None = None,
+        step_results: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """This part's loss: the weighted mean over ``scores`` (``normalisers`` None), or this batch's
-        share of the global batch's loss (``normalisers`` from :meth:`Objective.totals`). Without
-        ``normalisers`` the batch is the whole step: a step-statistics state is folded from it (before or
-        after the loss, as the objective registered)."""
+        share of the global batch's loss (``normalisers`` from :meth:`Objective.totals`, ``step_results``
+        this batch's rows of the step's per-example fold). Without ``normalisers`` the batch is the whole
+        step: a step-statistics state is folded from it (before or after the loss, as registered)."""
         whole_step = training and normalisers is None
         if whole_step and self.folds(after_step=False):
-            self.fold_step_statistics(self.step_statistics(scores, feedback))
+            step_results = self._fold_batch(scores, feedback)
         after = self.step_statistics(scores, feedback) if whole_step and self.folds(after_step=True) else None
-        loss, weight, metrics = self.per_example(scores, feedback, training, normalisers)
+        loss, weight, metrics = self.per_example(scores, feedback, training, normalisers, step_results)
         if after is not None:
-            self.fold_step_statistics(after)
+            self.fold_step_statistics(after.values if isinstance(after, ExampleRows) else after)
         if self.spec.reduction == "sum":
             return (loss.sum() if loss.dim() else loss), metrics
         if normalisers is None:
@@ -190,6 +203,10 @@ class BoundObjective:
         if normalisers.weight <= 0:
             return loss.sum() * 0.0, metrics
         return (loss * weight).sum() / normalisers.weight, metrics
+
+    def _fold_batch(self, scores: Scores, feedback: Feedback) -> Tensor | None:
+        values = self.step_statistics(scores, feedback)
+        return self.fold_step_statistics(values.values if isinstance(values, ExampleRows) else values)
 
 
 def weighted_mean(loss: Tensor, weight: Tensor) -> Tensor:
@@ -241,22 +258,30 @@ class Objective:
         step's loss (``after_step`` False) or after it."""
         return any(p.folds(after_step) for p in self.parts)
 
-    def step_statistics(self, scores: Scores, feedback: Feedback, after_step: bool = False) -> Tensor:
-        """The additive sums over one batch of every part folded before (or after) the step, concatenated;
-        the loop adds them over the step's micro-batches and all-reduces them before
-        :meth:`fold_step_statistics`."""
-        parts = [p.step_statistics(scores, feedback) for p in self.parts if p.folds(after_step)]
-        sums = [s for s in parts if s is not None]
-        return torch.cat(sums) if sums else torch.zeros(0, dtype=torch.float64)
-
-    def fold_step_statistics(self, sums: Tensor, after_step: bool = False) -> None:
-        """Fold a whole step's summed statistics (from :meth:`step_statistics`) into the parts' states."""
-        offset = 0
-        for part in self.parts:
+    def step_statistics(
+        self, scores: Scores, feedback: Feedback, after_step: bool = False
+    ) -> dict[int, Tensor | ExampleRows]:
+        """One batch's statistics of every part folded before (or after) the step, by part index: additive
+        sums, or per-example rows; the loop combines them over the step's micro-batches and processes
+        (``train/step_statistics.py``) before :meth:`fold_step_statistics`."""
+        out: dict[int, Tensor | ExampleRows] = {}
+        for i, part in enumerate(self.parts):
             if part.folds(after_step):
-                size = part.spec.step_statistics.size
-                part.fold_step_statistics(sums[offset : offset + size])
-                offset += size
+                values = part.step_statistics(scores, feedback)
+                assert values is not None
+                out[i] = values
+        return out
+
+    def fold_step_statistics(self, values: dict[int, Tensor], after_step: bool = False) -> dict[int, Tensor]:
+        """Fold a whole step's statistics (summed, or every example's rows in the global batch's order)
+        into the parts' states; returns the per-example results by part index."""
+        results: dict[int, Tensor] = {}
+        for i, part in enumerate(self.parts):
+            if part.folds(after_step):
+                out = part.fold_step_statistics(values[i])
+                if out is not None:
+                    results[i] = out
+        return results
 
     def totals(self, feedback: Feedback, lengths: Tensor) -> BatchTotals:
         """Every part's normalisers over one batch (``lengths``: scored tokens per completion); the loop
@@ -283,15 +308,18 @@ class Objective:
         feedback: Feedback,
         training: bool = True,
         totals: BatchTotals | None = None,
+        step_results: dict[int, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
         """``Σ_i w_i·loss_i`` and the metrics. ``training`` False (evaluation) leaves running state untouched;
-        ``totals`` (the global batch's, from :meth:`totals`) makes the loss this batch's exact share."""
+        ``totals`` (the global batch's, from :meth:`totals`) makes the loss this batch's exact share;
+        ``step_results`` are this batch's rows of the step's per-example folds, by part index."""
         total = torch.zeros((), dtype=scores.logps.dtype, device=scores.logps.device)
         metrics: dict[str, float] = {}
         single = len(self.parts) == 1
         for i, part in enumerate(self.parts):
             normalisers = totals.for_part(i) if totals is not None else None
-            loss, part_metrics = part(scores, feedback, training, normalisers)
+            results = step_results.get(i) if step_results else None
+            loss, part_metrics = part(scores, feedback, training, normalisers, results)
             total = total + part.weight * loss
             prefix = "" if single else f"{part.spec.name}/"
             if not single:

@@ -8,6 +8,7 @@ Each returns the per-example loss (before any reduction); hyper-parameters are c
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -63,11 +64,13 @@ def _call(spec: ObjectiveSpec, batch: Any, hparams: dict[str, Any], state: dict[
         params["state"] = {} if state is None else state
     stats = spec.step_statistics if spec.stateful else None
     if stats is not None and not stats.after_step:
-        stats.fold(params["state"], stats.gather(batch, full, params["state"]), full)
-    sums = stats.gather(batch, full, params["state"]) if stats is not None and stats.after_step else None
+        results = stats.fold_batch(batch, full, params["state"])
+        if stats.per_example and "step_results" in inspect.signature(spec.fn).parameters:
+            params["step_results"] = results
+    after = stats.gather(batch, full, params["state"]) if stats is not None and stats.after_step else None
     out = spec.fn(batch, **params)
-    if sums is not None:
-        stats.fold(params["state"], sums, full)
+    if after is not None:
+        stats.fold(params["state"], after, full)
     return out[0] if isinstance(out, tuple) else out
 
 

@@ -100,6 +100,7 @@ def smooth_labels(batch: Batch, epsilon: float) -> Batch:
         rating_names=batch.rating_names,
         aux=aux,
         aux_mask=aux_mask,
+        group_index=None if batch.group_index is None else batch.group_index.repeat(2),
     )
 
 

@@ -98,55 +98,101 @@ def madpo(
     return -weight * F.logsigmoid(beta * margin(batch))
 
 
+def _beta_dpo_margins(batch: PairBatch) -> Tensor:
+    """Every pair's margin M_i = h_i (one row per pair), gathered over the whole step by the loop."""
+    return margin(batch).detach()[:, None]
+
+
+def _beta_dpo_fold(
+    state: dict[str, Any],
+    rows: Tensor,
+    beta: float = 0.1,
+    alpha: float = 0.6,
+    filter_ratio: float = 0.2,
+    momentum: float = 0.9,
+    seed: int = 0,
+) -> Tensor:
+    """Fold the step's N margins: running mean/std, the filter's draw and β_batch; returns each pair's
+    loss multiplier (N/#kept if kept, else 0)."""
+    _check_filter_ratio(filter_ratio)
+    gap = rows[:, 0].double()
+    size = gap.numel()
+    batch_std = float(gap.std()) if size > 1 else 0.0
+    m0 = momentum * float(state.get("gap_mean", 0.0)) + (1 - momentum) * float(gap.mean())
+    sigma = momentum * float(state.get("gap_std", 0.0)) + (1 - momentum) * batch_std
+    draws = int(state.get("draws", 0))
+    keep = torch.ones(size, dtype=torch.bool)
+    num_keep = int(size * (1 - filter_ratio))
+    if filter_ratio > 0 and 0 < num_keep < size:
+        weights = torch.exp(-0.5 * ((gap - m0) / max(sigma, 1e-12)) ** 2)
+        if not torch.isfinite(weights).all() or weights.sum() <= 0:
+            weights = torch.ones_like(gap)  # degenerate spread: draw uniformly
+        # One draw per step, the same on every process and for every cut: a generator seeded by (seed, step).
+        generator = torch.Generator().manual_seed((int(seed) * 1_000_003 + draws) % 2**63)
+        chosen = torch.multinomial(weights, num_keep, replacement=False, generator=generator)
+        keep = torch.zeros_like(keep)
+        keep[chosen] = True
+    beta_batch = max(1e-3, beta * (1 + alpha * (float(gap[keep].mean()) - m0)))
+    state.update(gap_mean=m0, gap_std=sigma, beta_batch=beta_batch, draws=draws + 1)
+    state["kept_fraction"] = float(keep.sum()) / max(size, 1)
+    return keep.double() * (size / max(int(keep.sum()), 1))
+
+
+def _check_filter_ratio(filter_ratio: float) -> None:
+    if not 0.0 <= filter_ratio < 1.0:
+        raise ValueError(f"beta_dpo: filter_ratio must lie in [0, 1), got {filter_ratio}")
+
+
 @objective(
     "beta_dpo",
     family="pairwise",
     feedback="pairs",
     needs=("reference",),
     paper="Wu et al. 2024, β-DPO: Direct Preference Optimization with Dynamic β, arXiv 2407.08639",
+    step_statistics=StepStatistics(_beta_dpo_margins, _beta_dpo_fold, size=1, per_example=True),
 )
 def beta_dpo(
     batch: PairBatch,
     state: dict[str, Any],
+    step_results: Tensor | None = None,
     beta: float = 0.1,
     alpha: float = 0.6,
     filter_ratio: float = 0.2,
     momentum: float = 0.9,
+    seed: int = 0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """β-DPO: DPO with a batch-level β and β-guided filtering.
+    """β-DPO: DPO with a batch-level β and β-guided filtering, both drawn from the step's global batch.
 
-    M_i = h_i (detached). Running statistics (EMA, momentum γ = 0.9, starting at 0): M_0 ← γ·M_0 + (1−γ)·mean(M),
-    σ ← γ·σ + (1−γ)·std(M), updated with the current batch first. Filtering: keep (1 − filter_ratio) of the
-    pairs, drawn without replacement with probability ∝ exp(−½((M_i − M_0)/σ)²). Then
-    β_batch = max(1e-3, β·(1 + α·(mean_{kept} M − M_0))) and L_i = −log σ(β_batch·h_i) on kept pairs, rescaled
-    by B/#kept so the batch mean equals the official masked mean (dropped pairs get 0). α = 0 and
-    filter_ratio = 0 give dpo. Defaults α = 0.6, filter ratio 0.2 (README example; the yaml default is a = 0).
-    Checked: junkangwu/beta-DPO trainers.py `preference_loss` (mode_loss="beta_DPO") and
-    `update_and_sync_tensor_mean` (gamma=0.9).
+    M_i = h_i (detached), over all N pairs of the step (every micro-batch and process: per-example
+    ``step_statistics``). Running statistics (EMA, momentum γ = 0.9, starting at 0), updated with the step
+    first: M_0 ← γ·M_0 + (1−γ)·mean(M), σ ← γ·σ + (1−γ)·std(M) (unbiased std). Filtering: keep
+    ⌊N·(1 − filter_ratio)⌋ pairs, drawn without replacement with probability ∝ exp(−½((M_i − M_0)/σ)²)
+    (``torch.multinomial`` with a generator seeded by (``seed``, step), so every process and every cut
+    draws the same pairs, and a resumed run the same as an uninterrupted one). Then
+    β_batch = max(1e-3, β·(1 + α·(mean_{kept} M − M_0))) and L_i = −log σ(β_batch·h_i)·N/#kept on kept
+    pairs, 0 on the others, so the step's mean is the masked mean over the kept pairs. α = 0 and
+    filter_ratio = 0 give dpo. Evaluation moves nothing and filters nothing: every pair, with the last
+    training step's β_batch (β before the first). Defaults α = 0.6, filter ratio 0.2 (README example;
+    the yaml default is a = 0).
+    Checked: junkangwu/beta-DPO trainers.py. `get_batch_metrics` all-gathers the margins of every
+    process (`all_gather_if_needed`) before `update_and_sync_tensor_mean` (gamma=0.9, `.std()`) moves
+    gap_mean/gap_std; `preference_loss` (mode_loss="beta_DPO") all-gathers them again, draws the mask
+    with `torch.multinomial` over the gathered batch and computes β_used from the mean of the drawn
+    margins: all three are global over processes. There each gradient-accumulation micro-batch is such a
+    batch and each process normalises by its own kept count; here the batch is the step's, whatever the
+    cut (equal with one micro-batch per step).
     """
-    if not 0.0 <= filter_ratio < 1.0:
-        raise ValueError(f"beta_dpo: filter_ratio must lie in [0, 1), got {filter_ratio}")
+    _check_filter_ratio(filter_ratio)
     h = margin(batch)
-    gap = h.detach()
-    size = gap.numel()
-    batch_std = gap.std() if size > 1 else torch.zeros((), dtype=gap.dtype)
-    mean_prev = state.get("gap_mean", torch.zeros((), dtype=gap.dtype))
-    std_prev = state.get("gap_std", torch.zeros((), dtype=gap.dtype))
-    state["gap_mean"] = momentum * mean_prev + (1 - momentum) * gap.mean()
-    state["gap_std"] = momentum * std_prev + (1 - momentum) * batch_std
-    m0, sigma = state["gap_mean"], state["gap_std"]
-    keep = torch.ones_like(gap, dtype=torch.bool)
-    num_keep = int(size * (1 - filter_ratio))
-    if filter_ratio > 0 and 0 < num_keep < size:
-        weights = torch.exp(-0.5 * ((gap - m0) / sigma.clamp(min=1e-12)) ** 2)
-        if not torch.isfinite(weights).all() or weights.sum() <= 0:
-            weights = torch.ones_like(gap)  # degenerate spread: draw uniformly
-        chosen = torch.multinomial(weights.float(), num_keep, replacement=False)
-        keep = torch.zeros_like(keep)
-        keep[chosen] = True
-    beta_batch = (beta * (1 + alpha * (gap[keep].mean() - m0))).clamp(min=1e-3)
-    loss = -F.logsigmoid(beta_batch * h) * keep.to(h.dtype) * (size / keep.sum().clamp(min=1))
-    return loss, {"beta_batch": beta_batch.detach(), "kept_fraction": keep.float().mean()}
+    if step_results is None:  # evaluation (or a loss without its step's fold): every pair
+        scale = torch.ones_like(h)
+        beta_batch = float(state.get("beta_batch", beta))
+        kept = 1.0
+    else:
+        scale = step_results.reshape(-1).to(h)
+        beta_batch, kept = float(state["beta_batch"]), float(state["kept_fraction"])
+    loss = -F.logsigmoid(beta_batch * h) * scale
+    return loss, {"beta_batch": torch.tensor(beta_batch), "kept_fraction": torch.tensor(kept)}
 
 
 def _bco_pair_reward_sums(batch: PairBatch, beta: float = 0.1) -> Tensor:

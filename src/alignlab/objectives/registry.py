@@ -25,9 +25,10 @@ them), the hook receives only those it names and the loss only those it names. A
 once, by the hook.
 
 An objective whose running state must not depend on how a step is cut registers ``step_statistics``
-(:class:`StepStatistics`): the loop gathers additive sums over the whole step's global batch (every
-micro-batch, every process), folds them into the state once, before any micro-batch's loss, and the loss
-only reads the state (BCO's running δ). Called outside the loop, on one batch, the batch is the step.
+(:class:`StepStatistics`): the loop gathers additive sums (or, ``per_example``, every example's row) over
+the whole step's global batch (every micro-batch, every process), folds them into the state once, before
+any micro-batch's loss (or after the step), and the loss only reads the state (BCO's running δ) and its
+examples' ``step_results`` (β-DPO's filter). Called outside the loop, on one batch, the batch is the step.
 
 Beyond the loss, a registration may give ``needs_for(params)`` (engine needs that depend on the
 hyper-parameters, e.g. sft's prompt loss) and ``callback(params)`` (what the objective needs from the
@@ -223,6 +224,8 @@ def objective(
                 continue
             if pname == "normalisers":
                 continue  # given by the loop to reduction="sum" objectives
+            if pname == "step_results":
+                continue  # per-example results of the step's fold (StepStatistics(per_example=True))
             if p.default is inspect.Parameter.empty:
                 raise ValueError(f"objective '{name}': hyper-parameter '{pname}' needs a default")
             annotation = (
@@ -253,6 +256,10 @@ def objective(
         )
         if step_statistics is not None and not stateful:
             raise ValueError(f"objective '{name}': step_statistics needs a 'state' parameter")
+        if "step_results" in signature.parameters and (
+            step_statistics is None or not step_statistics.per_example
+        ):
+            raise ValueError(f"objective '{name}': 'step_results' needs per-example step_statistics")
         if reduction == "sum" and "normalisers" not in signature.parameters:
             raise ValueError(f"objective '{name}': reduction='sum' needs a 'normalisers' parameter")
         _REGISTRY[name] = spec

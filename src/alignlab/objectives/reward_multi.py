@@ -16,6 +16,7 @@ from alignlab.data.records import Record
 from alignlab.data.reward_templates import PAIR_PM_TEMPLATE, render_context
 from alignlab.objectives.registry import objective
 from alignlab.objectives.reward import bt_loss, reward_metrics, scalar_rewards
+from alignlab.objectives.state import StepStatistics
 from alignlab.objectives.views import ListBatch, PairBatch
 
 # ----------------------------------------------------------------------------- ArmoRM stage 1
@@ -131,6 +132,57 @@ def min_norm_weights(grads: Tensor, iterations: int = 2000) -> Tensor:
     return lam.to(grads.dtype)
 
 
+def _more_tasks(batch: PairBatch) -> Tensor:
+    if batch.chosen.ratings is None:
+        raise ValueError(
+            "more: the records were not tagged with their dataset (its prepare hook did not run)"
+        )
+    return batch.chosen.ratings[..., 0].long()  # the only rating: the dataset index
+
+
+def _check_normalize(normalize: str) -> None:
+    if normalize not in ("none", "l2", "loss"):
+        raise ValueError(f"more: normalize must be none, l2 or loss, got '{normalize}'")
+
+
+def _more_rows(batch: PairBatch) -> Tensor:
+    """Per pair: [task, −σ(−Δ)·(h_w − h_l) (the BT loss's gradient w.r.t. the head's weight), BT loss]."""
+    rw, rl = scalar_rewards(batch, "more")
+    tasks = _more_tasks(batch)
+    hw, hl = batch.chosen.hidden, batch.rejected.hidden
+    if hw is None or hl is None:
+        raise ValueError("more: needs the pooled hidden states (needs 'hidden')")
+    coef = -torch.sigmoid(-(rw - rl)).double()
+    grads = coef[:, None] * (hw.double() - hl.double())
+    return torch.cat([tasks.double()[:, None], grads, bt_loss(rw, rl).double()[:, None]], 1)
+
+
+def _more_fold(state: dict[str, Any], rows: Tensor, alpha: float = 1.0, normalize: str = "none") -> None:
+    """The step's per-task gradients (means over the task's pairs of the whole step), their EMA, and the
+    min-norm λ: ``state["task_weights"][t] = T·λ_t`` for the T tasks of the step."""
+    _check_normalize(normalize)
+    tasks = rows[:, 0].long()
+    present = sorted(set(tasks.tolist()))
+    grads, losses = [], []
+    for t in present:
+        sel = tasks == t
+        g = rows[sel, 1:-1].mean(0)
+        key = f"grad_{t}"
+        g = g if key not in state else (1 - alpha) * state[key].to(g) + alpha * g
+        state[key] = g.clone()
+        grads.append(g)
+        losses.append(float(rows[sel, -1].mean()))
+    if normalize == "l2":
+        grads = [g / (g.norm() if g.norm() > 0 else 1.0) for g in grads]
+    elif normalize == "loss":
+        shifted = [1.0 + x for x in losses]
+        total = sum(shifted)
+        grads = [g / (x / total) for g, x in zip(grads, shifted)]
+    lam = min_norm_weights(torch.stack(grads)) if len(present) > 1 else torch.ones(1, dtype=torch.float64)
+    state["lambda"] = {str(t): float(lam[i]) for i, t in enumerate(present)}
+    state["task_weights"] = {str(t): float(lam[i]) * len(present) for i, t in enumerate(present)}
+
+
 @objective(
     "more",
     family="reward_model",
@@ -138,6 +190,7 @@ def min_norm_weights(grads: Tensor, iterations: int = 2000) -> Tensor:
     needs=("rewards", "hidden"),
     prepare=more_tag_tasks,
     paper="Zeng et al. 2023 MORE 'On Diversified Preferences of Large Language Model Alignment' (arXiv 2312.07401)",
+    step_statistics=StepStatistics(_more_rows, _more_fold, per_example=True),
 )
 def more(
     batch: PairBatch, state: dict, alpha: float = 1.0, normalize: str = "none"
@@ -145,50 +198,26 @@ def more(
     """MORE: per-pair loss T·λ_{task}·(−log σ(r_w − r_l)), λ the min-norm point of the tasks' head gradients.
 
     Pairs are grouped by dataset (``record.source`` or ``meta[task_field]``). For each of the T datasets
-    in the batch, g_m = ∂/∂w of its mean BT loss w.r.t. the reward head's weight, computed on detached
-    pooled states: g_m = mean over its pairs of −σ(−Δ)·(h_w − h_l); kept as an EMA
-    ḡ_m ← (1−α)·ḡ_m + α·g_m (α = 1: no memory), optionally normalised (``l2``: ḡ/‖ḡ‖; ``loss``: ḡ/((1+L_m)/Σ(1+L))).
-    λ = argmin_{λ∈simplex} ‖Σ λ_m ḡ_m‖² (Frank–Wolfe). With one dataset λ = 1 and MORE = ``bt``.
+    in the step's global batch (every micro-batch and process: per-example ``step_statistics``, so λ
+    does not depend on how the step is cut), g_m = ∂/∂w of its mean BT loss w.r.t. the reward head's
+    weight, computed on detached pooled states: g_m = mean over its pairs of −σ(−Δ)·(h_w − h_l); kept as
+    an EMA ḡ_m ← (1−α)·ḡ_m + α·g_m (α = 1: no memory), optionally normalised (``l2``: ḡ/‖ḡ‖; ``loss``:
+    ḡ/((1+L_m)/Σ(1+L))). λ = argmin_{λ∈simplex} ‖Σ λ_m ḡ_m‖² (exact for ≤ 10 tasks, else Frank–Wolfe),
+    folded once per step before its loss. With one dataset λ = 1 and MORE = ``bt``. Evaluation moves
+    nothing: it weights pairs with the last training step's T·λ (1 for a task that step did not see).
     Checked: dunzeng/MORE trainer.py (compute_lambda_noresampling, more_ranking_loss) and utils.py
     (gradient_normalizer); defaults alpha = 1, normalize = none from arguments.py.
     """
     rw, rl = scalar_rewards(batch, "more")
-    if batch.chosen.ratings is None:
-        raise ValueError(
-            "more: the records were not tagged with their dataset (its prepare hook did not run)"
-        )
-    if normalize not in ("none", "l2", "loss"):
-        raise ValueError(f"more: normalize must be none, l2 or loss, got '{normalize}'")
-    tasks = batch.chosen.ratings[..., 0].long()  # the only rating: the dataset index
+    tasks = _more_tasks(batch)
+    _check_normalize(normalize)
     per_pair = bt_loss(rw, rl)
-    present = sorted(set(tasks.tolist()))
-    with torch.no_grad():
-        hw, hl = batch.chosen.hidden.float(), batch.rejected.hidden.float()
-        coef = -torch.sigmoid(-(rw - rl).detach())
-        grads, losses = [], []
-        for t in present:
-            sel = tasks == t
-            g = (coef[sel, None] * (hw[sel] - hl[sel])).mean(0)
-            key = f"grad_{t}"
-            g = g if key not in state else (1 - alpha) * state[key].to(g) + alpha * g
-            state[key] = g.detach().cpu()
-            grads.append(g)
-            losses.append(float(per_pair[sel].mean()))
-        if normalize == "l2":
-            grads = [g / (g.norm() if g.norm() > 0 else 1.0) for g in grads]
-        elif normalize == "loss":
-            shifted = [1.0 + x for x in losses]
-            total = sum(shifted)
-            grads = [g / (s / total) for g, s in zip(grads, shifted)]
-        lam = min_norm_weights(torch.stack(grads)) if len(present) > 1 else torch.ones(1)
-        weight_of = torch.zeros(int(max(present)) + 1, dtype=per_pair.dtype, device=per_pair.device)
-        for i, t in enumerate(present):
-            weight_of[t] = float(lam[i]) * len(present)
-        pair_weight = weight_of[tasks]
+    weights = state.get("task_weights", {})
+    pair_weight = torch.tensor([weights.get(str(t), 1.0) for t in tasks.tolist()], dtype=per_pair.dtype)
     metrics = reward_metrics(rw, rl)
-    for i, t in enumerate(present):
-        metrics[f"more/lambda_{t}"] = lam[i].detach().clone()
-    return pair_weight * per_pair, metrics
+    for t, value in state.get("lambda", {}).items():
+        metrics[f"more/lambda_{t}"] = torch.tensor(value)
+    return pair_weight.to(per_pair.device) * per_pair, metrics
 
 
 # ----------------------------------------------------------------------------- PairPM

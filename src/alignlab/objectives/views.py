@@ -36,6 +36,7 @@ class PairBatch:
     rating_names: list[str] = field(default_factory=list)  # names of the columns of Scores.ratings
     aux: dict[str, Scores] = field(default_factory=dict)  # role -> [P, M]
     aux_mask: dict[str, Tensor] = field(default_factory=dict)
+    group_index: Tensor | None = None  # [P] record of each pair (None: one pair per record, in order)
 
     @property
     def size(self) -> int:
@@ -163,6 +164,7 @@ def pair_view(scores: Scores, feedback: Feedback) -> PairBatch:
         list(feedback.rating_names),
         aux,
         aux_mask,
+        gidx,
     )
 
 
@@ -264,6 +266,14 @@ def rollout_view(scores: Scores, feedback: Feedback) -> RolloutBatch:
         )
     weight = feedback.weight[feedback.group_index].to(scores.logps.dtype)
     return RolloutBatch(scores, feedback.rollout, feedback.group_index, weight)
+
+
+def example_groups(batch: PairBatch | ListBatch | PointBatch | RolloutBatch) -> Tensor:
+    """The batch group (record) of each example of a view, in the view's order."""
+    groups = getattr(batch, "group_index", None)
+    if isinstance(batch, ListBatch) or groups is None:
+        return torch.arange(batch.size)
+    return groups.long().cpu()
 
 
 def build_view(

@@ -8,11 +8,12 @@ DDP averages gradients over the W processes, so each process scales its share by
 the loss of the uncut global batch, and so are the gradients.
 
 An objective whose running state is folded once per step (``step_statistics``) gets it from the whole
-global batch. Folded before the loss (BCO's δ, "this batch included"): with one micro-batch on one process
-the sums come from the training forward pass itself; otherwise a no-gradient pass over the step's
-micro-batches collects them first. Folded after the step (LCPO's ε): the sums come from the training
-passes and are folded once the last micro-batch is done. Either way they are added over micro-batches
-and all-reduced across processes like the normalisers.
+global batch. Folded before the loss (BCO's δ, β-DPO's filter, "this batch included"): with one
+micro-batch on one process the statistics come from the training forward pass itself; otherwise a
+no-gradient pass over the step's micro-batches collects them first. Folded after the step (LCPO's ε): they
+come from the training passes and are folded once the last micro-batch is done. Either way sums are added
+over micro-batches and all-reduced across processes like the normalisers, and per-example rows are
+gathered in the global batch's order (``train/step_statistics.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from alignlab.objectives.compose import BatchTotals
 from alignlab.scoring.scores import Scores
 from alignlab.train.context import LoopContext
 from alignlab.train.source import StepBatch
+from alignlab.train.step_statistics import StepCollector
 
 
 class TrainingStopped(RuntimeError):
@@ -81,25 +83,19 @@ def global_totals(context: LoopContext, batches: list[Batch]) -> BatchTotals:
     return summed
 
 
-def fold_step_statistics(
+def fold_before_step(
     context: LoopContext, cuts: list[list[int]], batches: list[Batch], rows: list[int] | None
-) -> None:
-    """Fold the objective's step statistics over every micro-batch of every process into its state."""
-    sums = None
+) -> list[dict[int, torch.Tensor]]:
+    """A no-gradient pass over every micro-batch (of every process) folds the statistics of the parts
+    folded before the step; returns each micro-batch's per-example results."""
+    collector = StepCollector(context, after_step=False)
     with torch.no_grad():
         for cut, batch in zip(cuts, batches):
             scores, on_device = score(
                 context, batch, "train", [rows[p] for p in cut] if rows is not None else None
             )
-            part = context.objective.step_statistics(scores, on_device.feedback)
-            sums = part if sums is None else sums + part
-    context.objective.fold_step_statistics(_all_processes(context, sums))
-
-
-def _all_processes(context: LoopContext, sums: torch.Tensor) -> torch.Tensor:
-    if context.accelerator.num_processes > 1:
-        return context.accelerator.reduce(sums.to(context.device), reduction="sum").cpu()
-    return sums
+            collector.add(cut, scores, on_device.feedback)
+    return collector.fold()
 
 
 def train_step(
@@ -116,21 +112,24 @@ def train_step(
     rows = step_batch.reference_rows
     objective = context.objective
     fold_here = objective.folds_step_statistics()  # before the loss, from the training pass if it is the step
+    results: list[dict[int, torch.Tensor]] = [{} for _ in cuts]
     if fold_here and (world > 1 or len(cuts) > 1):
-        fold_step_statistics(context, cuts, batches, rows)
+        results = fold_before_step(context, cuts, batches, rows)
         fold_here = False
-    after = objective.folds_step_statistics(after_step=True)
-    after_sums = None
+    after = (
+        StepCollector(context, after_step=True) if objective.folds_step_statistics(after_step=True) else None
+    )
     metrics: dict[str, float] = {}
     loss_sum = 0.0
     for i, (cut, batch) in enumerate(zip(cuts, batches)):
         scores, batch = score(context, batch, "train", [rows[p] for p in cut] if rows is not None else None)
-        if fold_here:
-            objective.fold_step_statistics(objective.step_statistics(scores, batch.feedback))
-        if after:
-            sums = objective.step_statistics(scores, batch.feedback, after_step=True)
-            after_sums = sums if after_sums is None else after_sums + sums
-        loss, part_metrics = context.objective(scores, batch.feedback, True, totals)
+        if fold_here:  # one micro-batch on one process: its training pass is the whole step
+            collector = StepCollector(context, after_step=False)
+            collector.add(cut, scores, batch.feedback)
+            results = collector.fold()
+        if after is not None:
+            after.add(cut, scores, batch.feedback)
+        loss, part_metrics = context.objective(scores, batch.feedback, True, totals, results[i])
         if not torch.isfinite(loss):
             shown = batch.record_indices[:8]
             raise TrainingStopped(
@@ -146,8 +145,8 @@ def train_step(
         for key, value in part_metrics.items():
             metrics[key] = metrics.get(key, 0.0) + float(value) * share
         metrics["tokens"] = metrics.get("tokens", 0.0) + batch.num_tokens
-    if after:
-        objective.fold_step_statistics(_all_processes(context, after_sums), after_step=True)
+    if after is not None:
+        after.fold()
     if world > 1:
         loss_sum = float(acc.reduce(torch.tensor(loss_sum, device=context.device), reduction="sum"))
     return {"loss": loss_sum, "micro_batches": len(cuts), **metrics}
