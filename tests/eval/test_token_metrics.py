@@ -52,6 +52,7 @@ def test_token_shift_aligned_equals_base_is_all_unshifted():
     base = np.array([[3.0, 2, 1, 0]] * 3)
     res = run_metric("token_distribution_shift", tokens=[[0, 2, 3]], base_logits=[base])
     assert [res[k].value for k in ("unshifted", "marginal", "shifted")] == pytest.approx([1 / 3] * 3)
+    assert res.details["shifted_tokens"] == [(3, 1)]  # the token the base ranks 4th
 
 
 def test_topk_uniform_distribution():

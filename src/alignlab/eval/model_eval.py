@@ -79,7 +79,11 @@ def shift_from_models(
         tokens.append(c)
         base_logits.append(response_states(base, p, c)[1].numpy())
         aligned_logits.append(response_states(aligned, p, c)[1].numpy())
-    return token_distribution_shift(tokens=tokens, base_logits=base_logits, aligned_logits=aligned_logits)
+    result = token_distribution_shift(tokens=tokens, base_logits=base_logits, aligned_logits=aligned_logits)
+    result.details["shifted_tokens"] = [
+        [tokenizer.convert_ids_to_tokens(int(i)), n] for i, n in result.details["shifted_tokens"]
+    ]
+    return result
 
 
 def _pair_ids(tokenizer: Any, i: int, prompt: Any, c: str, r: str) -> tuple[list[int], list[int], list[int]]:

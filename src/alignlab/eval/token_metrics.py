@@ -7,6 +7,7 @@ prefixes (x, y_<k), at positions P − 1 … P + |y| − 2 of the concatenated i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,6 +104,8 @@ def token_distribution_shift(
             la, lb = _log_softmax(np.asarray(aligned_logits[i], float)), _log_softmax(np.asarray(b, float))
             kls.append((np.exp(la) * (la - lb)).sum(-1))
     r = np.concatenate(ranks)
+    flat = np.concatenate([np.asarray(t, dtype=int) for t in tokens])
+    shifted = Counter(flat[r > 3].tolist()).most_common(20)
     estimates = {
         "unshifted": proportion_estimate(r == 1),
         "marginal": proportion_estimate((r >= 2) & (r <= 3)),
@@ -110,9 +113,8 @@ def token_distribution_shift(
     }
     if kls:
         estimates["kl_aligned_base"] = mean_estimate(np.concatenate(kls))
-    return MetricResult(
-        "token_distribution_shift", estimates, {"positions": int(r.size), "responses": len(ranks)}
-    )
+    details = {"positions": int(r.size), "responses": len(ranks), "shifted_tokens": shifted}
+    return MetricResult("token_distribution_shift", estimates, details)
 
 
 def topk_indicators(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
