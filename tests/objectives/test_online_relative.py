@@ -11,6 +11,7 @@ from alignlab.objectives.compose import Normalisers
 from alignlab.objectives.drpo import drpo_loss
 from alignlab.objectives.online_relative import drpo, p3o, trpa
 from alignlab.objectives.p3o import p3o_pair_loss
+from alignlab.objectives.registry import get
 from alignlab.objectives.trpa import trpa_loss
 from alignlab.objectives.views import RolloutBatch
 from alignlab.scoring.scores import Scores
@@ -66,8 +67,6 @@ def _norm(batch: RolloutBatch) -> Normalisers:
 
 @pytest.mark.parametrize(
     "fn,params,k",
-    # drpo's trust-region coefficient sg(max(β(KL − δ), 0)) is taken per micro-batch, as in the official
-    # code, so it is exact under cutting only with the trust region off (or on a rollout's first update)
     [
         (p3o, {"variant": "separate"}, 2),
         (p3o, {"variant": "joint"}, 2),
@@ -84,6 +83,30 @@ def test_a_step_cut_in_two_gives_the_same_loss_and_gradients(fn, params, k):
     (g_parts,) = torch.autograd.grad(total, logps)
     assert float(total) == pytest.approx(float(whole), rel=1e-10, abs=1e-12)
     np.testing.assert_allclose(g_parts.numpy(), g_whole.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_drpo_trust_region_coefficient_uses_the_step_kl():
+    """The loop folds Σ k3 and the token count of both halves before the loss; each half's penalty is then
+    sg(max(β(KL_step − δ), 0))·(its share of KL_step), and the halves add up to the uncut step (numpy KL)."""
+    batch, logps = _batch(groups=4, k=4, seed=1)
+    spec, beta, delta = get("drpo"), 10.0, 1e-4
+    halves = [_split(batch, half) for half in ([0, 2], [1, 3])]
+    state: dict = {}
+    spec.step_statistics.fold(state, sum(spec.step_statistics.gather(h, {}) for h in halves), {})
+    mask, log_ratio = batch.mask.numpy(), (logps.detach() - batch.get("old_logps")).numpy()
+    kl = ((np.exp(log_ratio) - log_ratio - 1) * mask).sum() / mask.sum()
+    assert state["kl"] == pytest.approx(kl, rel=1e-12) and beta * (kl - delta) > 0  # the term is on
+    whole, _ = drpo(batch, state={}, beta=beta, delta=delta, normalisers=_norm(batch))
+    (g_whole,) = torch.autograd.grad(whole, logps)
+    total = sum(drpo(h, state=state, beta=beta, delta=delta, normalisers=_norm(batch))[0] for h in halves)
+    (g_parts,) = torch.autograd.grad(total, logps)
+    assert float(total) == pytest.approx(float(whole), rel=1e-10)
+    np.testing.assert_allclose(g_parts.numpy(), g_whole.numpy(), rtol=1e-9, atol=1e-12)
+    without, _ = drpo(batch, state=None, beta=0.0, normalisers=_norm(batch))
+    assert float(whole) - float(without) == pytest.approx(beta * (kl - delta) * kl, rel=1e-9)
+    # Each half's own KL (the official per-micro-batch coefficient) would give a different loss.
+    own = sum(drpo(h, state=None, beta=beta, delta=delta, normalisers=_norm(batch))[0] for h in halves)
+    assert abs(float(own) - float(whole)) > 1e-6
 
 
 @pytest.mark.parametrize("variant", ["separate", "joint"])

@@ -79,12 +79,25 @@ def drpo_group_objective(
     return total, valid, len(groups)
 
 
-def drpo_trust_region(
-    token_logps: Tensor, old_token_logps: Tensor, token_mask: Tensor, beta: float = 1e3, delta: float = 1e-4
-) -> tuple[Tensor, Tensor]:
-    """(sg(max(β·(KL − δ), 0))·KL, KL) with KL the masked token mean of ratio − log ratio − 1,
-    ratio = π_θ/π_old (the official ``low_var_kl`` branch)."""
+def drpo_kl_sums(token_logps: Tensor, old_token_logps: Tensor, token_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """(Σ of ratio − log ratio − 1 over the real tokens, their count), ratio = π_θ/π_old."""
     mask = token_mask.to(token_logps.dtype)
     log_ratio = token_logps - old_token_logps.detach()
-    kl = ((torch.exp(log_ratio) - log_ratio - 1) * mask).sum() / mask.sum().clamp(min=1)
-    return torch.clamp(beta * (kl - delta), min=0).detach() * kl, kl
+    return ((torch.exp(log_ratio) - log_ratio - 1) * mask).sum(), mask.sum()
+
+
+def drpo_trust_region(
+    token_logps: Tensor,
+    old_token_logps: Tensor,
+    token_mask: Tensor,
+    beta: float = 1e3,
+    delta: float = 1e-4,
+    coefficient_kl: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(sg(max(β·(KL̄ − δ), 0))·KL, KL) with KL the masked token mean of ratio − log ratio − 1,
+    ratio = π_θ/π_old (the official ``low_var_kl`` branch); KL̄ = ``coefficient_kl`` (the whole step's KL)
+    or, when None, this batch's KL (the official code's per-micro-batch coefficient)."""
+    total, tokens = drpo_kl_sums(token_logps, old_token_logps, token_mask)
+    kl = total / tokens.clamp(min=1)
+    reference = kl.detach() if coefficient_kl is None else torch.as_tensor(coefficient_kl, dtype=kl.dtype)
+    return torch.clamp(beta * (reference - delta), min=0).detach() * kl, kl

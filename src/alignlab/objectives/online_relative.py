@@ -16,12 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.objectives.drpo import drpo_group_objective, drpo_trust_region
+from alignlab.objectives.drpo import drpo_group_objective, drpo_kl_sums, drpo_trust_region
 from alignlab.objectives.loss_aggregation import AGGREGATIONS
 from alignlab.objectives.p3o import P3O_VARIANTS
 from alignlab.objectives.policy_losses import POLICY_LOSSES
 from alignlab.objectives.registry import objective
 from alignlab.objectives.rollouts import RolloutPlan, rollout_plan
+from alignlab.objectives.state import StepStatistics
 from alignlab.objectives.trpa import trpa_loss_from_rewards, trust_region_kl
 from alignlab.objectives.views import RolloutBatch
 
@@ -115,6 +116,16 @@ def _p3o_plan(params: dict[str, Any]) -> RolloutPlan:
 
 
 # ---------------------------------------------------------------------------------------------- drpo
+def _drpo_kl_sums(batch: RolloutBatch) -> Tensor:
+    """[Σ k3 over real tokens, real tokens] of a batch (the step's KL to π_old, for the coefficient)."""
+    return torch.stack(drpo_kl_sums(batch.items.token_logps, batch.get("old_logps"), batch.mask))
+
+
+def _drpo_fold_kl(state: dict[str, Any], sums: list[float]) -> None:
+    total, tokens = sums
+    state["kl"] = total / max(tokens, 1.0)
+
+
 @objective(
     "drpo",
     family="online_rl",
@@ -122,9 +133,11 @@ def _p3o_plan(params: dict[str, Any]) -> RolloutPlan:
     reduction="sum",
     needs=NEEDS,
     paper="Li et al. 2025, DRPO: Efficient Reasoning via Decoupled Reward Policy Optimization, arXiv 2510.04474",
+    step_statistics=StepStatistics(_drpo_kl_sums, _drpo_fold_kl, size=2),
 )
 def drpo(
     batch: RolloutBatch,
+    state: dict[str, Any] | None = None,
     tau: float = 10.0,
     lam: float = 0.1,
     beta: float = 1e3,
@@ -137,9 +150,10 @@ def drpo(
     (s = mean token log-prob, w = exp((1 − |y|/L)/λ), L = max_new_tokens); loss = −mean_prompts J plus the
     trust region sg(max(β(KL − δ), 0))·KL to π_old (KL the k3 token mean). Defaults are the official
     scripts' (τ 10, λ 0.1, β 1e3, δ 1e-4); formula, checks and the one deviation in ``drpo.py``. The
-    trust-region coefficient sg(max(β(KL − δ), 0)) is taken on this micro-batch's KL, as the official code
-    does per micro-batch: that term alone depends on how a step is cut (it is 0 on a rollout's first
-    update, where KL = 0); the rest of the loss is exact under any cut (a test).
+    trust-region coefficient sg(max(β(KL̄ − δ), 0)) takes KL̄ over the whole step's tokens (additive
+    ``step_statistics`` folded before the loss), so the loss does not depend on how the step is cut; the
+    official code takes it per micro-batch (the same with one micro-batch per step). Evaluation, and a
+    call without the loop, use the batch's own KL.
     """
     rows, k = _groups(batch, "drpo")
     share = _prompt_share(normalisers, len(rows))
@@ -149,7 +163,10 @@ def drpo(
         batch.items.token_logps, batch.mask, batch.group_index, correct, max_length, tau=tau, lam=lam
     )
     # the trust region is a token mean: this micro-batch's share of the step's tokens
-    penalty, kl = drpo_trust_region(batch.items.token_logps, batch.get("old_logps"), batch.mask, beta, delta)
+    step_kl = state.get("kl") if state is not None and getattr(state, "training", True) else None
+    penalty, kl = drpo_trust_region(
+        batch.items.token_logps, batch.get("old_logps"), batch.mask, beta, delta, step_kl
+    )
     loss = -total * share + penalty * _token_share(batch, normalisers)
     metrics = {"correct_rate": correct.mean().detach(), "drpo_kl": kl.detach(), "drpo_prompts": float(valid)}
     return loss, {k: torch.as_tensor(v) for k, v in metrics.items()}
