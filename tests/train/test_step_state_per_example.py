@@ -1,11 +1,12 @@
-"""Per-example step statistics: β-DPO's running margin statistics, filter and β_batch, and MORE's task
-weights are folded once per step from every example of the global batch, so after one step the state, the
+"""Per-example step statistics: β-DPO's running margin statistics, filter and β_batch, MORE's task
+weights and AOT's sort are folded once per step from every example of the global batch, so after one step the state, the
 loss and the gradients equal numpy by hand for micro-batch sizes 1, 2 and the whole batch (and for two
 processes), computed here from engine scores of one record at a time.
 
 Before the per-example statistics (each micro-batch folded its own margins / task gradients), the step's
 loss with micro-batch size 1 was 0.7289 for β-DPO against 0.7510 by hand (no filter) and 0.7107 (filter
-0.25), and MORE's was 0.7097 (0.7064 with micro-batches of 2) against 0.8339: these tests failed."""
+0.25), MORE's was 0.7097 (0.7064 with micro-batches of 2) against 0.8339, and AOT's 0.7440 against 0.7307
+(aot) and 0.7606 against 0.7571 (aot_unpaired): these tests failed."""
 
 import json
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from alignlab.config import load_config
 from alignlab.data.batching import make_batch
@@ -34,12 +36,23 @@ def files(tmp_path_factory):
     with open(root / "pairs.jsonl", "w") as f:
         for i, record in enumerate(builtin_records("pairs")[:8]):
             f.write(json.dumps({**record.to_dict(), "source": "b" if i % 3 == 0 else "a"}) + "\n")
+    # Answers of one length: the paired AOT margins are not ordered by length alone (the two random tiny
+    # models would then order the 8 pairs alike, and sorting would change nothing).
+    words = ["apple", "brick", "cloud", "drums", "eagle", "flute", "grape", "honey", "igloo", "jelly"]
+    with open(root / "same_length.jsonl", "w") as f:
+        for i in range(8):
+            row = {
+                "prompt": f"Say a word ({i}).",
+                "completions": [words[i], words[(i + 3) % 10]],
+                "ranking": [0, 1],
+            }
+            f.write(json.dumps(row) + "\n")
     return root, save_tiny(root / "reference", seed=7)
 
 
-def settings(root, reference, name, micro, *extra):
+def settings(root, reference, name, micro, *extra, data="pairs"):
     return [
-        "train.progress=false", f"out={root / 'runs' / f'{name}-{micro}'}", f"data.train={root / 'pairs.jsonl'}",
+        "train.progress=false", f"out={root / 'runs' / f'{name}-{micro}'}", f"data.train={root / f'{data}.jsonl'}",
         "train.batch_size=8", f"reference.path={reference}", f"reference.cache_dir={root / 'cache'}",
         f"objectives.0.name={name}", *extra, *([f"train.micro_batch_size={micro}"] if micro else []),
     ]  # fmt: skip
@@ -97,6 +110,49 @@ def test_beta_dpo_step_equals_numpy_for_every_cut(files, filter_ratio):
         assert_same(runs[None][:2], runs[micro][:2])
     # A per-micro-batch β (the old update) differs: a lone pair's batch has its own mean and no spread.
     assert abs(BETA * (1 + 0.6 * 0.9 * h[0]) - beta_batch) > 1e-3
+
+
+def logps_by_hand(trainer, reference_dir):
+    """(policy, reference) summed log-probs of (y_w, y_l) of every pair, one record at a time."""
+    ctx = trainer.context
+    reference = AutoModelForCausalLM.from_pretrained(reference_dir).eval()
+    out = []
+    with torch.no_grad():
+        for group in trainer.train_data.groups:
+            record = trainer.train_data.records[group.record_index]
+            batch = make_batch(trainer.train_data.records, [group], "separate")
+            order = [record.ranking.index(0), record.ranking.index(1)]
+            policy = ctx.engine(ctx.policy, batch, frozenset()).logps.double().numpy()[order]
+            ref = ctx.engine(reference, batch, frozenset()).logps.double().numpy()[order]
+            out.append((policy, ref))
+    return np.array([p for p, _ in out]), np.array([r for _, r in out])
+
+
+@pytest.mark.parametrize("name", ["aot", "aot_unpaired"])
+def test_aot_sorts_the_whole_step(files, name):
+    """AOT's loss is ℓ of sorted values matched over the whole step's 8 pairs (numpy by hand); micro-batches
+    of 1 and 2 pairs give the same loss and gradients (each micro-batch sorted alone would give ℓ(u_j − u_ref_j)
+    for a lone pair)."""
+    root, reference = files
+    data = "same_length" if name == "aot" else "pairs"
+    runs = {
+        micro: one_step(settings(root, reference, name, micro, f"objectives.0.beta={BETA}", data=data))
+        for micro in CUTS
+    }
+    policy, ref = logps_by_hand(runs[None][3], reference)
+    if name == "aot":
+        delta = np.sort(policy[:, 0] - policy[:, 1]) - np.sort(ref[:, 0] - ref[:, 1])
+        lone = (policy[:, 0] - policy[:, 1]) - (ref[:, 0] - ref[:, 1])
+    else:
+        rho = policy - ref
+        delta = np.sort(rho[:, 0]) - np.sort(rho[:, 1])
+        lone = rho[:, 0] - rho[:, 1]
+    loss = softplus(-BETA * delta).mean()
+    assert abs(softplus(-BETA * lone).mean() - loss) > 1e-4  # the cut-per-pair sort differs
+    for micro, (step_loss, *_) in runs.items():
+        assert step_loss == pytest.approx(float(loss), rel=1e-5), micro
+    for micro in (1, 2):
+        assert_same(runs[None][:2], runs[micro][:2])
 
 
 def reward_rows_by_hand(trainer):

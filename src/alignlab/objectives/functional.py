@@ -60,17 +60,18 @@ def _call(spec: ObjectiveSpec, batch: Any, hparams: dict[str, Any], state: dict[
     """The loss of ``batch`` taken as a whole training batch: a step-statistics state is updated from it first."""
     full = spec.check_params(hparams)
     params = spec.loss_kwargs(full)
+    held = {} if state is None else state  # an objective without ``state`` folds into a throw-away dict
     if spec.stateful:
-        params["state"] = {} if state is None else state
-    stats = spec.step_statistics if spec.stateful else None
+        params["state"] = held
+    stats = spec.step_statistics
     if stats is not None and not stats.after_step:
-        results = stats.fold_batch(batch, full, params["state"])
+        results = stats.fold_batch(batch, full, held)
         if stats.per_example and "step_results" in inspect.signature(spec.fn).parameters:
             params["step_results"] = results
-    after = stats.gather(batch, full, params["state"]) if stats is not None and stats.after_step else None
+    after = stats.gather(batch, full, held) if stats is not None and stats.after_step else None
     out = spec.fn(batch, **params)
     if after is not None:
-        stats.fold(params["state"], after, full)
+        stats.fold(held, after, full)
     return out[0] if isinstance(out, tuple) else out
 
 

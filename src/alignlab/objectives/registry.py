@@ -254,8 +254,10 @@ def objective(
             requires=frozenset(requires),
             step_statistics=step_statistics,
         )
-        if step_statistics is not None and not stateful:
-            raise ValueError(f"objective '{name}': step_statistics needs a 'state' parameter")
+        if step_statistics is not None and not stateful and "step_results" not in signature.parameters:
+            raise ValueError(
+                f"objective '{name}': step_statistics needs a 'state' or 'step_results' parameter"
+            )
         if "step_results" in signature.parameters and (
             step_statistics is None or not step_statistics.per_example
         ):
