@@ -8,6 +8,7 @@
     alignlab eval run runs/my-dpo --prompts FILE --gold SPEC --proxy SPEC   # over-optimisation curves
     alignlab eval model --model runs/my-dpo --base runs/sft --prompts FILE --data pairs.jsonl --metric ches,...
     alignlab eval arena --outputs a=A.jsonl --outputs b=B.jsonl --outputs c=C.jsonl --judge SPEC
+    alignlab eval just-eval --outputs A.jsonl --judge-model MODEL      # Just-Eval 1-5 scores from a judge model
     alignlab eval humans --url URL --project ID --model A.jsonl --baseline B.jsonl  # people vote in the app
 
 Every figure printed carries its standard error or bootstrap interval; ``--json`` prints one JSON object and
@@ -22,7 +23,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from alignlab.cli import eval_sources
+from alignlab.cli import eval_just, eval_sources
 from alignlab.cli.eval_output import console, emit, parse_options
 
 app = typer.Typer(
@@ -171,3 +172,4 @@ def judge_command(
 # The subcommands that gather their own evidence live in eval_sources; mounted here.
 for _name in ("policies", "humans", "feedback", "run", "model", "arena"):
     app.command(_name)(getattr(eval_sources, _name))
+app.command("just-eval")(eval_just.just_eval)

@@ -22,9 +22,16 @@ def _show(indices: Sequence[int], limit: int = 10) -> str:
 
 
 def invalid_report(
-    what: str, bad: dict[int, str], total: int, on_invalid: str, notes: list[str], hint: str = ""
+    what: str,
+    bad: dict[int, str],
+    total: int,
+    on_invalid: str,
+    notes: list[str],
+    hint: str = "",
+    labels: Sequence[Any] | None = None,
 ) -> set[int]:
-    """Raise (``on_invalid='raise'``) or note and return the bad record indices (``'skip'``)."""
+    """Raise (``on_invalid='raise'``) or note and return the bad record indices (``'skip'``); ``labels[i]``
+    names record i in the message (its id) instead of its index."""
     if on_invalid not in ON_INVALID:
         raise MetricError(f"on_invalid must be one of {', '.join(ON_INVALID)}, got '{on_invalid}'")
     if not bad:
@@ -33,7 +40,8 @@ def invalid_report(
     reasons: dict[str, list[int]] = {}
     for i in indices:
         reasons.setdefault(bad[i], []).append(i)
-    detail = "; ".join(f"{reason}: record {_show(ids)}" for reason, ids in reasons.items())
+    name = (lambda i: labels[i]) if labels is not None else (lambda i: i)  # noqa: E731
+    detail = "; ".join(f"{reason}: record {_show([name(i) for i in ids])}" for reason, ids in reasons.items())
     message = f"{len(indices)} of {total} {what} invalid ({detail})"
     if on_invalid == "raise":
         fix = (
