@@ -85,6 +85,15 @@ def kto_reference_point(batch: PointBatch) -> Tensor:
 
     Rows of one record share its "kl" completion, so each record's completions are counted once.
     """
+    total, count = kto_kl_sums(batch)
+    return (total / count.clamp(min=1)).clamp(min=0)
+
+
+def kto_kl_sums(batch: PointBatch, use_kl: bool = True) -> Tensor:
+    """[Σ log π(y'|x) − log π_ref(y'|x), count] over the batch's mismatched completions (each record's once,
+    detached); zeros with ``use_kl`` false."""
+    if not use_kl:
+        return torch.zeros(2, dtype=torch.float64)
     if KL_ROLE not in batch.aux:
         raise ValueError(
             "kto: no mismatched completion (role 'kl') in this batch; KTO's prepare hook adds one per record "
@@ -100,7 +109,12 @@ def kto_reference_point(batch: PointBatch) -> Tensor:
     use = mask & first.unsqueeze(1)
     ratios = aux.logratios.detach()
     total = torch.where(use, ratios, torch.zeros_like(ratios)).sum()
-    return (total / use.sum().clamp(min=1)).clamp(min=0)
+    return torch.stack([total.double(), use.sum().double()])
+
+
+def _kto_fold_reference_point(state: dict[str, Any], sums: list[float]) -> None:
+    total, count = sums
+    state["z0"] = max(0.0, total / max(count, 1.0))
 
 
 # ------------------------------------------------------------------------------------------------ losses
@@ -111,9 +125,11 @@ def kto_reference_point(batch: PointBatch) -> Tensor:
     needs=("reference",),
     prepare=kto_prepare,
     paper="Ethayarajh et al. 2024, KTO: Model Alignment as Prospect Theoretic Optimization, arXiv 2402.01306",
+    step_statistics=StepStatistics(kto_kl_sums, _kto_fold_reference_point, size=2),
 )
 def kto(
     batch: PointBatch,
+    state: dict[str, Any] | None = None,
     beta: float = 0.1,
     desirable_weight: float = 1.0,
     undesirable_weight: float = 1.0,
@@ -122,7 +138,10 @@ def kto(
     """KTO: desirable λ_D·(1 - σ(β(ρ(y) - z0))), undesirable λ_U·(1 - σ(β(z0 - ρ(y)))), ρ = log π - log π_ref.
 
     z0 = max(0, mean ρ(y') over mismatched (x, y') pairs), detached (see :func:`kto_reference_point`;
-    ``use_kl: false`` sets z0 = 0). Record layout: labelled completions plus one completion with role "kl"
+    ``use_kl: false`` sets z0 = 0), over the step's global batch: its sums are additive ``step_statistics``
+    folded before the loss, so z0 and the loss do not depend on how the step is cut (TRL takes the mean over
+    each micro-batch, gathered across processes: the same with one micro-batch per step). Evaluation, and a
+    call without the loop, use the batch's own z0. Record layout: labelled completions plus one completion with role "kl"
     from another record, which the ``prepare`` hook adds. Imbalanced data: choose the weights so that
     λ_D·n_D / (λ_U·n_U) ∈ [1, 4/3] (paper Eq. 8; TRL warns outside that range), e.g. with 1 desirable for
     every 10 undesirable, λ_U = 1 and λ_D ∈ [10, 13.3]. The loss is bounded in [0, λ]; at ρ = 0, z0 = 0
@@ -132,7 +151,12 @@ def kto(
     """
     labels = _labels(batch, "kto")
     rho = batch.items.logratios
-    z0 = kto_reference_point(batch) if use_kl else torch.zeros((), dtype=rho.dtype)
+    if not use_kl:
+        z0 = torch.zeros((), dtype=rho.dtype)
+    elif state is not None and getattr(state, "training", True) and "z0" in state:
+        z0 = torch.tensor(float(state["z0"]), dtype=rho.dtype)  # the step's, folded before the loss
+    else:
+        z0 = kto_reference_point(batch)
     desirable = desirable_weight * (1 - torch.sigmoid(beta * (rho - z0)))
     undesirable = undesirable_weight * (1 - torch.sigmoid(beta * (z0 - rho)))
     loss = torch.where(labels > 0.5, desirable, undesirable)
