@@ -135,8 +135,9 @@ def cosine_diversity(embeddings: np.ndarray) -> float:
     "rlhf_diversity_metrics",
     paper="Kirk et al. 2023, Understanding the Effects of RLHF on LLM Generalisation and Diversity (arXiv 2310.06452)",
     inputs="feedback",
-    checked="Kirk et al. 2023 §3 (unverified in code): EAD averaged over n = 1..5 (Liu et al. 2022), "
-    "1 − mean pairwise cosine of sentence embeddings; NLI diversity not computed",
+    checked="Kirk et al. 2023 §3: EAD averaged over n = 1..5 (Liu et al. 2022), 1 − mean pairwise cosine of "
+    "sentence embeddings; NLI diversity as facebookresearch/rlfh-gen-div rlvsil/diversity/similarity_metrics.py "
+    "NLISimilarity and metric.py Similarity2DiversityMetric (read with the fetch tool)",
 )
 def rlhf_diversity_metrics(
     *,
@@ -145,10 +146,18 @@ def rlhf_diversity_metrics(
     max_n: int = 5,
     vocab_size: int | None = None,
     seed: int = 0,
+    nli: Any = None,
+    nli_model: str | None = None,
+    nli_entailment: str = "entailment",
+    nli_contradiction: str = "contradiction",
+    nli_neutral: str | None = "neutral",
 ) -> MetricResult:
     """Per-input diversity (across the K samples of one prompt) and across-input diversity (K outputs of K
-    different prompts, one random set per prompt): EAD averaged over n = 1..max_n, and cosine diversity of
-    embeddings when given."""
+    different prompts, one random set per prompt): EAD averaged over n = 1..max_n, cosine diversity of
+    embeddings when given, and NLI diversity (``alignlab.eval.nli``: ``nli_score`` = mean over pairs of the
+    top label's probability × (+1 contradiction, 0 neutral, −1 entailment), both directions summed, and the
+    official ``nli_from_sim`` = 1 − that) when an NLI classifier (``nli``, a callable) or a saved
+    sequence-classification model (``nli_model``, with its label names) is given."""
     if not samples or any(len(s) < 2 for s in samples):
         raise MetricError("rlhf_diversity_metrics needs at least 2 samples for every prompt")
     empty = [i for i, group in enumerate(samples) for t in group if not str(t).strip()]
@@ -162,6 +171,7 @@ def rlhf_diversity_metrics(
     per_input = np.array([score(list(group)) for group in samples])
     estimates: dict[str, Estimate] = {"per_input_ead": mean_estimate(per_input)}
     k = len(samples[0])
+    sets: list[list[str]] = []
     if len(samples) >= k:
         # Across inputs: sets of k outputs of k different prompts (the size of a per-input set), one per prompt.
         rng = np.random.default_rng(seed)
@@ -172,4 +182,16 @@ def rlhf_diversity_metrics(
     if embeddings is not None:
         cos = np.array([cosine_diversity(np.asarray(e)) for e in embeddings])
         estimates["per_input_cosine_diversity"] = mean_estimate(cos)
+    if nli is None and nli_model is not None:
+        from alignlab.eval.nli import load_nli_classifier
+
+        nli = load_nli_classifier(nli_model, nli_entailment, nli_contradiction, nli_neutral)
+    if nli is not None:
+        from alignlab.eval.nli import nli_score
+
+        for where, groups in (("per_input", samples), ("across_input", sets)):
+            if groups:
+                values = np.array([nli_score(nli, [str(t) for t in g]) for g in groups])
+                estimates[f"{where}_nli_score"] = mean_estimate(values)
+                estimates[f"{where}_nli_from_sim"] = mean_estimate(1.0 - values)
     return MetricResult("rlhf_diversity_metrics", estimates, {"vocab_size": vocab, "max_n": max_n}, notes)
