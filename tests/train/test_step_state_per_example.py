@@ -200,6 +200,7 @@ def test_more_step_equals_numpy_for_every_cut(files):
             ("gap_std", "beta_batch"),
         ),
         ("more", [], ("lambda",)),
+        ("aot_unpaired", [f"objectives.0.beta={BETA}"], ()),  # a pair's partners sit on the other process
     ],
 )
 def test_two_processes_equal_one(files, tmp_path, name, extra, keys):
