@@ -143,6 +143,13 @@ def test_model_diagnostics_and_arena_from_the_cli(tmp_path, capsys, monkeypatch)
     arena = json.loads(capsys.readouterr().out)["metrics"]["varco_arena"]
     assert arena["details"]["ranking"] == ["long", "mid", "short"]
     assert arena["details"]["matches_per_prompt"] == [2] * 20
+    # Against a reference ranking in the opposite order, Spearman's ρ is −1 (ranks 3,2,1 vs 1,2,3).
+    (tmp_path / "ref.json").write_text(json.dumps({"short": 3.0, "mid": 2.0, "long": 1.0}))
+    main(["eval", "arena", "--outputs", "short=short.jsonl", "--outputs", "mid=mid.jsonl", "--outputs",
+          "long=long.jsonl", "--judge", "{name: rule, function: rules.py:longer}", "--rounds", "20", "--json",
+          "--reference", "ref.json"])  # fmt: skip
+    rho = json.loads(capsys.readouterr().out)["metrics"]["varco_arena"]["estimates"]["spearman"]
+    assert rho["value"] == pytest.approx(-1.0)
 
 
 def test_policies_generates_with_the_sampler_and_judges(tmp_path, capsys, monkeypatch):

@@ -70,3 +70,45 @@ def test_just_eval_parser_and_means():
     )
     assert res["mean"].value == pytest.approx(3.0)
     assert "helpfulness" in just_eval_prompt("Say hi", "hi")
+
+
+def test_varco_spearman_against_elo_bt_on_the_same_simulated_battles():
+    from scipy.stats import spearmanr
+
+    strength = {"a": 0.0, "b": 150.0, "c": 300.0, "d": 450.0, "e": 600.0}
+    prompts = [f"p{j}" for j in range(60)]
+    outputs = {name: [f"{name}:{p}" for p in prompts] for name in strength}
+    judge = _judge(strength)
+    # The reference: elo_bt on round-robin battles of the same systems under the same simulated judge.
+    rr = [(x, y, p) for p in prompts for i, x in enumerate(strength) for y in list(strength)[i + 1 :]]
+    won = [judge(p, f"{x}:{p}", f"{y}:{p}") for x, y, p in rr]
+    elo = run_metric(
+        "elo_bt", model_a=[x for x, _, _ in rr], model_b=[y for _, y, _ in rr],
+        winner=["model_a" if v else "model_b" for v in won], rounds=20,
+    )  # fmt: skip
+    reference = {m: elo[f"rating/{m}"].value for m in strength}
+    res = run_metric(
+        "varco_arena", prompts=prompts, outputs=outputs, judge=judge, rounds=60, reference=reference
+    )
+    ours = [res[f"rating/{m}"].value for m in strength]
+    expected = spearmanr(ours, [reference[m] for m in strength]).statistic
+    rho = res["spearman"]
+    assert rho.value == pytest.approx(expected)
+    assert rho.ci[0] <= rho.value <= rho.ci[1] <= 1.0
+    assert spearmanr(ours, list(strength.values())).statistic > 0.8  # planted order recovered
+    assert rho.ci[0] > 0  # the two rankings agree beyond chance
+    # A reversed reference gives −ρ; ties in the reference use average ranks, as scipy does.
+    rev = run_metric(
+        "varco_arena", prompts=prompts, outputs=outputs, judge=_judge(strength), rounds=5,
+        reference={m: -v for m, v in strength.items()},
+    )  # fmt: skip
+    rev_ours = [rev[f"rating/{m}"].value for m in strength]
+    assert rev["spearman"].value == pytest.approx(
+        spearmanr(rev_ours, [-v for v in strength.values()]).statistic
+    )
+    tied = {"a": 1.0, "b": 1.0, "c": 2.0, "d": 3.0, "e": 3.0}
+    tie = run_metric("varco_arena", prompts=prompts, outputs=outputs, judge=judge, rounds=5, reference=tied)
+    tie_ours = [tie[f"rating/{m}"].value for m in strength]
+    assert tie["spearman"].value == pytest.approx(spearmanr(tie_ours, list(tied.values())).statistic)
+    with pytest.raises(MetricError, match="no rating for c, d, e"):
+        run_metric("varco_arena", prompts=prompts, outputs=outputs, judge=judge, reference={"a": 1, "b": 2})

@@ -336,6 +336,20 @@ def model(
     emit(results, [], as_json, report, title=f"token diagnostics of {model}")
 
 
+def _ratings(path: Path) -> dict[str, float]:
+    import json
+
+    from alignlab.config import ConfigError
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"--reference {path}: cannot read it as JSON ({err})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
+        raise ConfigError(f'--reference {path}: expected a JSON object {{"system": rating, ...}}')
+    return {str(k): float(v) for k, v in data.items()}
+
+
 def arena(
     outputs: list[str] = typer.Option(
         ..., "--outputs", help="NAME=FILE.jsonl of one system's outputs; repeat for each system."
@@ -343,6 +357,11 @@ def arena(
     judge: str = typer.Option(..., "--judge", help="Judge spec (name or YAML)."),
     seed: int = typer.Option(0, "--seed"),
     rounds: int = typer.Option(200, "--rounds", help="Bootstrap resamples of the matches."),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="JSON {system: rating} (e.g. elo_bt ratings): adds Spearman's ρ with its interval.",
+    ),
     on_invalid: str = typer.Option(
         "raise", "--on-invalid", help="Prompts not answered by every system: raise or skip (counted)."
     ),
@@ -374,6 +393,7 @@ def arena(
         judge=_build_judge(judge),
         seed=seed,
         rounds=rounds,
+        reference=_ratings(reference) if reference else None,
     )
     emit(
         {"varco_arena": result},

@@ -8,6 +8,12 @@ rated with ``elo_bt`` (Bradley–Terry with bootstrap intervals) and ranked.
 The judge gives P(first ≻ second) (``Judge.prefer_many`` or a function ``f(prompt, a, b) -> float``); P = ½ is a
 tie for the ratings and a seeded coin flip for who advances.
 
+Agreement with a reference ranking (``reference``: a rating per system, e.g. ``elo_bt`` on round-robin battles of
+the same systems, or Chatbot Arena scores), as the paper reports it: Spearman's ρ between the tournament's
+ratings and the reference = Pearson correlation of their ranks (average ranks for ties). Its 95% interval is a
+percentile bootstrap over prompts (all matches of a resampled prompt move together, the unit the tournament is
+run on): resample prompts with replacement, refit Bradley–Terry on their matches, recompute ρ.
+
 checked: Son et al. 2024 abstract and §2 (unverified in code).
 """
 
@@ -18,9 +24,29 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.eval.elo import elo_bt
+from alignlab.eval.elo import elo_bt, encode, fit_bt
 from alignlab.eval.registry import MetricError, register_metric
-from alignlab.eval.uncertainty import MetricResult
+from alignlab.eval.uncertainty import Estimate, MetricResult, percentile_ci
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``x``, tied values sharing the mean of their ranks."""
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    for value in np.unique(x):
+        tied = x == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's ρ: the Pearson correlation of the average ranks (NaN when either side is constant)."""
+    rx, ry = average_ranks(np.asarray(x)), average_ranks(np.asarray(y))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = float(np.sqrt((rx**2).sum() * (ry**2).sum()))
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
 
 
 def _prefer(judge: Any, prompt: Any, a: str, b: str) -> float:
@@ -68,15 +94,23 @@ def varco_arena(
     judge: Any,
     seed: int = 0,
     rounds: int = 200,
+    reference: Mapping[str, float] | None = None,
 ) -> MetricResult:
-    """Single-elimination tournaments per prompt, judged pairwise, rated with Bradley–Terry (Elo ± interval)."""
+    """Single-elimination tournaments per prompt, judged pairwise, rated with Bradley–Terry (Elo ± interval);
+    with ``reference`` ratings, Spearman's ρ against them with a bootstrap-over-prompts interval."""
     if len(outputs) < 2:
         raise MetricError(f"varco_arena needs at least 2 systems, got {len(outputs)}")
     for name, column in outputs.items():
         if len(column) != len(prompts):
             raise MetricError(f"system '{name}' has {len(column)} outputs for {len(prompts)} prompts")
+    if reference is not None:
+        missing = sorted(set(outputs) - set(reference))
+        if missing:
+            raise MetricError(f"varco_arena: the reference has no rating for {', '.join(missing)}")
+        if len({float(reference[m]) for m in outputs}) < 2:
+            raise MetricError("varco_arena: the reference ratings are all equal; Spearman's ρ is undefined")
     rng = np.random.default_rng(seed)
-    a, b, w, per_prompt = [], [], [], []
+    a, b, w, per_prompt, prompt_of = [], [], [], [], []
     for i, prompt in enumerate(prompts):
         matches = bracket(prompt, {m: outputs[m][i] for m in outputs}, judge, rng)
         per_prompt.append(len(matches))
@@ -84,8 +118,45 @@ def varco_arena(
             a.append(x)
             b.append(y)
             w.append(z)
+            prompt_of.append(i)
     result = elo_bt(model_a=a, model_b=b, winner=w, rounds=rounds, seed=seed)
     result.metric = "varco_arena"
     ranking = sorted(outputs, key=lambda m: -result.estimates[f"rating/{m}"].value)
     result.details.update({"matches_per_prompt": per_prompt, "ranking": ranking})
+    if reference is not None:
+        ref = [float(reference[m]) for m in outputs]
+        result.estimates["spearman"] = rank_agreement(
+            a, b, w, np.array(prompt_of), len(prompts), list(outputs), ref, rounds, seed
+        )
+        result.details["reference"] = {m: float(reference[m]) for m in outputs}
     return result
+
+
+def rank_agreement(
+    a: list[str],
+    b: list[str],
+    w: list[str],
+    prompt_of: np.ndarray,
+    n_prompts: int,
+    systems: list[str],
+    reference: list[float],
+    rounds: int,
+    seed: int,
+) -> Estimate:
+    """Spearman's ρ of the BT ratings against ``reference`` with a percentile bootstrap over prompts."""
+    names, pairs, y = encode(a, b, w, "raise", [])
+    cols = [names.index(m) for m in systems]
+    rho = lambda idx: spearman(fit_bt(pairs[idx], y[idx], len(names))[cols], reference)  # noqa: E731
+    point = rho(np.arange(len(y)))
+    by_prompt = [np.flatnonzero(prompt_of == i) for i in range(n_prompts)]
+    rng = np.random.default_rng(seed + 1)
+    samples = np.array(
+        [
+            rho(np.concatenate([by_prompt[i] for i in rng.integers(0, n_prompts, n_prompts)]))
+            for _ in range(rounds)
+        ]
+    )
+    samples = samples[np.isfinite(samples)]
+    se = float(samples.std(ddof=1)) if samples.size > 1 else float("nan")
+    ci = percentile_ci(samples) if samples.size else (float("nan"), float("nan"))
+    return Estimate(point, se, ci, n=n_prompts)
