@@ -117,7 +117,9 @@ def pair_values(
     "rewardbench",
     paper="Lambert et al. 2024, RewardBench (arXiv 2403.13787)",
     inputs="pairs",
-    checked="allenai/reward-bench rewardbench/utils.py calculate_scores_per_section; rewardbench/constants.py",
+    checked="allenai/reward-bench rewardbench/rewardbench.py main (strict >), scripts/run_generative.py "
+    "process_shuffled (tie 1/2), rewardbench/utils.py calculate_scores_per_section, rewardbench/constants.py, "
+    "analysis/get_benchmark_results.py get_average_over_rewardbench (prior sets weight 1 vs 2)",
 )
 def rewardbench(
     *,

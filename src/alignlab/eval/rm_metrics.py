@@ -22,7 +22,8 @@ from alignlab.eval.rewardbench import EXAMPLE_COUNTS
 
 
 def pair_correctness(p_chosen: np.ndarray) -> np.ndarray:
-    """1 if p > 1/2, 0.5 if p == 1/2, 0 otherwise (ties count as half; the ``rewardbench`` metric is strict)."""
+    """1 if p > 1/2, 0.5 if p == 1/2, 0 otherwise (ties count as half, as RewardBench counts a generative judge's
+    tie; the ``rewardbench`` metric is strict only for scalar rewards, ``r(chosen) > r(rejected)``)."""
     p = np.asarray(p_chosen, dtype=float)
     return np.where(p > 0.5, 1.0, np.where(p == 0.5, 0.5, 0.0))
 
@@ -60,7 +61,8 @@ def section_scores(
 ) -> dict[str, float]:
     """RewardBench weighting: a section's score is its subsets' accuracies weighted by their example counts
     (``summarize`` passes RewardBench's official counts where a subset has one, else its size; the overall
-    score, ``overall_score``, is the unweighted mean of the sections). Checked: allenai/reward-bench
+    score, ``overall_score``, is the unweighted mean of the sections; the ``rewardbench`` metric also weighs in
+    the prior sets at half a section, as the leaderboard does). Checked: allenai/reward-bench
     rewardbench/utils.py calculate_scores_per_section."""
     out = {}
     for section, subsets in sections.items():

@@ -85,7 +85,8 @@ def bracket(
     "varco_arena",
     paper="Son et al. 2024, Varco Arena (arXiv 2411.01281)",
     inputs="battles",
-    checked="Son et al. 2024 abstract/§2 (unverified in code): per-prompt single elimination, then Elo",
+    checked="Son et al. 2024 abstract/§2 (unverified in code): per-prompt single elimination, then Elo; "
+    "Spearman's rho against a reference ranking, checked against scipy.stats.spearmanr in the tests",
 )
 def varco_arena(
     *,
