@@ -158,3 +158,15 @@ def test_map_records_over_a_datasets_map_with_two_processes_equals_the_direct_ca
     for num_proc in (None, 2):
         mapped = map_records(dataset, _pairs_of_ratings, num_proc=num_proc, batch_size=5)
         assert [r.to_dict() for r in records_of(mapped)] == direct
+
+
+def test_streamed_validate_names_every_duplicate_and_its_first_copy(tmp_path):
+    from alignlab.data.validate import validate_file
+
+    a, b, c = ({"prompt": p, "completions": ["x"]} for p in "abc")
+    rows = [a, b, dict(a), c, dict(a), dict(b, id="dup-b")]
+    rows[2]["id"], rows[4]["id"] = 7, 9  # ids make them different records: not duplicates
+    rows += [dict(a), dict(b)]
+    path = _jsonl(tmp_path / "d.jsonl", rows)
+    found = [(w.where, w.message) for w in validate_file(path).warnings]
+    assert found == [("record 6", "duplicate of record 0"), ("record 7", "duplicate of record 1")]

@@ -143,12 +143,16 @@ def validate_file(path: str | Path, format: str = "auto", split: str | None = No
     report.text_prompts = report.records - report.chat_prompts
     report.mean_prompt_chars = prompt_chars / report.records if report.records else 0.0
     report.mean_completion_chars = completion_chars / completions if completions else 0.0
-    found = duplicates.indices()
-    if found:  # a second pass for the ids of the duplicates (a few), so the first kept none in memory
-        wanted = set(found)
+    repeated = duplicates.repeated()
+    found: dict[int, int] = {}  # {index of a duplicate: index of the first record equal to it}
+    if repeated:  # a second pass finds which records they are, so the first pass kept only the hashes
+        first: dict[int, int] = {}
         for index, record in enumerate(iter_records(path, format, split, on_error="skip")):
-            if index in wanted and record.id is not None:
-                duplicates.ids[index] = record.id
+            key = duplicates.key(record)
+            if key in repeated:
+                found[index] = first.setdefault(key, index)
+                if record.id is not None:
+                    duplicates.ids[index] = record.id
     report.warnings = _merge(report.warnings, duplicates.findings(found))
     if report.records == 0 and not report.problems:
         report.problems.append(
@@ -175,32 +179,31 @@ def _record_warnings(i: int, record: Record) -> list[Finding]:
 
 
 class _Duplicates:
-    """Exact duplicate records found with 8 bytes per record (a 64-bit BLAKE2 hash of the record's JSON,
-    sorted once at the end); when there are any, the file is read a second time for their ids."""
+    """Exact duplicate records with 8 bytes per record: a 64-bit BLAKE2 hash of each record's JSON, sorted
+    in place at the end; only when two hashes are equal is the file read again to find which records they
+    are (and their ids), so nothing else per record is held."""
 
     def __init__(self) -> None:
         self.hashes = array("Q")
         self.ids: dict[int, Any] = {}
 
-    def add(self, record: Record) -> None:
+    @staticmethod
+    def key(record: Record) -> int:
         text = json.dumps(record.to_dict(), sort_keys=True, default=str).encode()
-        self.hashes.append(int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little"))
+        return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
-    def indices(self) -> dict[int, int]:
-        """{index of a duplicate: index of the first record equal to it}."""
+    def add(self, record: Record) -> None:
+        self.hashes.append(self.key(record))
+
+    def repeated(self) -> set[int]:
+        """The hashes that occur more than once (sorting the array in place: no copy)."""
         import numpy as np
 
-        hashes = np.frombuffer(self.hashes, dtype=np.uint64) if len(self.hashes) else np.zeros(0, np.uint64)
-        order = np.argsort(hashes, kind="stable")  # equal hashes keep file order: the first is the original
-        ordered = hashes[order]
-        out: dict[int, int] = {}
-        first = -1
-        for pos in (np.flatnonzero(ordered[1:] == ordered[:-1]) + 1).tolist():
-            if first < 0 or hashes[first] != ordered[pos]:
-                first = int(order[pos - 1])
-                out[first] = first
-            out[int(order[pos])] = first
-        return out
+        if len(self.hashes) < 2:
+            return set()
+        ordered = np.frombuffer(self.hashes, dtype=np.uint64)
+        ordered.sort()
+        return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
 
     def findings(self, found: dict[int, int]) -> list[tuple[int, Finding]]:
         return [
