@@ -413,16 +413,3 @@ def test_label_cli_jury_mode_escalates_split_votes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert [r.labels for r in read_records(out)] == [[False, True], [True]]
     assert [r.prompt for r in read_records(esc)] == ["q"]  # only "four" split the jury (2 yes, 1 no)
-
-
-@pytest.mark.slow
-def test_selected_vs_random_on_a_simulated_world_measures_gold_reward_for_both(tmp_path):
-    from alignlab.recipes.curation.sim_check import selected_vs_random
-
-    r = selected_vs_random(tmp_path, seed=0, steps=10, sft_steps=30, num_train=96)
-    assert r["kept"] < r["pairs"] and r["mislabelled"] > 0
-    # measured against the gold reward: the kept subset holds fewer wrong labels than a random one of its size
-    assert r["mislabelled_in_selected"] < r["mislabelled_in_random"]
-    assert 0 < r["flag_precision"] <= 1 and 0 < r["flag_recall"] <= 1
-    for side in ("sft", "selected", "random"):
-        assert math.isfinite(r[f"gold_reward_{side}"])
