@@ -74,3 +74,24 @@ def test_the_run_reports_held_out_reward_accuracy_whatever_the_chunking(tmp_path
     assert accuracies[0] == pytest.approx(accuracies[1], abs=1e-6)
     assert accuracies[0] * 10 == pytest.approx(round(accuracies[0] * 10), abs=1e-6)
     assert runs[0].metrics["eval/loss"] == pytest.approx(runs[1].metrics["eval/loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("mode, kept", [("keep_end", "end"), ("keep_start", "start")])
+def test_truncation_counts_give_their_totals_and_say_what_was_kept(mode, kept):
+    from alignlab.data.records import Record
+    from alignlab.data.tokenize import Truncation, tokenize_records
+    from alignlab.models.tiny import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    long = "word " * 60
+    records = [
+        Record(prompt=long, completions=[" yes", " no " * 40], ranking=[0, 1]),
+        Record(prompt="short", completions=[" yes", " no"], ranking=[0, 1]),
+        Record(prompt=long, completions=[" a", " b"], ranking=[0, 1]),
+    ]  # 2 of 3 prompts too long; 1 of 6 completions too long for max_length
+    _, report = tokenize_records(
+        records, tokenizer, Truncation(max_length=40, max_prompt_length=20, prompt=mode)
+    )
+    lines = report.lines()
+    assert f"2 of 3 prompts truncated (kept their {kept}; max_prompt_length)" in lines
+    assert "1 of 6 completions cut at max_length" in lines

@@ -63,6 +63,7 @@ class TokenizeReport:
     truncated_prompts: int = 0
     truncated_completions: int = 0
     completions: int = 0  # completions looked at (the total that truncated_completions is out of)
+    prompt_truncation: str = "keep_end"  # which part of a long prompt was kept
     dropped: Counter = field(default_factory=Counter)
     dropped_examples: dict[str, list[int]] = field(default_factory=dict)
     fallback_chat_rendering: int = 0
@@ -77,7 +78,8 @@ class TokenizeReport:
         out = [f"{self.kept} of {self.records} records tokenised"]
         if self.truncated_prompts:
             out.append(
-                f"{self.truncated_prompts} of {self.records} prompts truncated (kept their end; max_prompt_length)"
+                f"{self.truncated_prompts} of {self.records} prompts truncated (kept their "
+                f"{'end' if self.prompt_truncation == 'keep_end' else 'start'}; max_prompt_length)"
             )
         if self.truncated_completions:
             out.append(f"{self.truncated_completions} of {self.completions} completions cut at max_length")
@@ -182,7 +184,7 @@ def tokenize_records(
     records: list[Record], tokenizer: Any, truncation: Truncation | None = None, add_eos: bool = True
 ) -> tuple[list[TokenizedGroup], TokenizeReport]:
     truncation = truncation or Truncation()
-    report = TokenizeReport(records=len(records))
+    report = TokenizeReport(records=len(records), prompt_truncation=truncation.prompt)
     groups: list[TokenizedGroup] = []
     bos = getattr(tokenizer, "bos_token_id", None)
     encoded_prompts = encode_prompts(tokenizer, [r.prompt for r in records], _adds_bos(tokenizer))
