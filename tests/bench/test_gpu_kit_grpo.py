@@ -36,7 +36,8 @@ def kit(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
 
 def test_grpo_stage_compares_both_samplers_and_vllm_colocated_and_its_arguments_are_accepted():
     import grpo_throughput
-    from trl import GRPOConfig
+
+    GRPOConfig = pytest.importorskip("trl", reason="TRL is in the `bench` extra, not in `dev`").GRPOConfig
 
     proc = kit("--dry-run", "grpo")
     assert proc.returncode == 0, proc.stderr
@@ -98,6 +99,7 @@ def test_summary_line_of_a_grpo_result():
 
 @pytest.mark.slow
 def test_cpu_smoke_runs_the_grpo_bench_commands_that_need_no_gpu(tmp_path):
+    pytest.importorskip("trl", reason="the bench's TRL side needs the `bench` extra")
     proc = subprocess.run(
         [sys.executable, str(KIT / "stages.py"), "--cpu-smoke", "grpo", "--work", str(tmp_path)],
         capture_output=True,
