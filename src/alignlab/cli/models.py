@@ -41,7 +41,8 @@ def models_list() -> None:
     from alignlab.models import builtin
 
     table = Table(title="built-in models (model.path: builtin:NAME)")
-    for column in ("name", "model", "prepared", "needs"):
+    table.add_column("name", no_wrap=True)  # never folded: it is what the user copies into model.path
+    for column in ("model", "prepared", "needs"):
         table.add_column(column, overflow="fold")
     for name, spec in sorted(builtin.BUILTIN_MODELS.items()):
         prepared = str(builtin.installed_dir(name)) if builtin.is_installed(name) else "no"
