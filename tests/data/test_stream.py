@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -170,3 +171,39 @@ def test_streamed_validate_names_every_duplicate_and_its_first_copy(tmp_path):
     path = _jsonl(tmp_path / "d.jsonl", rows)
     found = [(w.where, w.message) for w in validate_file(path).warnings]
     assert found == [("record 6", "duplicate of record 0"), ("record 7", "duplicate of record 1")]
+
+
+@pytest.mark.parametrize("run_size", [2, 3, 1 << 16])
+def test_validate_duplicates_found_across_spilled_runs(tmp_path, monkeypatch, run_size):
+    """The duplicate check spills sorted runs of hashes to a temporary file and merges them: duplicates
+    whose copies fall in different runs (run_size 2 and 3: 12 records in 4-6 runs, merge blocks of 64
+    hashes) are named as when everything fits in one buffer (run_size 65536). Expected by hand: prompt
+    p{i % 5} repeats every 5 records; record 11 carries an id, so it differs from record 1."""
+    from alignlab.data import validate
+
+    monkeypatch.setattr(validate._Duplicates.__init__, "__defaults__", (run_size, 1024))
+    rows = [{"prompt": f"p{i % 5}", "completions": ["x"]} for i in range(12)]
+    rows[11]["id"] = "eleven"
+    found = [
+        (w.where, w.message) for w in validate.validate_file(_jsonl(tmp_path / "d.jsonl", rows)).warnings
+    ]
+    expected = [("record 5", "duplicate of record 0"), ("record 6", "duplicate of record 1")]
+    expected += [(f"record {i}", f"duplicate of record {i - 5}") for i in (7, 8, 9)]
+    expected += [("record 10", "duplicate of record 0")]
+    assert found == expected
+
+
+def test_duplicate_runs_merge_to_the_repeated_hashes():
+    """_Duplicates on bare hashes: 1,000 values in runs of 7 (143 runs, blocks of 64) give exactly the values
+    counted more than once by collections.Counter."""
+    from alignlab.data.validate import _Duplicates
+
+    rng = random.Random(0)
+    values = [rng.randrange(300) for _ in range(1000)] + [2**64 - 1, 2**64 - 1, 0]
+    dup = _Duplicates(run_size=7, merge_bytes=512)
+    for v in values:
+        dup.buffer.append(v)
+        if len(dup.buffer) >= dup.run_size:
+            dup._write_run()
+    assert len(dup.runs) > 100
+    assert dup.repeated() == {v for v, n in Counter(values).items() if n > 1}

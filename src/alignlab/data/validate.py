@@ -9,9 +9,12 @@ duplicate records) do not fail validation. ``alignlab data validate`` prints thi
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
+import tempfile
 from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,8 +111,8 @@ def validate_file(path: str | Path, format: str = "auto", split: str | None = No
     """Read ``path`` skipping bad rows, and report counts, every problem and every warning.
 
     The file is streamed (:func:`~alignlab.data.io.iter_records`): memory holds the counts, the problems
-    and warnings found, and 12 bytes per record for the duplicate check (a 64-bit hash and an index), not
-    the records.
+    and warnings found, and a fixed-size buffer of the duplicate check (:class:`_Duplicates`: 64-bit
+    hashes spilled in sorted runs to a temporary file), not the records.
     """
     report = ValidationReport(str(path), provenance=read_sidecar(path))
     load = LoadReport(str(path))
@@ -179,12 +182,18 @@ def _record_warnings(i: int, record: Record) -> list[Finding]:
 
 
 class _Duplicates:
-    """Exact duplicate records with 8 bytes per record: a 64-bit BLAKE2 hash of each record's JSON, sorted
-    in place at the end; only when two hashes are equal is the file read again to find which records they
-    are (and their ids), so nothing else per record is held."""
+    """Exact duplicate records in memory that does not grow with the file: a 64-bit BLAKE2 hash of each
+    record's JSON goes into a buffer of ``run_size`` hashes; a full buffer is sorted and written to a
+    temporary file as one sorted run. At the end a k-way merge of the runs (each read ``merge_bytes //
+    runs`` bytes at a time) finds the hashes that occur more than once, and only when there are some is the
+    file read again to find which records they are (and their ids). Memory: the buffer, the merge's read
+    blocks and the repeated hashes, whatever the number of records."""
 
-    def __init__(self) -> None:
-        self.hashes = array("Q")
+    def __init__(self, run_size: int = 1 << 16, merge_bytes: int = 1 << 19) -> None:
+        self.run_size, self.merge_bytes = run_size, merge_bytes
+        self.buffer = array("Q")
+        self.runs: list[tuple[int, int]] = []  # (byte offset, number of hashes) of each sorted run
+        self.spill: Any = None  # the temporary file of runs, made when the first buffer fills
         self.ids: dict[int, Any] = {}
 
     @staticmethod
@@ -193,17 +202,57 @@ class _Duplicates:
         return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
     def add(self, record: Record) -> None:
-        self.hashes.append(self.key(record))
+        self.buffer.append(self.key(record))
+        if len(self.buffer) >= self.run_size:
+            self._write_run()
 
-    def repeated(self) -> set[int]:
-        """The hashes that occur more than once (sorting the array in place: no copy)."""
+    def _write_run(self) -> None:
         import numpy as np
 
-        if len(self.hashes) < 2:
-            return set()
-        ordered = np.frombuffer(self.hashes, dtype=np.uint64)
+        if self.spill is None:
+            self.spill = tempfile.TemporaryFile(prefix="alignlab-validate-")
+        ordered = np.frombuffer(self.buffer, dtype=np.uint64)
         ordered.sort()
-        return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+        offset = self.spill.seek(0, 2)
+        self.spill.write(ordered.data)
+        self.runs.append((offset, len(ordered)))
+        del ordered
+        self.buffer = array("Q")
+
+    def repeated(self) -> set[int]:
+        """The hashes that occur more than once."""
+        import numpy as np
+
+        if not self.runs:  # everything fits in one buffer: sort it in place (no copy)
+            if len(self.buffer) < 2:
+                return set()
+            ordered = np.frombuffer(self.buffer, dtype=np.uint64)
+            ordered.sort()
+            return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+        if self.buffer:
+            self._write_run()
+        try:
+            found: set[int] = set()
+            previous = None
+            for value in heapq.merge(*(self._read_run(*run) for run in self.runs)):
+                if value == previous:
+                    found.add(value)
+                previous = value
+            return found
+        finally:
+            self.spill.close()
+            self.spill, self.runs = None, []
+
+    def _read_run(self, offset: int, count: int) -> Iterator[int]:
+        """One sorted run, read a block at a time (the blocks of all runs share ``merge_bytes``)."""
+        import numpy as np
+
+        block = max(64, self.merge_bytes // 8 // len(self.runs))
+        for start in range(0, count, block):
+            n = min(block, count - start)
+            self.spill.seek(offset + 8 * start)  # the runs' readers take turns on one file
+            data = self.spill.read(8 * n)
+            yield from np.frombuffer(data, dtype=np.uint64).tolist()
 
     def findings(self, found: dict[int, int]) -> list[tuple[int, Finding]]:
         return [
