@@ -36,21 +36,43 @@ def selected_vs_random(
     sft_steps: int = 200,
     threshold: float = 0.5,
     num_train: int = 512,
+    num_heldout: int | None = None,
+    pairs_from: str = "policy",
 ) -> dict[str, Any]:
+    """Train DPO on the pairs CLEAR keeps and on a random subset of the same size; return the counts of
+    truly mislabelled pairs in each, the flags' precision/recall and both policies' gold reward.
+
+    ``pairs_from``: ``"policy"`` samples the two completions of each pair from the SFT policy (the full
+    check); ``"demonstrations"`` pairs two of the world's own demonstrations of each training prompt
+    (right or wrong answers, styles, filler: different gold quality by construction), so the comparison
+    is meaningful even when the SFT policy is too small or too briefly trained to write anything the gold
+    reward tells apart (pairs from a 30-step tiny policy tied at gold reward 0 in an earlier attempt).
+    """
+    if pairs_from not in ("policy", "demonstrations"):
+        raise ValueError(f"pairs_from must be 'policy' or 'demonstrations', got '{pairs_from}'")
     out = Path(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     cfg = CompareSettings(seed=seed)
-    cfg.world = cfg.world.model_copy(update={"num_train": num_train})
+    update: dict[str, Any] = {"num_train": num_train}
+    if num_heldout is not None:
+        update["num_heldout"] = num_heldout
+    cfg.world = cfg.world.model_copy(update=update)
     world = TextWorld(cfg.world_config())
     annotators = SimulatedAnnotators(world, cfg.annotator_settings())
     judge = SimulatedAnnotators(world, cfg.annotator_settings().model_copy(update={"flip_rate": 0.0}))
     demos = out / "data" / "demonstrations.jsonl"
-    write_records(world.demonstrations("train", per_prompt=2), demos)
+    demonstrations = world.demonstrations("train", per_prompt=2)
+    write_records(demonstrations, demos)
     sft = P.train_stage(
         "sft", out, demos, {}, [{"name": "sft"}], {**cfg.sft.train(), "steps": sft_steps}, progress=False
     )
     policy, tokenizer = P.load_policy(sft.model_dir)
-    prompts, a, b = P.sample_pairs(policy, tokenizer, world.prompts("train"), seed=seed + 1)
+    if pairs_from == "policy":
+        prompts, a, b = P.sample_pairs(policy, tokenizer, world.prompts("train"), seed=seed + 1)
+    else:  # two demonstrations per training prompt, in the order the world drew them
+        prompts = world.prompts("train")
+        a = [r.completions[0] for r in demonstrations[0::2]]
+        b = [r.completions[0] for r in demonstrations[1::2]]
     pairs = annotators.pairs(prompts, a, b, source="sim:annotators")
     gold = (
         world.gold_reward([r.prompt for r in pairs], [r.completions[0] for r in pairs])
@@ -95,8 +117,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--sft-steps", type=int, default=200)
+    parser.add_argument("--num-train", type=int, default=512)
+    parser.add_argument("--pairs-from", choices=["policy", "demonstrations"], default="policy")
     args = parser.parse_args()
-    print(json.dumps(selected_vs_random(args.out, args.seed, args.steps, args.sft_steps), indent=1))
+    results = selected_vs_random(
+        args.out, args.seed, args.steps, args.sft_steps, num_train=args.num_train, pairs_from=args.pairs_from
+    )
+    print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
