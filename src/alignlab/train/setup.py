@@ -25,6 +25,7 @@ from alignlab.train.reference import (
     reference_is_cacheable,
     reference_logps,
 )
+from alignlab.train.schedule import learning_rate_schedule
 from alignlab.train.settings import TrainSettings
 
 Note = Callable[[str], None]
@@ -162,13 +163,11 @@ def build_context(
 def build_optimizer(context: LoopContext, total_steps: int) -> tuple[Any, Any]:
     """AdamW over the trainable parameters and the schedule; the scorer and optimiser go through
     accelerate (the scheduler stays unprepared: accelerate would step it once per process)."""
-    from transformers import get_scheduler
-
     tc = context.config.train
     params = [p for p in context.policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=tc.learning_rate, betas=tc.adam_betas, weight_decay=tc.weight_decay
     )
-    scheduler = get_scheduler(tc.schedule, optimizer, tc.warmup_steps, total_steps)
+    scheduler = learning_rate_schedule(optimizer, tc.schedule, tc.warmup_steps, total_steps)
     context.scorer, optimizer = context.accelerator.prepare(context.scorer, optimizer)
     return optimizer, scheduler
