@@ -23,7 +23,7 @@ from torch import Tensor
 
 from alignlab.judges.base import Judge, JudgeBatch, Prompt
 from alignlab.judges.registry import register_judge
-from alignlab.judges.user_functions import accepts, load_function
+from alignlab.judges.user_functions import accepts, call_arguments, load_function
 
 # The arguments every call receives; a record column may not take one of these names.
 RESERVED = ("prompts", "completions", "completion_ids", "step")
@@ -43,7 +43,7 @@ class RewardFunctionJudge(Judge):
             raise TypeError(f"RewardFunctionJudge needs a function, got {type(fn).__name__}")
         self.fn = fn
         self.function_name = name or getattr(fn, "__name__", "reward_function")
-        self._names, self._required, self._takes_any = accepts(fn)
+        self._accepts = accepts(fn)
 
     @classmethod
     def from_settings(cls, settings: Settings, where: str, context: dict[str, Any]) -> RewardFunctionJudge:
@@ -59,24 +59,7 @@ class RewardFunctionJudge(Judge):
                 f"reward function '{self.function_name}': record column(s) {clash} clash with the arguments "
                 f"every call receives {list(RESERVED)}; rename the column(s)"
             )
-        arguments: dict[str, Any] = {
-            "prompts": list(batch.prompts),
-            "completions": list(batch.completions),
-            "completion_ids": None
-            if batch.completion_ids is None
-            else [list(i) for i in batch.completion_ids],
-            "step": batch.step,
-            **{k: list(v) for k, v in batch.columns.items()},
-        }
-        if not self._takes_any:
-            missing = sorted(n for n in self._required if n not in arguments)
-            if missing:
-                raise ValueError(
-                    f"reward function '{self.function_name}' takes {missing} but no record column is named so "
-                    f"(it receives {sorted(arguments)})"
-                )
-            arguments = {k: v for k, v in arguments.items() if k in self._names}
-        values = self.fn(**arguments)
+        values = self.fn(**call_arguments(batch, self._accepts, f"reward function '{self.function_name}'"))
         try:
             values = list(values)
         except TypeError:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from alignlab.judges.base import Judge, JudgeBatch, Prompt
 from alignlab.judges.registry import register_judge
-from alignlab.judges.user_functions import accepts, load_function
+from alignlab.judges.user_functions import accepts, call_arguments, load_function
 
 
 @register_judge(
@@ -39,7 +39,7 @@ class TokenRewardFunctionJudge(Judge):
         if not callable(fn):
             raise TypeError(f"TokenRewardFunctionJudge needs a function, got {type(fn).__name__}")
         self.fn, self.function_name = fn, name or getattr(fn, "__name__", "token_reward_function")
-        self._names, self._required, self._takes_any = accepts(fn)
+        self._accepts = accepts(fn)
 
     @classmethod
     def from_settings(
@@ -48,24 +48,8 @@ class TokenRewardFunctionJudge(Judge):
         return cls(load_function(settings.function, f"{where}.function"), settings.name)
 
     def score_tokens(self, batch: JudgeBatch) -> list[Tensor]:
-        arguments: dict[str, Any] = {
-            "prompts": list(batch.prompts),
-            "completions": list(batch.completions),
-            "completion_ids": None
-            if batch.completion_ids is None
-            else [list(i) for i in batch.completion_ids],
-            "step": batch.step,
-            **{k: list(v) for k, v in batch.columns.items()},
-        }
-        if not self._takes_any:
-            missing = sorted(n for n in self._required if n not in arguments)
-            if missing:
-                raise ValueError(
-                    f"token reward function '{self.function_name}' takes {missing}, which no call provides "
-                    f"(it receives {sorted(arguments)})"
-                )
-            arguments = {k: v for k, v in arguments.items() if k in self._names}
-        values = list(self.fn(**arguments))
+        what = f"token reward function '{self.function_name}'"
+        values = list(self.fn(**call_arguments(batch, self._accepts, what)))
         if len(values) != len(batch.completions):
             raise ValueError(
                 f"token reward function '{self.function_name}' returned {len(values)} rows for "

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from alignlab.judges.base import JudgeBatch
 from alignlab.judges.registry import JudgeConfigError
 
 
@@ -72,3 +73,26 @@ def accepts(fn: Callable[..., Any]) -> tuple[set[str], set[str], bool]:
     names = {p.name for p in params if p.kind in keyword}
     required = {p.name for p in params if p.kind in keyword and p.default is inspect.Parameter.empty}
     return names, required, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def call_arguments(batch: JudgeBatch, accepted: tuple[set[str], set[str], bool], what: str) -> dict[str, Any]:
+    """The keyword arguments a batch function receives (TRL's reward-function signature): ``prompts``,
+    ``completions``, ``completion_ids`` (None for text-only completions), ``step`` and one list per record
+    column; only those the function names unless it takes ``**kwargs``. ``accepted`` is ``accepts(fn)``;
+    ``what`` names the function in the error raised when it requires an argument no call provides."""
+    arguments: dict[str, Any] = {
+        "prompts": list(batch.prompts),
+        "completions": list(batch.completions),
+        "completion_ids": None if batch.completion_ids is None else [list(i) for i in batch.completion_ids],
+        "step": batch.step,
+        **{k: list(v) for k, v in batch.columns.items()},
+    }
+    names, required, takes_any = accepted
+    if takes_any:
+        return arguments
+    missing = sorted(n for n in required if n not in arguments)
+    if missing:
+        raise ValueError(
+            f"{what} takes {missing} but no record column is named so (it receives {sorted(arguments)})"
+        )
+    return {k: v for k, v in arguments.items() if k in names}
