@@ -293,6 +293,7 @@ def model(
     from alignlab.data.prompts import load_prompts
     from alignlab.eval import model_eval as me
     from alignlab.eval.rm_metrics import pairs_of
+    from alignlab.eval.saved_policy import load_policy
 
     names = [m.strip() for m in metric.split(",") if m.strip()]
     unknown = sorted(set(names) - set(MODEL_METRICS))
@@ -310,8 +311,8 @@ def model(
     ):
         if needed and value is None:
             raise ConfigError(f"{', '.join(sorted(needed))} need {flag}")
-    policy, tokenizer = me.load(model)
-    reference = me.load(base)[0] if base else None
+    policy, tokenizer = load_policy(model)
+    reference = load_policy(base)[0] if base else None
     rows = [r.prompt for r in load_prompts(prompts, limit)] if prompts else []
     pair_prompts: list[Any] = []
     chosen: list[str] = []

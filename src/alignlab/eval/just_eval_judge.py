@@ -19,6 +19,7 @@ from typing import Any
 from alignlab.eval.inputs import invalid_report
 from alignlab.eval.just_eval import just_eval_instruct, just_eval_prompt
 from alignlab.eval.registry import MetricError
+from alignlab.eval.saved_policy import sample_once
 from alignlab.eval.uncertainty import MetricResult
 
 
@@ -99,25 +100,18 @@ def sample_judge_replies(
     backend: str = "hf",
 ) -> list[str]:
     """The judge model's reply to each Just-Eval request, in record order."""
-    from alignlab.generation import SamplingParams, build_sampler
-    from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer
-
-    path = Path(judge_model)
-    if (path / "model").is_dir():
-        path = path / "model"
-    settings = ModelSettings(path=str(path) if path.exists() else judge_model, kind="causal_lm")
-    tokenizer = load_tokenizer(settings)
-    model = load_causal_lm(settings, for_training=False)
-    sampler = build_sampler(backend, model, tokenizer)
     requests = [
         [{"role": "user", "content": just_eval_prompt(instruction_text(p), r, safety=safety)}]
         for p, r in zip(prompts, responses)
     ]
-    params = SamplingParams(n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    replies = [""] * len(requests)
-    for rollout in sampler.sample(requests, params):
-        replies[rollout.prompt_index] = rollout.text
-    return replies
+    return sample_once(
+        judge_model,
+        requests,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        backend=backend,
+    )
 
 
 def run_just_eval(

@@ -25,18 +25,6 @@ from alignlab.eval.token_metrics import (
 from alignlab.eval.uncertainty import MetricResult
 
 
-def load(path: str) -> tuple[Any, Any]:
-    from pathlib import Path
-
-    from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer
-
-    p = Path(path)
-    if (p / "model").is_dir():
-        p = p / "model"
-    settings = ModelSettings(path=str(p) if p.exists() else path, kind="causal_lm")
-    return load_causal_lm(settings, for_training=False), load_tokenizer(settings)
-
-
 def encode(tokenizer: Any, prompt: Any, response: str) -> tuple[list[int], list[int]]:
     from alignlab.generation.hf import encode_sampler_prompts
 

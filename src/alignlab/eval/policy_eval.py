@@ -21,6 +21,7 @@ import numpy as np
 
 from alignlab.eval.inputs import invalid_report
 from alignlab.eval.registry import MetricError
+from alignlab.eval.saved_policy import sample_once
 
 
 @dataclass
@@ -118,19 +119,4 @@ def generate_outputs(
     model_path: str, prompts: Sequence[Any], max_new_tokens: int, temperature: float, seed: int
 ) -> list[str]:
     """One completion per prompt from a saved model (a run directory's model/, a checkpoint, tiny:ARCH)."""
-    from alignlab.generation import SamplingParams, build_sampler
-    from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer
-
-    path = Path(model_path)
-    if (path / "model").is_dir():
-        path = path / "model"
-    settings = ModelSettings(path=str(path) if path.exists() else model_path, kind="causal_lm")
-    tokenizer = load_tokenizer(settings)
-    model = load_causal_lm(settings, for_training=False)
-    sampler = build_sampler("hf", model, tokenizer)
-    params = SamplingParams(n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    rollouts = sampler.sample(list(prompts), params)
-    texts = [""] * len(prompts)
-    for r in rollouts:
-        texts[r.prompt_index] = r.text
-    return texts
+    return sample_once(model_path, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
