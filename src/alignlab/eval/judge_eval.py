@@ -17,7 +17,7 @@ from alignlab.data.records import Record
 from alignlab.eval.calibration import ece
 from alignlab.eval.inputs import invalid_report
 from alignlab.eval.rewardbench import SUBSET_MAPPING, rewardbench
-from alignlab.eval.rm_metrics import RMEvalResult, pairs_of, summarize
+from alignlab.eval.rm_metrics import RMEvalResult, pair_probabilities, pairs_of, summarize
 from alignlab.eval.uncertainty import MetricResult, mean_estimate
 
 
@@ -38,21 +38,14 @@ def score_pairs(judge: Any, records: Sequence[Record], on_invalid: str = "raise"
     prompts, chosen, rejected, subsets = pairs_of(records)
     n = len(prompts)
     notes: list[str] = []
-    cw = cl = None
-    try:
-        scores = judge.score(prompts + prompts, chosen + rejected)
-    except NotImplementedError:
-        scores = None
-    if scores is not None and scores.dim() == 1:
-        cw, cl = scores[:n].double().numpy(), scores[n:].double().numpy()
+    p, cw, cl = pair_probabilities(judge, prompts, chosen, rejected)
+    if cw is not None and cl is not None:
         bad = {}
         for i in range(n):
             for side, value in (("chosen", cw[i]), ("rejected", cl[i])):
                 if not np.isfinite(value):
                     bad[i] = f"{'NaN' if np.isnan(value) else 'infinite'} reward of the {side} completion"
-        p = np.where(cw == cl, 0.5, 1.0 / (1.0 + np.exp(-(cw - cl))))
     else:
-        p = judge.prefer_many(prompts, chosen, rejected).double().numpy()
         bad = {i: "P(chosen ≻ rejected) not in [0, 1]" for i in range(n) if not 0.0 <= p[i] <= 1.0}
     drop = invalid_report("pairs", bad, n, on_invalid, notes)
     keep = [i for i in range(n) if i not in drop]

@@ -169,20 +169,26 @@ def evaluate_judge(
 ) -> RMEvalResult:
     """Accuracy/ECE/reward distribution of ``judge`` on the pairs of ``records`` (subset = meta.subset or source)."""
     prompts, chosen, rejected, subsets = pairs_of(records)
+    p, cw, cl = pair_probabilities(judge, prompts, chosen, rejected)
+    return summarize(p, subsets, sections, cw, cl, n_bins)
+
+
+def pair_probabilities(
+    judge: Any, prompts: list[Any], chosen: list[str], rejected: list[str]
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(P(chosen ≻ rejected), chosen rewards, rejected rewards) per pair. A scalar judge scores both sides and
+    p = σ(r_chosen − r_rejected) (Bradley-Terry); a judge without scalar scores gives p by ``prefer_many`` and
+    no rewards (None)."""
     n = len(prompts)
-    cw = cl = None
     try:
         scores = judge.score(prompts + prompts, chosen + rejected)
     except NotImplementedError:
         scores = None
-    if scores is not None and scores.dim() == 1:
-        cw, cl = scores[:n].double().numpy(), scores[n:].double().numpy()
-        p = 1.0 / (1.0 + np.exp(-(cw - cl)))
-        # Exact ties must stay exactly 1/2 (np.exp rounding could move them).
-        p = np.where(cw == cl, 0.5, p)
-    else:
-        p = judge.prefer_many(prompts, chosen, rejected).double().numpy()
-    return summarize(p, subsets, sections, cw, cl, n_bins)
+    if scores is None or scores.dim() != 1:
+        return judge.prefer_many(prompts, chosen, rejected).double().numpy(), None, None
+    cw, cl = scores[:n].double().numpy(), scores[n:].double().numpy()
+    # Exact ties must stay exactly 1/2 (np.exp rounding could move them).
+    return np.where(cw == cl, 0.5, 1.0 / (1.0 + np.exp(-(cw - cl)))), cw, cl
 
 
 def plot_reliability(result: RMEvalResult, path: str | Path) -> Path:
