@@ -5,8 +5,10 @@ result's notes."""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,31 @@ import numpy as np
 from alignlab.eval.registry import MetricError
 
 ON_INVALID = ("raise", "skip")
+
+
+def json_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any, str]]:
+    """(line number, parsed value, the line) for each non-blank line of a JSONL file, each line parsed only when
+    the caller asks for it (a reader that stops early never sees a broken line past where it stopped). A missing
+    file (checked at the call: ``no such {what}``) or a line that is not JSON is a MetricError naming the file
+    and line."""
+    path = Path(path)
+    if not path.exists():
+        raise MetricError(f"{path}: no such {what}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+
+    def parsed() -> Iterator[tuple[int, Any, str]]:
+        for line_no, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise MetricError(
+                    f"{path}:{line_no}: invalid JSON ({err.msg}); write one JSON object per line"
+                ) from None
+            yield line_no, row, line
+
+    return parsed()
 
 
 def _show(indices: Sequence[int], limit: int = 10) -> str:

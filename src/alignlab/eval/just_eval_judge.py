@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from alignlab.eval.inputs import invalid_report
+from alignlab.eval.inputs import invalid_report, json_lines
 from alignlab.eval.just_eval import just_eval_instruct, just_eval_prompt
 from alignlab.eval.registry import MetricError
 from alignlab.eval.saved_policy import sample_once
@@ -37,18 +38,10 @@ def read_judge_inputs(path: str | Path, on_invalid: str = "raise", limit: int | 
     """``{"prompt": ..., "output": ..., "id"?: ...}`` per line (the first ``limit`` records); bad lines are errors
     naming the file and line, empty outputs are reported by record id (raise, or skip and note)."""
     path = Path(path)
-    if not path.exists():
-        raise MetricError(f"{path}: no such outputs file")
     ids, prompts, responses = [], [], []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if limit is not None and len(ids) >= limit:
-            break
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise MetricError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
+    # islice stops before parsing the line after the limit, so a broken line past it is never read.
+    stop = None if limit is None else max(limit, 0)
+    for line_no, row, line in islice(json_lines(path, "outputs file"), stop):
         if not isinstance(row, dict) or "prompt" not in row or "output" not in row:
             raise MetricError(
                 f'{path}:{line_no}: expected {{"prompt": ..., "output": ..., "id" (optional)}}, got {line[:80]!r}'

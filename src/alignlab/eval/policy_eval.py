@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.eval.inputs import invalid_report
+from alignlab.eval.inputs import invalid_report, json_lines
 from alignlab.eval.registry import MetricError
 from alignlab.eval.saved_policy import sample_once
 
@@ -39,16 +39,8 @@ def prompt_key(prompt: Any) -> str:
 def read_outputs(path: str | Path) -> list[tuple[Any, Any]]:
     """(prompt, output) per line of an outputs JSONL; a bad line is an error naming the file and line."""
     path = Path(path)
-    if not path.exists():
-        raise MetricError(f"{path}: no such outputs file")
     rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise MetricError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
+    for line_no, row, line in json_lines(path, "outputs file"):
         if not isinstance(row, dict) or "prompt" not in row or "output" not in row:
             raise MetricError(
                 f'{path}:{line_no}: expected {{"prompt": ..., "output": ...}}, got {line[:80]!r}'

@@ -5,10 +5,10 @@ or is not JSON is an error naming the file, the line and the field."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from alignlab.eval.inputs import json_lines
 from alignlab.eval.registry import MetricError, MetricSpec
 
 # Inputs that are options, not columns.
@@ -34,18 +34,8 @@ def singular(name: str) -> str:
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of ``path``, each with its line number under the key ``__line__``."""
     path = Path(path)
-    if not path.exists():
-        raise MetricError(f"{path}: no such file")
     rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise MetricError(
-                f"{path}:{line_no}: invalid JSON ({err.msg}); write one JSON object per line"
-            ) from None
+    for line_no, row, _ in json_lines(path):
         if not isinstance(row, dict):
             raise MetricError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
         row["__line__"] = line_no
