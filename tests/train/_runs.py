@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -35,3 +37,39 @@ def max_weight_difference(a: Path, b: Path) -> float:
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys() and wa
     return max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa)
+
+
+def one_step(overrides: list[str]) -> tuple[float, dict[str, torch.Tensor], dict, object]:
+    """(loss, gradients, the first objective's state, trainer) after one optimiser step of a config built from
+    ``overrides``, run in this process."""
+    from alignlab.config import load_config
+    from alignlab.train.step import train_step
+    from alignlab.train.trainer import Trainer
+
+    trainer = Trainer(load_config(None, overrides))
+    trainer._setup()
+    metrics = train_step(trainer.context, trainer.source.next(), 1, lambda: "none")
+    policy = trainer.context.unwrapped_policy()
+    grads = {n: p.grad.detach().clone() for n, p in policy.named_parameters() if p.grad is not None}
+    return metrics["loss"], grads, dict(trainer.objective.parts[0].state), trainer
+
+
+# A reward the tiny random model's samples differ on, so every method sees non-zero advantages.
+PARITY = "online.judge={name: reward_function, function: 'tests.train._online:first_id_parity'}"
+
+
+def train_example(name: str, out: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """(the train result, the metrics.jsonl lines) of two steps of examples/NAME.yaml into ``out``: 4 prompts a
+    rollout, 4 new tokens, one epoch and one minibatch, learning rate 0.01, the parity judge. Run it from the
+    repository root (the examples name files relative to it)."""
+    from alignlab.config import load_config
+    from alignlab.train.trainer import train
+
+    config = load_config(
+        REPO / "examples" / f"{name}.yaml",
+        [f"out={out}", "train.steps=2", "train.progress=false", "online.log_samples_every=0",
+         "online.prompts_per_rollout=4", "online.sampling.max_new_tokens=4", "online.epochs_per_rollout=1",
+         "online.minibatches=1", "train.learning_rate=0.01", PARITY],
+    )  # fmt: skip
+    result = train(config)
+    return result, [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

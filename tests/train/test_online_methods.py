@@ -13,12 +13,10 @@ from alignlab.config import load_config
 from alignlab.models.tiny import tiny_model
 from alignlab.objectives import all_specs
 from alignlab.train.trainer import train
-from tests.train._runs import weights
+from tests.train._runs import PARITY, train_example, weights
 
 REPO = Path(__file__).resolve().parents[2]
 METHODS = ["grpo", "dr_grpo", "rloo", "reinforce_pp", "remax", "ppo"]
-# A reward the tiny random model's samples differ on, so every method sees non-zero advantages.
-PARITY = "online.judge={name: reward_function, function: 'tests.train._online:first_id_parity'}"
 
 
 def test_the_core_online_methods_are_registered_as_family_online_rl():
@@ -30,15 +28,8 @@ def test_the_core_online_methods_are_registered_as_family_online_rl():
 @pytest.mark.parametrize("name", METHODS)
 def test_method_trains_from_its_example(name, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    config = load_config(
-        REPO / "examples" / f"{name}.yaml",
-        [f"out={tmp_path / name}", "train.steps=2", "train.progress=false", "online.log_samples_every=0",
-         "online.prompts_per_rollout=4", "online.sampling.max_new_tokens=4", "online.epochs_per_rollout=1",
-         "online.minibatches=1", "train.learning_rate=0.01", PARITY],
-    )  # fmt: skip
-    result = train(config)
+    result, lines = train_example(name, tmp_path / name)
     assert result.steps == 2
-    lines = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
     last = lines[-1]
     for key in (
         "loss",

@@ -3,7 +3,6 @@ and report the values the methods compute."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -12,24 +11,17 @@ import pytest
 from alignlab.config import load_config
 from alignlab.models.tiny import tiny_model
 from alignlab.train.trainer import train
-from tests.train._runs import weights
+from tests.train._runs import PARITY, train_example, weights
 
 REPO = Path(__file__).resolve().parents[2]
-PARITY = "online.judge={name: reward_function, function: 'tests.train._online:first_id_parity'}"
 METRIC = {"p3o": "clip_fraction", "drpo": "correct_rate", "trpa": "prompts_with_pairs"}
 
 
 @pytest.mark.parametrize("name", sorted(METRIC))
 def test_method_trains_from_its_example(name, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    config = load_config(
-        REPO / "examples" / f"{name}.yaml",
-        [f"out={tmp_path / name}", "train.steps=2", "train.progress=false", "online.log_samples_every=0",
-         "online.prompts_per_rollout=4", "online.sampling.max_new_tokens=4", "online.epochs_per_rollout=1",
-         "online.minibatches=1", "train.learning_rate=0.01", PARITY],
-    )  # fmt: skip
-    assert train(config).steps == 2
-    lines = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    result, lines = train_example(name, tmp_path / name)
+    assert result.steps == 2
     for line in lines:
         assert math.isfinite(float(line["loss"])) and METRIC[name] in line
     if name == "drpo":  # parity rewards are 0/1: the correct rate is the rollout's mean reward

@@ -13,13 +13,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from alignlab.config import load_config
 from alignlab.data.batching import make_batch
 from alignlab.data.builtin import builtin_records
 from alignlab.data.conversions import convert
 from alignlab.models.tiny import save_tiny
-from alignlab.train.step import train_step
-from alignlab.train.trainer import Trainer
+from tests.train._runs import one_step as run_one_step
 from tests.train._runs import run_cli
 from tests.train.test_cut_invariance import assert_same
 
@@ -43,12 +41,7 @@ def one_step(root, reference, name, data, micro):
         f"objectives.0.name={name}", f"objectives.0.beta={BETA}",
         *([f"train.micro_batch_size={micro}"] if micro else []),
     ]  # fmt: skip
-    trainer = Trainer(load_config(None, overrides))
-    trainer._setup()
-    metrics = train_step(trainer.context, trainer.source.next(), 1, lambda: "none")
-    policy = trainer.context.unwrapped_policy()
-    grads = {n: p.grad.detach().clone() for n, p in policy.named_parameters() if p.grad is not None}
-    return metrics["loss"], grads, dict(trainer.objective.parts[0].state), trainer
+    return run_one_step(overrides)
 
 
 def rewards_by_hand(trainer, reference_dir):

@@ -17,13 +17,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from alignlab.config import load_config
 from alignlab.data.batching import make_batch
 from alignlab.data.builtin import builtin_records
 from alignlab.models.tiny import save_tiny
-from alignlab.train.step import train_step
-from alignlab.train.trainer import Trainer
-from tests.train._runs import run_cli
+from tests.train._runs import one_step, run_cli
 from tests.train.test_cut_invariance import assert_same
 from tests.train.test_step_state import BETA, rewards_by_hand, softplus
 
@@ -56,15 +53,6 @@ def settings(root, reference, name, micro, *extra, data="pairs"):
         "train.batch_size=8", f"reference.path={reference}", f"reference.cache_dir={root / 'cache'}",
         f"objectives.0.name={name}", *extra, *([f"train.micro_batch_size={micro}"] if micro else []),
     ]  # fmt: skip
-
-
-def one_step(overrides):
-    trainer = Trainer(load_config(None, overrides))
-    trainer._setup()
-    metrics = train_step(trainer.context, trainer.source.next(), 1, lambda: "none")
-    policy = trainer.context.unwrapped_policy()
-    grads = {n: p.grad.detach().clone() for n, p in policy.named_parameters() if p.grad is not None}
-    return metrics["loss"], grads, dict(trainer.objective.parts[0].state), trainer
 
 
 def margins_by_hand(trainer, reference):
