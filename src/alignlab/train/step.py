@@ -37,35 +37,13 @@ class TrainingStopped(RuntimeError):
     """Training stopped on a non-finite loss; the message names the step, batch and last checkpoint."""
 
 
-# On CPU, with neither micro-batch setting, forward passes of at most this many positions: the activations
-# saved for backward then stay bounded (GRPO bench, short prompts: peak RSS over the baseline 0.51 -> 0.36 GB)
-# at the same steps/s, since a CPU matmul over 512 rows is as efficient as over 1500. The step's loss does not
-# depend on the cut (module docstring). Not for objectives folded before the step: a cut costs them an extra
-# no-gradient pass.
-CPU_MICRO_BATCH_TOKENS = 512
-
-
-def micro_batch_budget(context: LoopContext) -> int | None:
-    """The token budget of a forward pass: ``train.micro_batch_tokens``, else on CPU with no
-    ``micro_batch_size`` and an objective not folded before the step, ``CPU_MICRO_BATCH_TOKENS``."""
-    tc = context.config.train
-    if tc.micro_batch_tokens:
-        return tc.micro_batch_tokens
-    if tc.micro_batch_size is None and context.device.type == "cpu":
-        if not context.objective.folds_step_statistics():
-            return CPU_MICRO_BATCH_TOKENS
-    return None
-
-
 def micro_batches(
     context: LoopContext, groups: Sequence[TokenizedGroup], positions: list[int]
 ) -> list[list[int]]:
-    """``positions`` (indices into ``groups``) cut by the token budget (:func:`micro_batch_budget`) or
-    ``train.micro_batch_size``."""
+    """``positions`` (indices into ``groups``) cut by ``train.micro_batch_tokens`` or ``micro_batch_size``."""
     tc = context.config.train
-    budget = micro_batch_budget(context)
-    if budget:
-        return split_by_tokens(list(groups), positions, budget, context.layout)  # type: ignore[arg-type]
+    if tc.micro_batch_tokens:
+        return split_by_tokens(list(groups), positions, tc.micro_batch_tokens, context.layout)  # type: ignore[arg-type]
     size = tc.micro_batch_size or len(positions)
     return [positions[i : i + size] for i in range(0, len(positions), size)]
 
