@@ -181,3 +181,24 @@ def test_policies_generates_with_the_sampler_and_judges(tmp_path, capsys, monkey
     p = [1 / (1 + np.exp(-(len(drawn["a"][i]) - len(drawn["b"][i])) / 20)) for i in kept]
     assert [r["verdict"] for r in rows] == pytest.approx(p)
     assert out["metrics"]["winrate"]["estimates"]["win_rate"]["value"] == pytest.approx(100 * np.mean(p))
+
+
+def test_policies_with_a_missing_prompts_file_is_one_line_and_exit_1(tmp_path):
+    """The installed console script, as a user runs it: a handled error, not a traceback."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("alignlab", path=os.path.dirname(sys.executable)) or "alignlab"
+    missing = tmp_path / "nope.jsonl"
+    proc = subprocess.run(
+        [exe, "eval", "policies", "--model", "tiny:llama", "--baseline", "tiny:llama"]
+        + ["--prompts", str(missing), "--judge", "length"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert f"--prompts: {missing}: no such prompt file" in proc.stderr

@@ -36,6 +36,17 @@ def _build_judge(text: str) -> Any:
         raise ConfigError(str(err)) from None
 
 
+def _prompts(path: str, limit: int | None) -> list[Any]:
+    """The prompt records of ``--prompts``; a missing or malformed file is a one-line error, not a traceback."""
+    from alignlab.config import ConfigError
+    from alignlab.data.prompts import PromptSetError, load_prompts
+
+    try:
+        return load_prompts(path, limit)
+    except PromptSetError as err:
+        raise ConfigError(f"--prompts: {err}") from None
+
+
 def _system(
     source: str, prompts: list[Any] | None, tokens: int, temperature: float, seed: int
 ) -> list[tuple[Any, Any]]:
@@ -84,7 +95,6 @@ def policies(
     """Win rate (and length-controlled win rate) of MODEL against BASELINE under a judge, with uncertainty."""
     import json
 
-    from alignlab.data.prompts import load_prompts
     from alignlab.eval.lc_winrate import lc_winrate
     from alignlab.eval.policy_eval import judge_verdicts, match_outputs
     from alignlab.eval.registry import MetricError
@@ -96,7 +106,7 @@ def policies(
         raise MetricError(
             f"--metric: eval policies computes winrate and lc_winrate, not {', '.join(unknown)}"
         )
-    rows = [r.prompt for r in load_prompts(prompts, limit)] if prompts else None
+    rows = [r.prompt for r in _prompts(prompts, limit)] if prompts else None
     matched = match_outputs(
         _system(model, rows, max_new_tokens, temperature, seed),
         _system(baseline, rows, max_new_tokens, temperature, seed + 1),
@@ -233,11 +243,10 @@ def run(
     report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
 ) -> None:
     """Gold (and proxy) reward against √KL over a run's checkpoints, with Gao et al.'s RL form fitted."""
-    from alignlab.data.prompts import load_prompts
     from alignlab.eval.run_curves import checkpoints, run_curves
 
     checkpoints(run_dir)  # a run without checkpoints stops here, before any model is loaded
-    rows = [r.prompt for r in load_prompts(prompts, limit)]
+    rows = [r.prompt for r in _prompts(prompts, limit)]
     result, table = run_curves(
         run_dir,
         rows,
@@ -290,7 +299,6 @@ def model(
 ) -> None:
     """Token-level diagnostics of a model: top-k indicators, token shift from its base, CHES, likelihood displacement."""
     from alignlab.config import ConfigError
-    from alignlab.data.prompts import load_prompts
     from alignlab.eval import model_eval as me
     from alignlab.eval.rm_metrics import pairs_of
     from alignlab.eval.saved_policy import load_policy
@@ -313,7 +321,7 @@ def model(
             raise ConfigError(f"{', '.join(sorted(needed))} need {flag}")
     policy, tokenizer = load_policy(model)
     reference = load_policy(base)[0] if base else None
-    rows = [r.prompt for r in load_prompts(prompts, limit)] if prompts else []
+    rows = [r.prompt for r in _prompts(prompts, limit)] if prompts else []
     pair_prompts: list[Any] = []
     chosen: list[str] = []
     rejected: list[str] = []
