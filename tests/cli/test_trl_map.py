@@ -138,7 +138,7 @@ def test_a_trl_command_line_means_what_trl_parses_it_as():
         "train.mixed_precision": "bf16",
         "train.seed": 3,
     }  # a bare flag is true, and the next option is not taken as its value
-    assert settings["train.schedule"] == "constant"
+    assert settings["train.schedule"] == dpo.lr_scheduler_type == "constant_with_warmup"
     assert settings["objectives"] == [{"name": "ipo", "tau": dpo.beta}] and dpo.loss_type == ["ipo"]
 
 

@@ -197,15 +197,17 @@ def _bool(value: str) -> bool:
 
 
 def _schedule(value: str) -> str:
-    schedules = {
-        "linear": "linear",
-        "cosine": "cosine",
-        "constant": "constant",
-        "constant_with_warmup": "constant",
-    }
-    if value not in schedules:
-        raise TrlArgumentError(f"lr_scheduler_type {value!r}: alignlab has {sorted(set(schedules.values()))}")
-    return schedules[value]
+    """TRL's (transformers') ``lr_scheduler_type`` as ``train.schedule``: the same name where alignlab has
+    a schedule with the same multiplier at every step (train/schedule.py, compared with
+    ``transformers.get_scheduler`` in tests/train/test_schedule.py); any other is refused, never replaced."""
+    from alignlab.train.schedule import SCHEDULES
+
+    if value not in SCHEDULES:
+        raise TrlArgumentError(
+            f"no alignlab equivalent of schedule {value!r}: train.schedule takes "
+            f"{', '.join(SCHEDULES)} (the same multipliers as transformers'); pass one of those"
+        )
+    return value
 
 
 def _tracker(value: str) -> str:
@@ -257,7 +259,12 @@ ARGUMENTS: dict[str, Argument] = {
     "max_steps": Argument("train.steps", _int),
     "num_train_epochs": Argument("train.epochs", _float),
     "learning_rate": Argument("train.learning_rate", _float),
-    "lr_scheduler_type": Argument("train.schedule", _schedule),
+    "lr_scheduler_type": Argument(
+        "train.schedule",
+        _schedule,
+        note="constant, constant_with_warmup, linear or cosine, the same rate at every step as transformers'; "
+        "others are refused. TRL's default is linear, alignlab's cosine: name it to match a TRL run",
+    ),
     "weight_decay": Argument("train.weight_decay", _float),
     "max_grad_norm": Argument("train.max_grad_norm", _float),
     "seed": Argument("train.seed", _int),

@@ -6,6 +6,8 @@ file), built without importing transformers' trainer utilities: ``transformers.g
 training process). Step ``s`` of ``T`` total with ``W`` warm-up steps multiplies the configured rate by:
 
 - ``constant``: 1 (warm-up ignored, as transformers' ``constant``);
+- ``constant_with_warmup``: ``s / max(1, W)`` while ``s < W``, then 1 (transformers'
+  ``get_constant_schedule_with_warmup``);
 - ``linear``: ``s / max(1, W)`` while ``s < W``, then ``max(0, (T - s) / max(1, T - W))``;
 - ``cosine``: ``s / max(1, W)`` while ``s < W``, then ``max(0, ½(1 + cos(π · p)))`` with
   ``p = (s - W) / max(1, T - W)`` (half a cosine cycle, transformers' ``num_cycles = 0.5``).
@@ -20,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-SCHEDULES = ("constant", "linear", "cosine")
+SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
 
 
 def _warmup(step: int, warmup_steps: int) -> float:
@@ -31,6 +33,12 @@ def schedule_multiplier(name: str, warmup_steps: int, total_steps: int) -> Calla
     """The function step -> learning-rate multiplier of schedule ``name`` (see the module docstring)."""
     if name == "constant":
         return lambda step: 1.0
+    if name == "constant_with_warmup":
+
+        def constant_with_warmup(step: int) -> float:
+            return _warmup(step, warmup_steps) if step < warmup_steps else 1.0
+
+        return constant_with_warmup
     if name == "linear":
 
         def linear(step: int) -> float:

@@ -30,7 +30,7 @@ class TrainSettings(Strict):
     micro_batch_size: int | None = Field(None, gt=0)
     micro_batch_tokens: int | None = Field(None, gt=0)  # or: micro-batches of at most this many tokens
     learning_rate: float = Field(1e-5, gt=0)
-    schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    schedule: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
