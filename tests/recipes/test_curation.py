@@ -238,6 +238,25 @@ def test_select_cli_deita_removes_planted_duplicates_and_strict_fails_on_rejects
     assert [r.prompt for r in read_records(tmp_path / "f.jsonl")] == ["p"]
 
 
+def test_select_file_got_d_keeps_the_in_domain_half_and_records_its_ot_settings(tmp_path):
+    from alignlab.recipes.curation.select import select_file
+
+    math_ = [f"What is {i} plus {i + 3}? The sum is {2 * i + 3}." for i in range(10)]
+    cook = [f"Boil the pasta {i} minutes in salted water, then drain it and add olive oil." for i in range(10)]
+    pool = [Record(prompt="Question", completions=[t]) for pair_ in zip(math_, cook) for t in pair_]
+    write_records(pool, tmp_path / "pool.jsonl")
+    targets = [f"What is {i} plus {i + 7}? The sum is {2 * i + 7}." for i in range(20, 26)]
+    write_records([Record(prompt="Question", completions=[t]) for t in targets], tmp_path / "target.jsonl")
+    out = tmp_path / "kept.jsonl"
+    report = select_file(
+        str(tmp_path / "pool.jsonl"), out, "got_d_selection", 10, target=str(tmp_path / "target.jsonl")
+    )
+    assert report.records_out == 10
+    assert sorted(r.completions[0] for r in read_records(out)) == sorted(math_)
+    sidecar = json.loads((tmp_path / "kept.jsonl.provenance.json").read_text())
+    assert sidecar["parameters"]["epsilon"] == 0.1 and sidecar["parameters"]["ot_cost"] == "sqeuclidean"
+
+
 def test_convert_strict_exits_1_when_rows_were_skipped(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"prompt": "p", "completions": ["a"]}\n{bad json\n')

@@ -164,6 +164,12 @@ def select(
         None, "--ches-model", help="ches_filter: the model whose hidden states count"
     ),
     correct: bool = typer.Option(False, "--correct", help="clear_curation: flip confidently reversed pairs"),
+    epsilon: float = typer.Option(
+        0.1, "--epsilon", help="got_d_selection: entropic OT regularisation, in units of the cost"
+    ),
+    ot_cost: str = typer.Option(
+        "sqeuclidean", "--ot-cost", help="got_d_selection: sqeuclidean (the paper's code) or cosine"
+    ),
     format: str = typer.Option("auto", "--format", "-f"),
     to_format: str = typer.Option("alignlab", "--to"),
     split: str | None = typer.Option(None, "--split"),
@@ -197,6 +203,8 @@ def select(
         to_format,
         split,
         skip_bad,
+        epsilon=epsilon,
+        ot_cost=ot_cost,
     )
     _finish(report, out, strict)
 

@@ -120,6 +120,8 @@ def select_file(
     to_format: str = "alignlab",
     split: str | None = None,
     skip_bad: bool = False,
+    epsilon: float = 0.1,
+    ot_cost: str = "sqeuclidean",
 ) -> RunReport:
     if method not in METHODS:
         raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
@@ -160,7 +162,9 @@ def select_file(
             models["encoder"] = encoder
             texts = [record_text(r) for r in records]
             both = embed(texts + targets, encoder)
-            selection = got_d_selection(records, budget, both[: len(texts)], both[len(texts) :])
+            selection = got_d_selection(
+                records, budget, both[: len(texts)], both[len(texts) :], epsilon=epsilon, cost=ot_cost
+            )
     elif method == "ches_filter":
         if values_from is not None:
             values = _values(records, values_from)
@@ -203,6 +207,8 @@ def select_file(
         "format": format,
         "skip_bad": skip_bad,
     }
+    if method == "got_d_selection":
+        parameters.update(epsilon=epsilon, ot_cost=ot_cost)
     write_sidecar(
         out,
         "alignlab data select",
