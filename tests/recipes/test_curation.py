@@ -242,7 +242,9 @@ def test_select_file_got_d_keeps_the_in_domain_half_and_records_its_ot_settings(
     from alignlab.recipes.curation.select import select_file
 
     math_ = [f"What is {i} plus {i + 3}? The sum is {2 * i + 3}." for i in range(10)]
-    cook = [f"Boil the pasta {i} minutes in salted water, then drain it and add olive oil." for i in range(10)]
+    cook = [
+        f"Boil the pasta {i} minutes in salted water, then drain it and add olive oil." for i in range(10)
+    ]
     pool = [Record(prompt="Question", completions=[t]) for pair_ in zip(math_, cook) for t in pair_]
     write_records(pool, tmp_path / "pool.jsonl")
     targets = [f"What is {i} plus {i + 7}? The sum is {2 * i + 7}." for i in range(20, 26)]
