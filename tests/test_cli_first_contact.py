@@ -81,11 +81,29 @@ def test_an_unreachable_hub_endpoint_is_one_line_too(tmp_path):
     assert "Retrying" not in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_bad_row_error_names_the_setting_that_skips_it(tmp_path):
+BAD_ROW = '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": 3}\n'
+
+
+@pytest.mark.parametrize(
+    "command,switch,not_this",
+    [
+        (["train", "--set", "data.train={data}", "--out", "{tmp}/r"], "data.on_error: skip", "--skip-bad"),
+        (["data", "convert", "{data}", "{tmp}/o.jsonl"], "with --skip-bad", "data.on_error"),
+        (
+            ["rm", "eval", "--model", "{tmp}/no-model", "--data", "{data}"],
+            "with --on-error skip",
+            "--skip-bad",
+        ),
+    ],
+)
+def test_a_bad_row_error_names_the_switch_of_its_command(tmp_path, command, switch, not_this):
+    # Each command names the switch it has: the run config's data.on_error for train, --skip-bad for
+    # data convert, --on-error for rm eval (`train --skip-bad` does not exist).
     data = tmp_path / "d.jsonl"
-    data.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": 3}\n')
-    result = run_cli(["train", "--set", f"data.train={data}", "--out", str(tmp_path / "r")])
-    assert result.returncode == 1 and f"{data}:2" in result.stderr and "data.on_error: skip" in result.stderr
+    data.write_text(BAD_ROW)
+    result = run_cli([a.format(data=data, tmp=tmp_path) for a in command])
+    assert result.returncode == 1 and f"{data}:2" in result.stderr and "Traceback" not in result.stderr
+    assert switch in result.stderr and not_this not in result.stderr
 
 
 def test_the_suite_runs_with_its_own_home_and_cache():

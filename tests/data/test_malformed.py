@@ -65,7 +65,7 @@ def test_bad_rows_name_the_skip_setting(tmp_path):
     path = case.write(tmp_path)
     with pytest.raises(Exception) as info:
         read_records(path)
-    assert "data.on_error: skip" in str(info.value) and f"{path}:2" in str(info.value)
+    assert "on_error='skip'" in str(info.value) and f"{path}:2" in str(info.value)  # the Python argument
     assert "data.on_error: skip" in validate_file(path).render()
 
 

@@ -36,10 +36,10 @@ def parse_jsonl(data: bytes | str, source: str = "upload") -> list[Record]:
 def read_records_file(path: str | Path) -> list[Record]:
     """Records from a file: through ``alignlab.data.io`` (any supported format) when it is there, else JSONL."""
     try:
-        from alignlab.data.io import read_records  # type: ignore[import-not-found]
+        from alignlab.data.io import copy_good_hint, read_records  # type: ignore[import-not-found]
     except ImportError:
         read_records = None
     if read_records is not None:
-        return list(read_records(path, format="auto"))
+        return list(read_records(path, format="auto", skip_hint=copy_good_hint(path)))
     path = Path(path)
     return parse_jsonl(path.read_text(encoding="utf-8"), str(path))

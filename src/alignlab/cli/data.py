@@ -22,7 +22,7 @@ import typer
 from alignlab.cli import data_tools
 from alignlab.data.conversions import parse_spec
 from alignlab.data.formats import FORMATS
-from alignlab.data.io import LoadReport, iter_records, write_records
+from alignlab.data.io import LoadReport, iter_records, switch_hint, write_records
 from alignlab.data.provenance import write_sidecar
 from alignlab.data.records import Record, RecordError
 from alignlab.data.stream import check_conversion, convert_stream
@@ -125,20 +125,20 @@ def convert(
         specs = [parse_spec(s) for s in conversions]
         for name, options in specs:
             check_conversion(name, options)
-        records = iter_records(source, from_format, split, "skip" if skip_bad else "raise", report=load)
+        records = iter_records(
+            source,
+            from_format,
+            split,
+            "skip" if skip_bad else "raise",
+            load,
+            skip_hint=switch_hint("--skip-bad"),
+        )
         for name, options in specs:
             stages.append(_Stage(name))
             records = _counted(convert_stream(records, name, stages[-1].dropped, **options), stages[-1])
         write_records(_counted(records, out), target, to_format)
     except RecordError as err:
-        _fail(
-            f"{err}"
-            + (
-                ""
-                if skip_bad
-                else "\n  (run `alignlab data validate` to list every problem, or pass --skip-bad)"
-            )
-        )
+        _fail(f"{err}" + ("" if skip_bad else "\n  (`alignlab data validate` lists every problem)"))
     except ValueError as err:
         _fail(str(err))
     typer.echo(load.summary())

@@ -113,7 +113,7 @@ def judge_command(
 ) -> None:
     """Evaluate a reward model on labelled pairs: accuracy ± SE, ECE with its bootstrap interval, RewardBench sections, rewards."""
     from alignlab.config import ConfigError
-    from alignlab.data.io import load_records
+    from alignlab.data.io import load_records, switch_hint
     from alignlab.eval.judge_eval import evaluate_pairs
     from alignlab.eval.registry import MetricError
     from alignlab.eval.rm_metrics import plot_reliability
@@ -126,7 +126,9 @@ def judge_command(
     else:
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"--on-error must be raise or skip, got '{on_error}'")
-        records, loaded = load_records(data, format=format, split=split, on_error=on_error)
+        records, loaded = load_records(
+            data, format=format, split=split, on_error=on_error, skip_hint=switch_hint("--on-error skip")
+        )
         notes = [loaded.summary()] if loaded.skipped else []
     if limit:
         records = records[:limit]

@@ -44,7 +44,22 @@ _DETECT_ROWS = 20
 # One file of a Hub dataset repository, e.g. hf://datasets/Anthropic/hh-rlhf/harmless-base/test.jsonl.gz
 HUB_FILE_PREFIX = "hf://datasets/"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-SKIP_HINT = "or leave bad rows out, counted, with `data.on_error: skip` (CLI: --skip-bad)"
+# How a bad row's error says to leave bad rows out: each caller names its own switch (`data.on_error: skip`
+# in a run config, `--skip-bad` or `--on-error skip` on a command); SKIP_HINT is the Python API's.
+SKIP_HINT = "or leave bad rows out, counted, with on_error='skip'"
+CONFIG_SKIP_HINT = "or leave bad rows out, counted, with `data.on_error: skip` in the run config (`--set data.on_error=skip`)"
+
+
+def switch_hint(switch: str) -> str:
+    """The end of a bad row's fix text on a command whose ``switch`` (e.g. ``--skip-bad``) skips bad rows."""
+    return f"or leave bad rows out, counted, with {switch}"
+
+
+def copy_good_hint(source: str | os.PathLike) -> str:
+    """The end of a bad row's fix text where the command reading ``source`` cannot skip bad rows itself."""
+    return f"or first copy its good records: `alignlab data convert {source} GOOD.jsonl --skip-bad`"
+
+
 EMPTY_FIX = "give a file with one JSON object per line (or a JSON array, Parquet file or dataset)"
 
 
@@ -95,6 +110,8 @@ def iter_records(
     split: str | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     report: LoadReport | None = None,
+    *,
+    skip_hint: str = SKIP_HINT,
 ) -> Iterator[Record]:
     """Records of ``source`` one at a time, never the whole file in memory (see :func:`read_records`).
 
@@ -102,7 +119,8 @@ def iter_records(
     row by row, so memory stays flat in the file size. Formats that must see related rows together hold
     the whole file: OpenAssistant (message trees) and HelpSteer (rows grouped by prompt). A JSON array is parsed whole (JSON has no
     way to read half an array); use JSONL for large files. ``report`` is filled as the stream advances:
-    its counts are final once the iterator is exhausted.
+    its counts are final once the iterator is exhausted. With ``on_error="raise"`` a bad row's error ends
+    with ``skip_hint``: how the caller's user leaves bad rows out (see :data:`SKIP_HINT`).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -110,7 +128,7 @@ def iter_records(
 
     def keep(err: RecordError) -> None:
         if on_error == "raise":
-            raise RecordError(err.detail, err.where, f"{err.fix}; {SKIP_HINT}" if err.fix else SKIP_HINT)
+            raise RecordError(err.detail, err.where, f"{err.fix}; {skip_hint}" if err.fix else skip_hint)
         report.errors.append(err)
 
     def good_rows() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -162,11 +180,13 @@ def iter_located(
     split: str | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     report: LoadReport | None = None,
+    *,
+    skip_hint: str = SKIP_HINT,
 ) -> Iterator[tuple[str, Record]]:
     """:func:`iter_records` with where each record came from: ``file:line`` (``file:row i`` for Parquet and
     ``datasets``) for formats with one row per record, ``file: record n`` (0-based) for grouped ones."""
     report = report if report is not None else LoadReport(str(source))
-    for n, record in enumerate(iter_records(source, format, split, on_error, report)):
+    for n, record in enumerate(iter_records(source, format, split, on_error, report, skip_hint=skip_hint)):
         yield (f"{source}: record {n}" if report.format in GROUPED_FORMATS else report.last_where), record
 
 
@@ -176,6 +196,8 @@ def read_records(
     split: str | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     report: LoadReport | None = None,
+    *,
+    skip_hint: str = SKIP_HINT,
 ) -> list[Record]:
     """Read records from a file, a ``datasets`` folder or a Hub id, converting from ``format``.
 
@@ -185,7 +207,7 @@ def read_records(
     """
     own_report = report is None
     report = report if report is not None else LoadReport(str(source))
-    records = list(iter_records(source, format, split, on_error, report))
+    records = list(iter_records(source, format, split, on_error, report, skip_hint=skip_hint))
     report.records = len(records)
     if own_report and (report.skipped or report.told):
         warnings.warn(report.summary(), stacklevel=2)
@@ -197,10 +219,12 @@ def load_records(
     format: str = "auto",
     split: str | None = None,
     on_error: Literal["raise", "skip"] = "skip",
+    *,
+    skip_hint: str = SKIP_HINT,
 ) -> tuple[list[Record], LoadReport]:
     """:func:`read_records` that also returns its :class:`LoadReport` (skipping bad rows by default)."""
     report = LoadReport(str(source))
-    return read_records(source, format, split, on_error, report), report
+    return read_records(source, format, split, on_error, report, skip_hint=skip_hint), report
 
 
 def iter_rows(

@@ -30,10 +30,14 @@ def read_source(source: str, settings: DataSettings) -> tuple[list[Record], list
             return builtin_records(source.split(":", 1)[1]), []
         except ValueError as err:
             raise ConfigError(f"data: {err}") from None
-    from alignlab.data.io import load_records
+    from alignlab.data.io import CONFIG_SKIP_HINT, load_records
 
     records, report = load_records(
-        source, format=settings.format, split=settings.split, on_error=settings.on_error
+        source,
+        format=settings.format,
+        split=settings.split,
+        on_error=settings.on_error,
+        skip_hint=CONFIG_SKIP_HINT,
     )
     return records, report.summary().splitlines()
 

@@ -7,7 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignlab.data.io import LoadReport, reason_key
+from alignlab.data.io import LoadReport, reason_key, switch_hint
+
+# A bad input row's error names the data tools' switch (`alignlab data label|select|synthesize|route
+# --skip-bad`; skip_bad=True in Python).
+SKIP_BAD_HINT = switch_hint("--skip-bad (skip_bad=True in Python)")
 
 
 @dataclass

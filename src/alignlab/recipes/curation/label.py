@@ -39,7 +39,7 @@ from alignlab.data.resumable import PartsFile
 from alignlab.data.tools import register_tool
 from alignlab.durable import Interrupted, StopSignals
 from alignlab.judges.base import Judge
-from alignlab.recipes.curation.common import RunReport
+from alignlab.recipes.curation.common import SKIP_BAD_HINT, RunReport
 
 
 @dataclass
@@ -180,7 +180,7 @@ def label_file(
     try:
         with StopSignals() as stop:
             for where, record in iter_located(
-                source, format, split, "skip" if skip_bad else "raise", report.load
+                source, format, split, "skip" if skip_bad else "raise", report.load, skip_hint=SKIP_BAD_HINT
             ):
                 report.records_in += 1
                 problem = usable(record, mode)

@@ -21,7 +21,7 @@ from alignlab.data.label.symmetric import symmetric_preference
 from alignlab.data.provenance import write_sidecar
 from alignlab.data.records import Record
 from alignlab.judges.base import Judge
-from alignlab.recipes.curation.common import RunReport
+from alignlab.recipes.curation.common import SKIP_BAD_HINT, RunReport
 from alignlab.recipes.curation.label import judge_both_orders, label_records
 
 
@@ -76,7 +76,8 @@ def route_file(
 ) -> RunReport:
     report = RunReport("route", LoadReport(source))
     records: list[Record] = []
-    for where, record in iter_located(source, format, split, "skip" if skip_bad else "raise", report.load):
+    on_error = "skip" if skip_bad else "raise"
+    for where, record in iter_located(source, format, split, on_error, report.load, skip_hint=SKIP_BAD_HINT):
         report.records_in += 1
         if record.k != 2:
             report.reject(where, f"routing compares pairs; this record has K = {record.k}")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alignlab.data.io import LoadReport, iter_located, read_records, write_records
+from alignlab.data.io import LoadReport, copy_good_hint, iter_located, read_records, write_records
 from alignlab.data.label.symmetric import symmetric_preference
 from alignlab.data.provenance import write_sidecar
 from alignlab.data.records import Record
@@ -21,7 +21,7 @@ from alignlab.data.select.deita import deita
 from alignlab.data.select.got_d import got_d_selection
 from alignlab.data.select.zip_fit import zip_fit
 from alignlab.judges.base import Judge
-from alignlab.recipes.curation.common import RunReport
+from alignlab.recipes.curation.common import SKIP_BAD_HINT, RunReport
 
 METHODS = ("deita", "zip_fit", "got_d_selection", "ches_filter", "clear_curation")
 PAIR_METHODS = ("ches_filter", "clear_curation")
@@ -127,7 +127,8 @@ def select_file(
         raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
     report = RunReport(f"select ({method})", LoadReport(source))
     records: list[Record] = []
-    for where, record in iter_located(source, format, split, "skip" if skip_bad else "raise", report.load):
+    on_error = "skip" if skip_bad else "raise"
+    for where, record in iter_located(source, format, split, on_error, report.load, skip_hint=SKIP_BAD_HINT):
         report.records_in += 1
         if method in PAIR_METHODS and (
             record.k != 2 or record.ranking is None or record.ranking[0] == record.ranking[1]
@@ -155,7 +156,7 @@ def select_file(
     elif method in ("zip_fit", "got_d_selection"):
         if target is None:
             raise ValueError(f"{method} needs --target FILE (examples of the target domain)")
-        targets = [record_text(r) for r in read_records(target)]
+        targets = [record_text(r) for r in read_records(target, skip_hint=copy_good_hint(target))]
         if method == "zip_fit":
             selection = zip_fit(records, targets, budget)
         else:

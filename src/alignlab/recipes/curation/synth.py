@@ -27,7 +27,7 @@ from alignlab.data.synth import (
     multifaceted_sysmsg,
 )
 from alignlab.durable import Interrupted, StopSignals
-from alignlab.recipes.curation.common import RunReport
+from alignlab.recipes.curation.common import SKIP_BAD_HINT, RunReport
 
 METHODS = ("magpie", "codeclm", "ensemble_instruct", "multifaceted_sysmsg", "constitutional_ai")
 
@@ -76,7 +76,8 @@ def _inputs(source: str | None, report: RunReport, skip_bad: bool) -> list[tuple
     if source is None:
         return []
     report.load = LoadReport(source)
-    return list(iter_located(source, "auto", None, "skip" if skip_bad else "raise", report.load))
+    on_error = "skip" if skip_bad else "raise"
+    return list(iter_located(source, "auto", None, on_error, report.load, skip_hint=SKIP_BAD_HINT))
 
 
 def synthesize_file(
