@@ -3,6 +3,14 @@ keeps and on a random subset of the same size, from the same SFT policy, and mea
 gold reward (and how well the selector found the mislabelled pairs).
 
     python -m alignlab.recipes.curation.sim_check --out runs/select-check [--seed 0] [--steps 80]
+    python -m alignlab.recipes.curation.sim_check --out runs/select-seeds --seeds 0,1,2,3,4
+
+With ``--seeds`` each seed (world, annotators, SFT, sampling and the random subset all follow it) runs
+into ``OUT/seed-N`` (a seed whose ``select_check.json`` is there is read, not rerun, so a stopped sweep
+continues) and ``OUT/summary.json`` gets the per-seed gold rewards, the paired differences
+selected − random, their mean, standard error, paired t test and exact sign-flip test
+(``alignlab.eval.paired``). Within one seed both policies are sampled on the same held-out prompts with
+the same sampling seed, so the per-prompt differences give a paired within-seed standard error too.
 
 The world and annotators are ``alignlab sim compare``'s (512 training prompts; annotators with
 temperature 0.5, label flips 0.25, a length bias); pairs are sampled from the SFT policy and labelled by
@@ -22,6 +30,7 @@ from typing import Any
 
 from alignlab.data.io import write_records
 from alignlab.data.select.clear import clear_curation
+from alignlab.eval.paired import paired_test
 from alignlab.judges.simulated import SimulatedAnnotators
 from alignlab.recipes import pipeline as P
 from alignlab.recipes.curation.select import confidences
@@ -97,6 +106,7 @@ def selected_vs_random(
     sft_eval = P.evaluate_policy(world, policy, tokenizer, heldout, seed=seed + 3)
     results["gold_reward_sft"] = sft_eval["gold_reward"]
     budget = {**cfg.budget.train(), "steps": steps}
+    per_prompt = {}
     for name, subset in (("selected", selection.indices), ("random", random_subset)):
         path = out / "data" / f"{name}.jsonl"
         write_records([pairs[i] for i in subset], path)
@@ -107,21 +117,83 @@ def selected_vs_random(
         ev = P.evaluate_policy(world, trained, tokenizer, heldout, seed=seed + 4)
         results[f"gold_reward_{name}"] = ev["gold_reward"]
         results[f"gold_reward_{name}_se"] = ev["gold_reward_se"]
+        per_prompt[name] = world.gold_reward(ev["prompts"], ev["samples"]).double()
+    gap = per_prompt["selected"] - per_prompt["random"]  # same prompts, same sampling seed
+    results["gold_gap"] = float(gap.mean())
+    results["gold_gap_se"] = float(gap.std() / max(1, len(gap)) ** 0.5)
     (out / "select_check.json").write_text(json.dumps(results, indent=1))
     return results
+
+
+def over_seeds(out: str | Path, seeds: list[int], **options: Any) -> dict[str, Any]:
+    """``selected_vs_random`` for each seed into ``out/seed-N`` (finished seeds are read back), and the
+    paired summary over seeds, written to ``out/summary.json``."""
+    out = Path(out)
+    runs = []
+    for seed in seeds:
+        done = out / f"seed-{seed}" / "select_check.json"
+        if done.exists():
+            runs.append(json.loads(done.read_text()))
+        else:
+            runs.append(selected_vs_random(out / f"seed-{seed}", seed=seed, **options))
+        print(json.dumps({"seed": seed, **{k: v for k, v in runs[-1].items() if "gold" in k}}), flush=True)
+    selected = [r["gold_reward_selected"] for r in runs]
+    random_ = [r["gold_reward_random"] for r in runs]
+    summary = {
+        "options": options,
+        "per_seed": [
+            {
+                "seed": seed,
+                "selected": r["gold_reward_selected"],
+                "random": r["gold_reward_random"],
+                "sft": r["gold_reward_sft"],
+                "gap": r["gold_reward_selected"] - r["gold_reward_random"],
+                "gap_se_within_seed": r.get("gold_gap_se"),
+                "kept": r["kept"],
+                "pairs": r["pairs"],
+                "mislabelled_in_selected": r["mislabelled_in_selected"],
+                "mislabelled_in_random": r["mislabelled_in_random"],
+            }
+            for seed, r in zip(seeds, runs)
+        ],
+        "selected_minus_random": paired_test(selected, random_).as_dict() if len(runs) > 1 else None,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/select-check")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", default=None, help="comma-separated seeds: run each, then the paired summary"
+    )
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--num-train", type=int, default=512)
     parser.add_argument("--pairs-from", choices=["policy", "demonstrations"], default="policy")
+    parser.add_argument("--num-heldout", type=int, default=None)
     args = parser.parse_args()
+    if args.seeds:
+        options = dict(
+            steps=args.steps,
+            sft_steps=args.sft_steps,
+            num_train=args.num_train,
+            num_heldout=args.num_heldout,
+            pairs_from=args.pairs_from,
+        )
+        seeds = [int(s) for s in args.seeds.split(",")]
+        print(json.dumps(over_seeds(args.out, seeds, **options), indent=1))
+        return
     results = selected_vs_random(
-        args.out, args.seed, args.steps, args.sft_steps, num_train=args.num_train, pairs_from=args.pairs_from
+        args.out,
+        args.seed,
+        args.steps,
+        args.sft_steps,
+        num_train=args.num_train,
+        num_heldout=args.num_heldout,
+        pairs_from=args.pairs_from,
     )
     print(json.dumps(results, indent=1))
 
