@@ -157,10 +157,18 @@ def measure(op: str, file: Path, procs: int, tokenizer: str, work: Path) -> dict
     cmd = [sys.executable, __file__, "--op", op, "--file", str(file), "--procs", str(procs)]
     cmd += ["--tokenizer", tokenizer, "--out", str(work / "out.jsonl")]
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    before, load = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{op} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # CPU seconds of the measuring process and its workers (reaped children count here), beside wall time:
+    # on a shared machine wall time is what the others left, CPU time is what the work cost.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["cpu_s"] = round(cpu, 1)
+    result["loadavg_1m_before_after"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]
+    return result
 
 
 def main() -> None:
@@ -231,6 +239,8 @@ def main() -> None:
         for n in op_sizes:
             row[f"records_per_s@{n}"] = med(op, p, n, "records_per_s")
             row[f"peak_mib@{n}"] = med(op, p, n, "peak_mib")
+            row[f"cpu_s@{n}"] = med(op, p, n, "cpu_s")
+            row[f"seconds@{n}"] = med(op, p, n, "seconds")
             if op == "tokenize" and p > 0:
                 row[f"peak_worker_mib@{n}"] = med(op, p, n, "peak_worker_mib")
             if op == "tokenize" and all("steady_records_per_s" in r for r in results[(op, p, n)]):
