@@ -207,3 +207,32 @@ def test_duplicate_runs_merge_to_the_repeated_hashes():
             dup._write_run()
     assert len(dup.runs) > 100
     assert dup.repeated() == {v for v, n in Counter(values).items() if n > 1}
+
+
+@pytest.mark.parametrize("num_proc", [None, pytest.param(2, marks=pytest.mark.slow)])
+def test_tokenize_map_over_a_datasets_map_equals_tokenize_records(tmp_path, num_proc):
+    """Tokenisation through ``Dataset.map`` in this process and with ``num_proc=2`` (batches of 4, so the
+    identical pair and the long completion fall in different batches and workers) gives the groups and the
+    report of one ``tokenize_records`` call over the whole list."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from alignlab.data.stream import groups_of, report_of, tokenize_map
+
+    path = _tokenizer_dir(tmp_path)
+    chat = lambda text: [{"role": "user", "content": text}]  # noqa: E731  (one prompt type per arrow column)
+    records = [r if r.is_chat else pair(chat(r.prompt), *r.completions) for r in _records()]
+    truncation = Truncation(max_length=64)
+    groups, report = tokenize_records(records, AutoTokenizer.from_pretrained(path), truncation)
+    assert report.dropped and report.truncated_completions  # a drop and a truncation are exercised
+    dataset = datasets.Dataset.from_list([r.to_dict() for r in records])
+    mapped = tokenize_map(dataset, path, truncation, num_proc=num_proc, batch_size=4)
+    assert [vars(g) for g in groups_of(mapped)] == [vars(g) for g in groups]
+    merged = report_of(mapped)
+    assert (merged.records, merged.kept, merged.truncated_completions, merged.completions) == (
+        report.records,
+        report.kept,
+        report.truncated_completions,
+        report.completions,
+    )
+    assert (merged.dropped, merged.dropped_examples) == (report.dropped, report.dropped_examples)

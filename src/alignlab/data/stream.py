@@ -137,21 +137,26 @@ def merge_reports(reports: Iterable[TokenizeReport]) -> TokenizeReport:
 
 
 # ------------------------------------------------------------------ scale-out over a `datasets` map
-def _map_batch(batch: dict[str, list[Any]], fn: Any, where: str) -> dict[str, list[str]]:
-    import json
-
+def _batch_records(batch: dict[str, list[Any]], where: str, indices: list[int] | None = None) -> list[Record]:
+    """The alignlab records of one ``datasets`` batch (columns of alignlab rows; None = field absent)."""
     from alignlab.data.formats import get_format
 
     columns = list(batch)
-    rows = [
-        {c: batch[c][i] for c in columns if batch[c][i] is not None} for i in range(len(batch[columns[0]]))
-    ]
+    n = len(batch[columns[0]]) if columns else 0
+    rows = [{c: batch[c][i] for c in columns if batch[c][i] is not None} for i in range(n)]
+    names = indices if indices is not None else range(n)
     records = []
-    for outcome in get_format("alignlab").to_records((f"{where}:row {i}", r) for i, r in enumerate(rows)):
+    for outcome in get_format("alignlab").to_records((f"{where}:row {i}", r) for i, r in zip(names, rows)):
         if not isinstance(outcome, Record):
             raise outcome if isinstance(outcome, Exception) else ValueError(str(outcome))
         records.append(outcome)
-    return {"record": [json.dumps(r.to_dict(), ensure_ascii=False) for r in fn(records)]}
+    return records
+
+
+def _map_batch(batch: dict[str, list[Any]], fn: Any, where: str) -> dict[str, list[str]]:
+    import json
+
+    return {"record": [json.dumps(r.to_dict(), ensure_ascii=False) for r in fn(_batch_records(batch, where))]}
 
 
 def map_records(
@@ -180,3 +185,125 @@ def records_of(mapped: Any) -> Iterator[Record]:
 
     for i, text in enumerate(mapped["record"]):
         yield Record.from_dict(json.loads(text), f"mapped row {i}")
+
+
+# ------------------------------------------------------------------ tokenisation over a `datasets` map
+_TOKENIZERS: dict[str, Any] = {}
+_TOKENIZED_COLUMNS = ("record_index", "kept", "prompt_ids", "completion_ids", "context_ids", "roles")
+
+
+def _tokenize_batch(
+    batch: dict[str, list[Any]],
+    indices: list[int],
+    tokenizer_path: str,
+    truncation: Truncation,
+    add_eos: bool,
+    where: str,
+) -> dict[str, list[Any]]:
+    import json
+
+    if tokenizer_path not in _TOKENIZERS:  # once per worker process
+        from transformers import AutoTokenizer
+
+        _TOKENIZERS[tokenizer_path] = AutoTokenizer.from_pretrained(tokenizer_path)
+    records = _batch_records(batch, where, indices)
+    groups, report = tokenize_records(records, _TOKENIZERS[tokenizer_path], truncation, add_eos)
+    report.dropped_examples = {k: [indices[i] for i in v] for k, v in report.dropped_examples.items()}
+    by_index = {g.record_index: g for g in groups}
+    out: dict[str, list[Any]] = {name: [] for name in (*_TOKENIZED_COLUMNS, "token_weights", "report")}
+    for i, index in enumerate(indices):  # a row per input record, so every batch has a first row
+        group = by_index.get(i)
+        out["record_index"].append(index)
+        out["kept"].append(group is not None)
+        out["prompt_ids"].append(group.prompt_ids if group else [])
+        out["completion_ids"].append(group.completion_ids if group else [])
+        out["context_ids"].append(group.context_ids if group else [])
+        out["roles"].append(group.roles if group else [])
+        weights = group.token_weights if group else None
+        out["token_weights"].append(json.dumps(weights) if weights is not None else "")
+        # the batch's report rides on its first row
+        out["report"].append(json.dumps(dict(vars(report), dropped=dict(report.dropped))) if i == 0 else "")
+    return out
+
+
+def _tokenized_features() -> Any:
+    """Fixed column types, so batches whose lists are all empty still concatenate with the others."""
+    import datasets
+
+    ids = datasets.Sequence(datasets.Value("int64"))
+    return datasets.Features(
+        record_index=datasets.Value("int64"),
+        kept=datasets.Value("bool"),
+        prompt_ids=ids,
+        completion_ids=datasets.Sequence(ids),
+        context_ids=datasets.Sequence(ids),
+        roles=datasets.Sequence(datasets.Value("string")),
+        token_weights=datasets.Value("string"),
+        report=datasets.Value("string"),
+    )
+
+
+def tokenize_map(
+    dataset: Any,
+    tokenizer_path: str,
+    truncation: Truncation | None = None,
+    num_proc: int | None = None,
+    batch_size: int = 1024,
+    add_eos: bool = True,
+    where: str = "dataset",
+) -> Any:
+    """Tokenise a ``datasets.Dataset`` of alignlab rows with ``Dataset.map(batched=True, num_proc=...)``.
+
+    Each worker loads the tokenizer from ``tokenizer_path`` once and runs
+    :func:`~alignlab.data.tokenize.tokenize_records` on its batch. The result has a row per input row:
+    ``record_index`` (the row's position), ``kept``, the ids of a :class:`TokenizedGroup`, ``roles``,
+    ``token_weights`` (JSON, ``""`` when none) and ``report`` (the batch's report as JSON on its first row).
+    Read it with :func:`groups_of` and :func:`report_of`; the groups and the merged report equal
+    ``tokenize_records`` over the whole list.
+    """
+    return dataset.map(
+        _tokenize_batch,
+        batched=True,
+        with_indices=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        remove_columns=dataset.column_names,
+        features=_tokenized_features(),
+        fn_kwargs={
+            "tokenizer_path": str(tokenizer_path),
+            "truncation": truncation or Truncation(),
+            "add_eos": add_eos,
+            "where": where,
+        },
+        desc="tokenize",
+    )
+
+
+def groups_of(mapped: Any) -> Iterator[TokenizedGroup]:
+    """The kept groups of a :func:`tokenize_map` result, in order."""
+    import json
+
+    for row in mapped:
+        if row["kept"]:
+            weights = json.loads(row["token_weights"]) if row["token_weights"] else None
+            yield TokenizedGroup(
+                row["prompt_ids"],
+                row["completion_ids"],
+                row["context_ids"],
+                row["roles"],
+                row["record_index"],
+                weights,
+            )
+
+
+def report_of(mapped: Any) -> TokenizeReport:
+    """One report for a :func:`tokenize_map` result (its batches' reports merged)."""
+    import json
+
+    def reports() -> Iterator[TokenizeReport]:
+        for text in mapped["report"]:
+            if text:
+                fields = json.loads(text)
+                yield TokenizeReport(**dict(fields, dropped=Counter(fields["dropped"])))
+
+    return merge_reports(reports())
