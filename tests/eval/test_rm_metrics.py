@@ -19,7 +19,6 @@ from alignlab.eval.rm_metrics import (
     expected_calibration_error,
     pairs_of,
     plot_reliability,
-    section_scores,
     summarize,
 )
 from alignlab.judges.base import Judge
@@ -76,12 +75,50 @@ def test_rewardbench_section_weighting_by_hand():
     assert result.score == pytest.approx((0.625 + 0.25) / 2)
     assert set(result.sections) == {"chat", "safety"}
     assert result.accuracy == pytest.approx(6 / 12)
-    direct = section_scores({"A": 1.0, "B": 0.5}, {"A": 2, "B": 6}, {"s": ["A", "B"]})
-    assert direct["s"] == pytest.approx(0.625)
     # A section may be called "score": the headline number has its own field, so nothing collides.
     named = summarize(np.array(p), names, {"score": ["A"], "other": ["C"]})
     assert named.sections == pytest.approx({"score": 1.0, "other": 0.25})
     assert named.score == pytest.approx((1.0 + 0.25) / 2)
+
+
+def test_overall_score_is_rewardbench_leaderboard_score_by_hand():
+    # RewardBench's leaderboard number (allenai/reward-bench 05a9005, analysis/get_benchmark_results.py
+    # get_average_over_rewardbench): sections weighted by the official EXAMPLE_COUNTS (rewardbench/constants.py,
+    # transcribed here), then weight 2 per section and 1 for the mean of the prior sets. Scalar rewards count
+    # strictly: a tie is wrong (rewardbench.py main), unlike the ½ of the plain accuracy.
+    rows = {  # subset: (chosen, rejected) rewards
+        "alpacaeval-easy": [(1, 0), (1, 0), (0, 1), (0, 0)],  # 2/4 (the tie counts 0)
+        "mt-bench-med": [(1, 0), (1, 0)],  # 2/2
+        "math-prm": [(1, 0), (0, 1)],  # 1/2
+        "hep-go": [(0, 1), (0, 1), (0, 1), (1, 0)],  # 1/4
+        "shp": [(1, 0)],  # 1/1
+        "summarize": [(0, 1), (1, 0)],  # 1/2
+    }
+    subsets = [name for name, pairs in rows.items() for _ in pairs]
+    cw = np.array([c for pairs in rows.values() for c, _ in pairs], dtype=float)
+    cl = np.array([r for pairs in rows.values() for _, r in pairs], dtype=float)
+    p = np.where(cw == cl, 0.5, 1 / (1 + np.exp(cl - cw)))
+    mapping = {"Chat": ["alpacaeval-easy", "mt-bench-med"], "Reasoning": ["math-prm", "hep-go"]}
+    result = summarize(p, subsets, mapping, cw, cl)
+    chat = (100 * 0.5 + 40 * 1.0) / (100 + 40)  # alpacaeval-easy 100, mt-bench-med 40
+    reasoning = (984 * 0.5 + 164 * 0.25) / (984 + 164)  # math-prm 984, hep-go 164
+    prior = (1.0 + 0.5) / 2
+    assert result.sections == pytest.approx({"Chat": chat, "Reasoning": reasoning})
+    assert result.score == pytest.approx((2 * chat + 2 * reasoning + 1 * prior) / 5)
+    assert result.subsets["alpacaeval-easy"]["accuracy"] == pytest.approx(2.5 / 4)  # plain accuracy: tie ½
+
+
+def test_rm_eval_reports_rewardbench_sections_without_a_sections_file():
+    from alignlab.eval.judge_eval import evaluate_pairs
+
+    records = [
+        pair("q", "aa", "b", meta={"subset": "alpacaeval-easy"}),
+        pair("q", "c", "dd", meta={"subset": "hep-go"}),
+        pair("q", "eee", "f", meta={"subset": "hep-go"}),
+    ]
+    summary, metrics, _ = evaluate_pairs(RuleJudge(lambda p, c: float(len(c))), records, rounds=20)
+    assert summary.sections == pytest.approx({"Chat": 1.0, "Reasoning": 0.5})
+    assert summary.score == pytest.approx(0.75) == pytest.approx(metrics["rewardbench"]["score"].value / 100)
 
 
 def test_subsets_come_from_meta_subset_or_source():

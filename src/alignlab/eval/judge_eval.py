@@ -74,22 +74,19 @@ def evaluate_pairs(
 ) -> tuple[RMEvalResult, dict[str, MetricResult], list[str]]:
     """(the summary ``rm eval`` always printed, the registered metrics with uncertainty, notes)."""
     s = score_pairs(judge, records, on_invalid)
-    summary = summarize(
-        s.p_chosen,
-        s.subsets,
-        dict(sections) if sections else None,
-        s.chosen_rewards,
-        s.rejected_rewards,
-        n_bins,
+    official = {x for v in SUBSET_MAPPING.values() for x in v}
+    # RewardBench's sections: the given ones, else RewardBench's own when the subsets carry its names.
+    mapping = {k: list(v) for k, v in (sections or {}).items()} or (
+        dict(SUBSET_MAPPING) if set(s.subsets) & official else None
     )
+    summary = summarize(s.p_chosen, s.subsets, mapping, s.chosen_rewards, s.rejected_rewards, n_bins)
     correct = np.where(s.p_chosen > 0.5, 1.0, np.where(s.p_chosen == 0.5, 0.5, 0.0))
     metrics: dict[str, MetricResult] = {
         "accuracy": MetricResult("accuracy", {"accuracy": mean_estimate(correct)}, {"ties": "count ½"}),
         "ece": ece(p_chosen=s.p_chosen, n_bins=n_bins, rounds=rounds),
     }
-    official = {x for v in SUBSET_MAPPING.values() for x in v}
-    if sections or set(s.subsets) & official:
-        kwargs: dict[str, Any] = {"subsets": s.subsets, "sections": sections}
+    if mapping:
+        kwargs: dict[str, Any] = {"subsets": s.subsets, "sections": mapping}
         if s.chosen_rewards is not None:
             kwargs.update(chosen_scores=s.chosen_rewards, rejected_scores=s.rejected_rewards)
         else:

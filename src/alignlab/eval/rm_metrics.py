@@ -1,4 +1,4 @@
-"""Reward-model evaluation: pairwise accuracy (overall, by subset, RewardBench-weighted), expected
+"""Reward-model evaluation: pairwise accuracy (overall, by subset, RewardBench's sections and score), expected
 calibration error with a reliability diagram, and the reward distributions of chosen vs rejected.
 
 Accuracy counts a pair as correct when P(chosen ≻ rejected) > 1/2 (r_w > r_l for scalar judges), half
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from alignlab.data.records import Record
-from alignlab.eval.rewardbench import EXAMPLE_COUNTS
+from alignlab.eval.rewardbench import rewardbench
 
 
 def pair_correctness(p_chosen: np.ndarray) -> np.ndarray:
@@ -56,25 +56,37 @@ def expected_calibration_error(
     return float(ece), bins
 
 
-def section_scores(
-    subset_accuracy: dict[str, float], subset_counts: dict[str, int], sections: dict[str, list[str]]
-) -> dict[str, float]:
-    """RewardBench weighting: a section's score is its subsets' accuracies weighted by their example counts
-    (``summarize`` passes RewardBench's official counts where a subset has one, else its size; the overall
-    score, ``overall_score``, is the unweighted mean of the sections; the ``rewardbench`` metric also weighs in
-    the prior sets at half a section, as the leaderboard does). Checked: allenai/reward-bench
-    rewardbench/utils.py calculate_scores_per_section."""
-    out = {}
-    for section, subsets in sections.items():
-        present = [s for s in subsets if s in subset_accuracy]
-        total = sum(subset_counts[s] for s in present)
-        out[section] = sum(subset_accuracy[s] * subset_counts[s] for s in present) / total if total else 0.0
-    return out
+def rewardbench_sections(
+    subsets: Sequence[str],
+    sections: dict[str, list[str]],
+    p_chosen: np.ndarray,
+    chosen_rewards: np.ndarray | None = None,
+    rejected_rewards: np.ndarray | None = None,
+) -> tuple[dict[str, float], float | None]:
+    """(section scores, overall score) as fractions, exactly as RewardBench computes them: the ``rewardbench``
+    metric (alignlab/eval/rewardbench.py, divided by 100), so ``rm eval``'s ``sections``/``score`` and its
+    ``rewardbench`` metric are one computation.
 
-
-def overall_score(section_score: dict[str, float]) -> float:
-    """RewardBench's headline number: the unweighted mean of the section scores."""
-    return float(np.mean(list(section_score.values()))) if section_score else 0.0
+    Section = Σ_s w_s·acc_s / Σ_s w_s over the section's subsets in the data, w_s RewardBench's official
+    example count (math-prm 984) or, for a subset not in RewardBench, its number of pairs (allenai/reward-bench
+    rewardbench/utils.py ``calculate_scores_per_section``); per pair, a scalar reward counts 1[r_w > r_l]
+    (a tie 0) and a preference judge 1 / ½ / 0 (rewardbench/rewardbench.py ``main``,
+    scripts/run_generative.py). Score = Σ_k v_k·x_k / Σ_k v_k with v = 2 for each section and v = 1 for the
+    mean of the prior sets present (anthropic_helpful, anthropic_hhh, shp, summarize) — the leaderboard's
+    ``np.ma.average(..., weights=[2, 2, 2, 2, 1])`` in analysis/get_benchmark_results.py
+    ``get_average_over_rewardbench``, read at allenai/reward-bench 05a9005 with the fetch tool. Without prior
+    sets the score is the plain mean of the sections present; a section with no subset in the data is left
+    out (the official per-section function would write 0 for it). None when no section is present."""
+    kwargs: dict[str, Any] = {"subsets": list(subsets), "sections": sections}
+    if chosen_rewards is not None and rejected_rewards is not None:
+        kwargs.update(chosen_scores=chosen_rewards, rejected_scores=rejected_rewards)
+    else:
+        kwargs["p_chosen"] = p_chosen
+    metric = rewardbench(**kwargs)
+    prefix = "section/"
+    found = {k[len(prefix) :]: v.value / 100 for k, v in metric.estimates.items() if k.startswith(prefix)}
+    score = metric.estimates.get("score")
+    return found, None if score is None else score.value / 100
 
 
 @dataclass
@@ -84,7 +96,7 @@ class RMEvalResult:
     ece: float
     subsets: dict[str, dict[str, float]] = field(default_factory=dict)
     sections: dict[str, float] = field(default_factory=dict)
-    score: float | None = None  # mean of the sections, when sections were given
+    score: float | None = None  # RewardBench's score of the sections (rewardbench_sections), a fraction
     bins: list[dict[str, float]] = field(default_factory=list)
     rewards: dict[str, dict[str, float]] = field(default_factory=dict)
     p_chosen: np.ndarray | None = None
@@ -124,11 +136,9 @@ def summarize(
             sel = names == name
             result.subsets[name] = {"accuracy": float(correct[sel].mean()), "n": int(sel.sum())}
         if sections:
-            acc = {k: v["accuracy"] for k, v in result.subsets.items()}
-            # RewardBench's official counts where the subset has one (math-prm 984, up-weighted to equal code).
-            counts = {k: EXAMPLE_COUNTS.get(k, int(v["n"])) for k, v in result.subsets.items()}
-            result.sections = section_scores(acc, counts, sections)
-            result.score = overall_score(result.sections)
+            result.sections, result.score = rewardbench_sections(
+                names.tolist(), sections, p, chosen_rewards, rejected_rewards
+            )
     if chosen_rewards is not None and rejected_rewards is not None:
         cw, cl = np.asarray(chosen_rewards, float), np.asarray(rejected_rewards, float)
         result.chosen_rewards, result.rejected_rewards = cw, cl
