@@ -1,7 +1,7 @@
 """alignlab's own layout (``alignlab``): one :class:`Record` as JSON per row (see ``records.py``).
 
 Columnar files (Parquet, ``datasets``) cannot hold a column that is text in some rows and messages in
-others, nor free-form ``meta``; the writer in ``io.py`` therefore stores mixed prompts as ``prompt`` (text)
+others, nor free-form ``meta``; the writer in ``record_writer.py`` therefore stores mixed prompts as ``prompt`` (text)
 plus ``prompt_messages`` (chat) and ``meta`` as a JSON string, and fills absent optional fields with null.
 :func:`decode_row` undoes all of that so every container reads back to the same records.
 """
