@@ -36,17 +36,17 @@ import torch
 from torch import Tensor
 
 from alignlab.data.prompts import PromptRow
-from alignlab.data.records import Record
-from alignlab.data.tokenize import TokenizedGroup, TokenizeReport, encode_prompts
+from alignlab.data.tokenize import TokenizeReport, encode_prompts
 from alignlab.generation.types import Rollout
 from alignlab.objectives.advantages import ADVANTAGES, AdvantageInputs
 from alignlab.objectives.kl_control import kl_controller
-from alignlab.objectives.kl_estimators import KL_ESTIMATORS, kl_penalised_rewards
 from alignlab.objectives.rollouts import RolloutPlan
 from alignlab.train.data import PreparedData
 from alignlab.train.online_settings import KLSettings, OnlineSettings
 from alignlab.train.reward_shaping import RunningMoments, shape_rewards
 from alignlab.train.rollout_judging import judge_rewards, rate_records
+from alignlab.train.rollout_kl import kl_in_reward, move_reference
+from alignlab.train.rollout_records import rollout_from_state, rollout_groups, rollout_state
 from alignlab.train.rollout_token_rewards import judge_token_rewards, pad_token_rewards
 from alignlab.train.source import StepBatch
 
@@ -193,7 +193,7 @@ class RolloutSource:
     def refresh(self, step: int = 0) -> None:
         start = time.perf_counter()
         settings = self.settings
-        self._move_reference()
+        move_reference(self.reference(), self.policy, self.settings.reference_update, self.refreshes)
         # 1. prompts
         chosen = self._next_prompts()
         rows = [self.rows[i] for i in chosen]
@@ -204,7 +204,7 @@ class RolloutSource:
         rollouts = self.sampler.sample(prompt_ids, params)
         sampled = time.perf_counter()
         # 3. records and groups from the sampled ids
-        records, groups = self._groups(rows, rollouts, params.n)
+        records, groups = rollout_groups(rows, rollouts, params.n)
         finished = torch.tensor([r.finished for r in rollouts])
         # 4. judge
         dense = None
@@ -229,7 +229,7 @@ class RolloutSource:
         mask = scored["mask"].reshape(g, k, -1)
         # dense token rewards go in as given (outcome shaping does not apply to them)
         given = shaped.reshape(g, k) if dense is None else pad_token_rewards(dense, tuple(mask.shape))
-        token_rewards, kl_metrics = self._kl_in_reward(given, scored, mask)
+        token_rewards, kl_metrics = kl_in_reward(given, scored, mask, self.kl_control, self.kl.estimator)
         # 7. advantages
         values = scored["old_values"].reshape(g, k, -1) if self.plan.needs_values else None
         advantages, returns = self.advantage(AdvantageInputs(token_rewards, mask, values, baseline))
@@ -268,24 +268,6 @@ class RolloutSource:
     def _sampling_seed(self) -> int:
         return (self.seed * 1_000_003 + self.refreshes * 7_919 + self.settings.sampling.seed) % (2**31)
 
-    def _groups(
-        self, rows: list[PromptRow], rollouts: list[Rollout], n: int
-    ) -> tuple[list[Record], list[TokenizedGroup]]:
-        records, groups = [], []
-        for i, row in enumerate(rows):
-            mine = rollouts[i * n : (i + 1) * n]
-            records.append(Record(row.prompt, [r.text for r in mine], source="rollout"))
-            groups.append(
-                TokenizedGroup(
-                    list(mine[0].prompt_ids),
-                    [list(r.completion_ids) for r in mine],
-                    [[] for _ in mine],
-                    ["" for _ in mine],
-                    i,
-                )
-            )
-        return records, groups
-
     def _greedy_baseline(self, rows: list[PromptRow], prompt_ids: list[list[int]], step: int) -> Tensor:
         """ReMax's baseline: the reward of each prompt's greedy completion [G]."""
         params = self.settings.sampling.model_copy(update={"n": 1, "temperature": 0.0})
@@ -295,35 +277,6 @@ class RolloutSource:
         )
         finished = torch.tensor([r.finished for r in greedy])
         return shape_rewards(rewards, finished, self.settings.reward, RunningMoments())
-
-    def _kl_in_reward(
-        self, rewards: Tensor, scored: dict[str, Tensor], mask: Tensor
-    ) -> tuple[Tensor, dict[str, float]]:
-        """Outcome rewards [G, K] → token rewards [G, K, T] (KL penalty per token when its coefficient > 0)."""
-        beta = self.kl_control.value
-        if "ref_logps" not in scored or "old_logps" not in scored:  # no KL in the reward (on_policy_update)
-            return rewards, {}
-        old, ref = (scored[name].reshape(mask.shape) for name in ("old_logps", "ref_logps"))
-        kl = KL_ESTIMATORS(self.kl.estimator, old, ref, None) * mask
-        sequence_kl = float((KL_ESTIMATORS("k1", old, ref, None) * mask).sum(-1).mean())
-        metrics = {"kl/sequence": sequence_kl, "kl/coef": beta}
-        self.kl_control.update(sequence_kl, int(mask.shape[0] * mask.shape[1]))
-        if beta == 0:
-            return rewards, metrics
-        return kl_penalised_rewards(rewards, kl, mask, beta), metrics
-
-    def _move_reference(self) -> None:
-        """``reference_update``: EMA or copy of the policy into the reference, before a refresh."""
-        update = self.settings.reference_update
-        reference = self.reference()
-        if update.mode == "frozen" or reference is None or self.refreshes == 0:
-            return
-        if update.mode == "previous_iteration" and self.refreshes % update.every:
-            return
-        alpha = update.alpha if update.mode == "ema" else 1.0
-        source = dict(self.policy().named_parameters())
-        for name, param in reference.named_parameters():
-            param.mul_(1 - alpha).add_(source[name].detach().to(param.dtype), alpha=alpha)
 
     def _report(
         self,
@@ -384,21 +337,7 @@ class RolloutSource:
             "metrics": dict(self.metrics),
         }
         if self.data is not None:
-            state["rollout"] = {
-                "records": [
-                    {
-                        "prompt": r.prompt,
-                        "completions": r.completions,
-                        "ranking": r.ranking,
-                        "scores": r.scores,
-                    }
-                    for r in self.data.records
-                ],
-                "groups": [
-                    {"prompt_ids": g.prompt_ids, "completion_ids": g.completion_ids, "rollout": g.rollout}
-                    for g in self.data.groups
-                ],
-            }
+            state["rollout"] = rollout_state(self.data)
         reference = self.reference()
         if self.settings.reference_update.mode != "frozen" and reference is not None:
             state["reference"] = {k: v.detach().clone() for k, v in reference.state_dict().items()}
@@ -414,28 +353,7 @@ class RolloutSource:
         self.metrics = dict(state["metrics"])
         live = state.get("rollout")
         if live is not None:
-            records = [
-                Record(
-                    r["prompt"],
-                    list(r["completions"]),
-                    r.get("ranking"),
-                    scores=r.get("scores"),
-                    source="rollout",
-                )
-                for r in live["records"]
-            ]
-            groups = [
-                TokenizedGroup(
-                    list(g["prompt_ids"]),
-                    [list(c) for c in g["completion_ids"]],
-                    [[] for _ in g["completion_ids"]],
-                    ["" for _ in g["completion_ids"]],
-                    i,
-                    rollout=dict(g["rollout"]),
-                )
-                for i, g in enumerate(live["groups"])
-            ]
-            self.data = PreparedData(records, groups, TokenizeReport(records=len(groups), kept=len(groups)))
+            self.data = rollout_from_state(live)
         reference = self.reference()
         if "reference" in state and reference is not None:
             reference.load_state_dict(state["reference"])
