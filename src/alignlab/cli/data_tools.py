@@ -234,8 +234,8 @@ def synthesize(
     ),
     strong_model: str | None = typer.Option(None, "--strong-model", help="codeclm: the strong model"),
     judge: str | None = typer.Option(None, "--judge", help="codeclm: the judge scoring responses"),
-    threshold: float = typer.Option(
-        0.0, "--threshold", help="codeclm: score gap; ensemble_instruct: Rouge-L (0.5)"
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="codeclm: score gap (0); ensemble_instruct: Rouge-L (0.5)"
     ),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run (same options)"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),

@@ -33,7 +33,11 @@ METHODS = ("magpie", "codeclm", "ensemble_instruct", "multifaceted_sysmsg", "con
 
 
 class SamplerGenerate:
-    """``Generate`` over a model: prompts (text, chat or token ids) → one sampled completion each."""
+    """``Generate`` over a model: prompts (text, chat or token ids) → one sampled completion each.
+
+    A text prompt is a request to the model, so it is sent as one user message: through the model's chat
+    template when it has one (SmolLM2's ChatML), else as ``User: …\nAssistant:``; chat prompts are
+    templated as they are and token ids (Magpie's pre-query template) go in untouched."""
 
     def __init__(
         self, model_path: str, max_new_tokens: int = 64, temperature: float = 1.0, device: str = "cpu"
@@ -60,7 +64,8 @@ class SamplerGenerate:
         params = SamplingParams(
             n=1, max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed
         )
-        rollouts = self.sampler.sample(list(prompts), params)
+        requests = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+        rollouts = self.sampler.sample(requests, params)
         return [r.text for r in sorted(rollouts, key=lambda r: r.prompt_index)]
 
     def pre_query_ids(self) -> list[int]:
@@ -97,13 +102,16 @@ def synthesize_file(
     strong_model: str | None = None,
     judge: Any = None,
     judge_spec: Any = None,
-    threshold: float = 0.0,
+    threshold: float | None = None,
     skip_bad: bool = False,
     generate: Generate | None = None,
 ) -> RunReport:
-    """Run ``method`` (see :data:`METHODS`) into ``out``; ``generate`` replaces the model (tests)."""
+    """Run ``method`` (see :data:`METHODS`) into ``out``; ``generate`` replaces the model (tests).
+    ``threshold``: codeclm's score gap (default 0) or ensemble_instruct's Rouge-L (default 0.5)."""
     if method not in METHODS:
         raise ValueError(f"unknown synthesis method {method!r}; choose one of {', '.join(METHODS)}")
+    if threshold is None:
+        threshold = 0.5 if method == "ensemble_instruct" else 0.0
     report = RunReport(f"synthesize ({method})")
     inputs = _inputs(source, report, skip_bad)
     if method != "magpie" and source is None:
@@ -232,7 +240,7 @@ def _run(
             instructions, [r.completions[0] for r in batch], gen, rounds, seed=seed
         )
     if method == "ensemble_instruct":
-        return ensemble_instruct(instructions, [gen, *others], threshold or 0.5)
+        return ensemble_instruct(instructions, [gen, *others], threshold)
     if judge is None or strong is None:
         raise ValueError("codeclm needs --strong-model and --judge (the judge scores both models' responses)")
 
@@ -240,4 +248,8 @@ def _run(
         values = judge.score(xs, ys)
         return values.reshape(len(xs), -1)[:, 0].double().tolist()
 
-    return codeclm(instructions, gen, strong, gen, score, threshold, rounds)
+    # CodecLM (Wang et al. 2024): the strong LLM f_s encodes seeds to metadata, decodes them to
+    # instructions and writes the Self-Rubrics rewrites; Contrastive Filtering compares f_s's responses
+    # with the target f_t's (--model). Checked: the paper's abstract and overview (Fig. 1 as summarised
+    # on the authors' Google Research blog and ssawant.github.io/posts/CodecLM), not its full text.
+    return codeclm(instructions, strong, strong, gen, score, threshold, rounds)
