@@ -1,6 +1,7 @@
-"""Quark on rollouts: the data pool, its reward quantiles and tags, and one step's loss, against values
-computed here (numpy quantiles, the tokenizer on the tagged prompt, plain forward passes of the policy and
-the reference); and the example config trains end to end."""
+"""Quark on rollouts: the tags as new vocabulary entries, the data pool, its reward quantiles, and one step's
+loss, against values computed here (numpy quantiles, the tag's id before the tokenizer's ids of the prompt,
+plain forward passes of the policy on the tagged prompt and of the reference on the untagged one); and the
+example config trains end to end."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from alignlab.config import load_config
@@ -37,6 +39,18 @@ def encode(tokenizer, text):
     return tokenizer(text, add_special_tokens=True)["input_ids"]
 
 
+def recording(sampler):
+    """Wrap ``sampler.sample`` to keep the prompt ids of every call."""
+    calls, sample = [], sampler.sample
+
+    def wrapped(prompts, params):
+        calls.append([list(p) for p in prompts])
+        return sample(prompts, params)
+
+    sampler.sample = wrapped
+    return calls
+
+
 @torch.no_grad()
 def plain(model, prompt_ids, completion_ids):
     ids = torch.tensor([prompt_ids + completion_ids])
@@ -44,23 +58,33 @@ def plain(model, prompt_ids, completion_ids):
     return model(input_ids=ids).logits[0, start : start + len(completion_ids)].double().log_softmax(-1)
 
 
-def test_pool_quantiles_tags_and_one_step_loss(tmp_path, monkeypatch):
+@pytest.mark.parametrize("layout", ["packed", "separate"])
+def test_pool_quantiles_tags_and_one_step_loss(tmp_path, monkeypatch, layout):
     reference = save_tiny(tmp_path / "reference", "llama", seed=3)
     beta, alpha = 0.05, 0.06
     trainer = setup_trainer(
         tmp_path,
         [JUDGE, f"objectives=[{{name: quark, num_quantiles: 2, kl_coef: {beta}, entropy_coef: {alpha}}}]",
          f"reference.path={reference}", "online.prompts_per_rollout=2", "online.sampling.n=3",
-         "online.sampling.max_new_tokens=3"],
+         "online.sampling.max_new_tokens=3", f"train.layout={layout}"],
         script,
         monkeypatch,
     )  # fmt: skip
     source = trainer.source
     tokenizer = trainer.context.tokenizer
+    # the tags are two new vocabulary entries of the policy and its tokenizer; the reference keeps 512
+    tags = tokenizer.convert_tokens_to_ids(["<|quark_0|>", "<|quark_1|>"])
+    assert tags == [512, 513] and encode(tokenizer, "<|quark_1|>hi")[0] == 513
+    assert trainer.context.unwrapped_policy().get_input_embeddings().weight.shape[0] == 514
+    assert trainer.context.reference.model.get_input_embeddings().weight.shape[0] == 512
+    calls = recording(source.sampler)
     pool_rewards = []
     for refresh in range(2):
         batch = source.next()
-        # the samples were drawn with the best tag; every one of them joins the pool
+        # the first samples come from the prompt alone, later ones after the best tag; all join the pool
+        sampled_rows = [source.rows[row] for row, *_ in source.pool[6 * refresh :: 3]]
+        untagged = [encode(tokenizer, r.prompt) for r in sampled_rows]
+        assert calls[refresh] == (untagged if refresh == 0 else [[tags[0], *ids] for ids in untagged])
         assert len(source.pool) == 6 * (refresh + 1)
         pool_rewards = [float(ids[0] % 2 == 0) for _, ids, _, _ in source.pool]
         assert [item[3] for item in source.pool] == pool_rewards
@@ -75,19 +99,22 @@ def test_pool_quantiles_tags_and_one_step_loss(tmp_path, monkeypatch):
             )  # fmt: skip
             assert k == quantiles[index]
             untagged = source.rows[source.pool[index][0]].prompt
-            assert group.prompt_ids == encode(tokenizer, f"<|quark_{k}|> " + untagged)
-            assert record.prompt == f"<|quark_{k}|> " + untagged
+            assert group.prompt_ids == [tags[k], *encode(tokenizer, untagged)]
+            assert record.prompt == f"<|quark_{k}|>" + untagged
         source.served = source.settings.steps_per_rollout  # the next call refreshes
     assert sorted(set(quantiles)) == [0, 1] and sum(pool_rewards) not in (0, len(pool_rewards))
-    # one step's loss: token mean of −log π(y_t | tag, x, y_<t) + β·KL(π‖π_ref) − α·H, by plain forwards
+    # one step's loss: token mean of −log π(y_t | tag, x, y_<t) + β·KL(π‖π_ref) − α·H, by plain forwards:
+    # the policy after the tag, the reference on the prompt WITHOUT it; the KL over the reference's 512
+    # tokens with the policy renormalised on them, the NLL and the entropy over all 514
     policy, ref = trainer.context.unwrapped_policy(), trainer.context.reference.model
     terms = []
     for group in batch.groups:
         lp = plain(policy, group.prompt_ids, group.completion_ids[0])
-        lr = plain(ref, group.prompt_ids, group.completion_ids[0])
-        p = lp.exp()
+        lr = plain(ref, group.prompt_ids[1:], group.completion_ids[0])
+        kept = lp[:, :512].log_softmax(-1)
         taken = lp.gather(-1, torch.tensor(group.completion_ids[0])[:, None])[:, 0]
-        terms.append(-taken + beta * (p * (lp - lr)).sum(-1) - alpha * -(p * lp).sum(-1))
+        kl = (kept.exp() * (kept - lr)).sum(-1)
+        terms.append(-taken + beta * kl - alpha * -(lp.exp() * lp).sum(-1))
     want = float(torch.cat(terms).mean())
     metrics = train_step(trainer.context, batch, 1, lambda: "none")
     assert abs(metrics["loss"] - want) < 1e-5

@@ -1,8 +1,9 @@
 """``quark`` as an online objective: Quantized Reward Konditioning (Lu et al. 2022, arXiv 2205.13636).
 
-The loop (``train/rollout_quark.py``): sample with the best quantile's tag before the prompt, judge, add every
-sample to the data pool, re-rank the whole pool into K reward quantiles, and serve a draw from the pool with
-each sample's own quantile tag before its prompt. This objective is the loss on what is served (math and
+The loop (``train/rollout_quark.py``): the K tags are new vocabulary entries of the policy; sample (first from
+the prompt alone, then with the best quantile's tag token before the prompt's ids), judge, add every sample to
+the data pool, re-rank the whole pool into K reward quantiles, and serve a draw from the pool with each
+sample's own quantile tag token before its prompt. This objective is the loss on what is served (math and
 official defaults in ``quark.py``): the conditioned NLL, plus β × the full-vocabulary KL(π_θ ‖ π_ref) at every
 completion position, minus α × the policy's entropy, one token mean over the step.
 """
@@ -38,11 +39,15 @@ def quark(
     """L = Σ_{i,t} m_{i,t}·(−log π_θ(y_t | ⟨r_k⟩, x, y_<t) + β·KL_t − α·H_t) / Σ_{i,t} m_{i,t}, the token sum
     over the step's tokens (``normalisers``), so the loss does not depend on how the step is cut.
 
-    KL_t = Σ_v π_θ(v | ⟨r_k⟩, x, y_<t)·log(π_θ/π_ref) over the vocabulary (the engine's ``token_kl_reverse``),
-    H_t the policy's entropy there. K = 5, β = 0.05, α = 0.06: the official defaults. Differences from the
-    official code: the quantile tags are text (``<|quark_k|>``) rather than new vocabulary entries, and the
-    reference scores the same tagged prompt (the official reference sees the prompt without the tag).
-    Checked: GXimingLu/Quark main.py (ConditionTrainer.loss), data_pool.py, arguments.py (see ``quark.py``).
+    KL_t = Σ_{v ∈ V_ref} π̃_θ(v | ⟨r_k⟩, x, y_<t)·log(π̃_θ(v | ⟨r_k⟩, x, y_<t) / π_ref(v | x, y_<t)): the
+    reference scores the prompt WITHOUT the tag, and π̃_θ is the policy renormalised over the reference's
+    vocabulary (the tag columns dropped); the engine's ``token_kl_reverse`` with the reference told to hide
+    the tags (``scoring/reference_view.py``). The NLL and H_t (the policy's entropy) are over the policy's
+    whole vocabulary, tags included. K = 5, β = 0.05, α = 0.06: the official defaults.
+    Checked: GXimingLu/Quark main.py (ConditionTrainer.loss: ``ref_policy.forward_pass(query_input_ids[:, 1:],
+    …)``, ``logits[:, :, :-len(tree_tokens)]`` before the KL's softmax, ``reduce_mean(lm_loss + kl_coef·kl −
+    entropy_coef·entropy, masks)``), policy.py (forward_pass: entropy and lm_loss on the full logits),
+    data_pool.py, arguments.py (see ``quark.py``).
     """
     if num_quantiles < 1:
         raise ValueError(f"quark: num_quantiles must be >= 1, got {num_quantiles}")

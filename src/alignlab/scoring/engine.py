@@ -21,21 +21,28 @@ from alignlab.data.batching import Batch
 from alignlab.models.parts import body_and_head, is_reward_model, unwrap
 from alignlab.scoring import flex, token_statistics
 from alignlab.scoring.hidden_states import hidden_states, pooled_hidden_states
+from alignlab.scoring.reference_view import without_tokens
 from alignlab.scoring.scores import Scores
 from alignlab.scoring.token_statistics import TokenStatistic
 
 
 @dataclass
 class Reference:
-    """The reference policy: a frozen model, or the policy itself with its LoRA adapters switched off."""
+    """The reference policy: a frozen model, or the policy itself with its LoRA adapters switched off.
+    ``hidden_ids``: prompt tokens the reference does not see (Quark's reward tags; ``reference_view.py``)."""
 
     model: Any
     adapters_off: bool = False
+    hidden_ids: tuple[int, ...] = ()
 
     def context(self) -> Any:
         if self.adapters_off:
             return self.model.disable_adapter()
         return nullcontext()
+
+    def view(self, batch: Batch) -> Batch:
+        """The batch as the reference sees it: the same positions, its hidden tokens left out."""
+        return without_tokens(batch, self.hidden_ids) if self.hidden_ids else batch
 
 
 def _final_logit_transform(model: Any, temperature: float = 1.0) -> Callable[[Tensor], Tensor]:
@@ -140,7 +147,7 @@ class Engine:
                 raise ValueError(f"{first} needs a reference model")
             with torch.no_grad(), reference.context():
                 ref_hidden = hidden_states(
-                    reference.model, batch, self._attention_for(reference.model), self.compile
+                    reference.model, reference.view(batch), self._attention_for(reference.model), self.compile
                 )
                 ref_head = body_and_head(reference.model)[1]
         token = self._token_stats(
@@ -222,7 +229,7 @@ class Engine:
             raise ValueError("the objective needs reference log-probs but no reference model is loaded")
         ref_needs = frozenset({"token_logps"} & needs)
         with reference.context():
-            return self(reference.model, batch, ref_needs)
+            return self(reference.model, reference.view(batch), ref_needs)
 
     def _token_stats(
         self,

@@ -44,6 +44,11 @@ def _kl_ref_policy(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Te
 
 def _kl_policy_ref(logp: Tensor, targets: Tensor, ref_logp: Tensor | None) -> Tensor:
     assert ref_logp is not None
+    if logp.shape[-1] > ref_logp.shape[-1]:
+        # the policy has tokens the reference lacks (Quark's reward tags, added after the reference was
+        # copied): the KL is over the reference's vocabulary with the policy renormalised on it, as Quark's
+        # official code drops the tag columns before its softmax (GXimingLu/Quark main.py, ConditionTrainer.loss)
+        logp = logp[..., : ref_logp.shape[-1]].log_softmax(-1)
     return (logp.exp() * (logp - ref_logp)).sum(-1)
 
 
@@ -81,7 +86,8 @@ TOKEN_STATISTICS: dict[str, TokenStatistic] = {
         TokenStatistic(
             "token_kl_reverse",
             _kl_policy_ref,
-            "per-token KL(π_θ ‖ π_ref) over the full vocabulary (the RLHF penalty's direction)",
+            "per-token KL(π_θ ‖ π_ref) over the full vocabulary (the RLHF penalty's direction; a policy with "
+            "extra tokens is renormalised over the reference's vocabulary)",
             needs_reference=True,
         ),
         TokenStatistic(

@@ -1,22 +1,30 @@
 """Quark's rollout source (Lu et al. 2022, arXiv 2205.13636): a data pool of every sample so far, ranked into
 reward quantiles, served with each sample's quantile tag before its prompt.
 
-A refresh, top to bottom:
+At the start the K tags ``<|quark_0|>`` (best) … ``<|quark_{K-1}|>`` become new vocabulary entries of the
+policy and its tokenizer (``models/control_tokens.py``: special tokens, new embedding rows drawn from the
+existing rows' per-dimension mean and std), and the reference is told not to see them: it scores each
+completion after the prompt WITHOUT the tag (``scoring/reference_view.py``). A refresh, top to bottom:
 
 1. take the next ``prompts_per_rollout`` prompts;
-2. explore: sample ``n`` completions per prompt from the policy conditioned on the BEST quantile's tag
-   (``<|quark_0|>`` before the prompt);
-3. judge them on the prompt without the tag (the judge sees the task, not the control tag); shape the rewards
-   (missing-EOS penalty, normalisation, clipping) as every online method does;
+2. explore: sample ``n`` completions per prompt — the first refresh from the prompt alone (the policy is
+   still the reference), later ones conditioned on the BEST quantile's tag, one token before the prompt's
+   ids; tag tokens the policy writes into a completion are dropped from it (the official code decodes the
+   response with ``skip_special_tokens`` and re-encodes it);
+3. judge them on the prompt without the tag; shape the rewards (missing-EOS penalty, normalisation,
+   clipping) as every online method does;
 4. add every (prompt, completion ids, reward) to the pool; re-rank the WHOLE pool into K quantiles
    (``objectives.quark.quantile_ids``: sorted by reward, ⌊N/K⌋ per quantile, the remainder in the last);
 5. serve ``prompts_per_rollout × n`` samples drawn from the pool (seeded, without replacement), each with
-   its current quantile's tag before its prompt, for ``epochs_per_rollout × minibatches`` steps; the
-   ``quark`` objective's loss is the NLL of the completion given the tagged prompt plus β·KL − α·H.
+   its current quantile's tag token before its prompt's ids, for ``epochs_per_rollout × minibatches``
+   steps; the ``quark`` objective's loss is the NLL of the completion given the tagged prompt plus β·KL
+   (to the reference on the untagged prompt) − α·H.
 
-Checked: GXimingLu/Quark main.py (``ConditionTrainer``: sample with the best reward token, ``DataPool.add``,
-training batches drawn from the pool with their quantile tokens), data_pool.py. The pool, the prompt position
-and every seed are in ``state_dict()``, so a resumed run continues the same pool.
+Checked: GXimingLu/Quark main.py (``ConditionTrainer.sample``: step 0 samples the reference without a tag,
+later steps ``add_control_code`` puts the best tag's id first; ``SequenceCollator`` puts each pool sample's
+tag id before its query; ``loss``: the reference gets ``query_input_ids[:, 1:]``), data_pool.py, policy.py
+(the new tokens). The pool, the prompt position and every seed are in ``state_dict()``, so a resumed run
+continues the same pool.
 """
 
 from __future__ import annotations
@@ -27,9 +35,11 @@ from typing import Any
 import torch
 
 from alignlab.data.records import Record
-from alignlab.data.tokenize import TokenizedGroup, TokenizeReport, encode_prompts
+from alignlab.data.tokenize import TokenizedGroup, TokenizeReport
+from alignlab.models.control_tokens import add_control_tokens
 from alignlab.objectives.quark import quantile_ids, quark_tokens
 from alignlab.objectives.record_rewrites import prefix_prompt
+from alignlab.train.config import ConfigError
 from alignlab.train.data import PreparedData
 from alignlab.train.reward_shaping import shape_rewards
 from alignlab.train.rollout_judging import judge_rewards
@@ -43,28 +53,40 @@ class QuarkSource(RolloutSource):
         super().__init__(*args, **kwargs)
         self.num_quantiles = int(self.plan.source_params.get("num_quantiles", 5))
         self.tags = quark_tokens(self.num_quantiles)
+        self.tag_ids: list[int] = []  # the tags' token ids, set by start()
         # the pool: prompt row index, completion ids, completion text, shaped reward (in arrival order)
         self.pool: list[tuple[int, list[int], str, float]] = []
-        self._tagged: dict[tuple[int, int], list[int]] = {}
+
+    def start(self, context: Any) -> None:
+        """Before the optimiser is built: the tags become vocabulary entries of the policy and tokenizer (the
+        reference, copied before, keeps its vocabulary), and the reference stops seeing them."""
+        if context.config.model.lora is not None:
+            raise ConfigError(
+                "quark trains new embedding rows for its reward tags, which model.lora would freeze at their "
+                "random start; train quark without model.lora"
+            )
+        self.tag_ids = add_control_tokens(
+            context.policy, context.tokenizer, self.tags, seed=context.config.train.seed
+        )
+        if context.reference is not None:
+            context.reference.hidden_ids = tuple(self.tag_ids)
+        super().start(context)
 
     def tagged_prompt_ids(self, row: int, quantile: int) -> list[int]:
-        """Token ids of prompt ``row`` with quantile ``quantile``'s tag before it (encoded once)."""
-        key = (row, quantile)
-        if key not in self._tagged:
-            prompt = prefix_prompt(self.rows[row].prompt, self.tags[quantile] + " ")
-            self._tagged[key] = encode_prompts(self.tokenizer, [prompt])[0][0]
-        return self._tagged[key]
+        """Token ids of prompt ``row`` with quantile ``quantile``'s tag token first (Quark's control code)."""
+        return [self.tag_ids[quantile], *self.prompt_ids[row]]
 
     @torch.no_grad()
     def refresh(self, step: int = 0) -> None:
         start = time.perf_counter()
         settings = self.settings
-        # 1. prompts; 2. explore with the best quantile's tag
+        # 1. prompts; 2. explore: the first time from the prompt alone, then with the best quantile's tag
         chosen = self._next_prompts()
         rows = [self.rows[i] for i in chosen]
         self.sampler.sync(self.policy())
         params = settings.sampling.model_copy(update={"seed": self._sampling_seed()})
-        rollouts = self.sampler.sample([self.tagged_prompt_ids(i, 0) for i in chosen], params)
+        explore = self.tagged_prompt_ids if self.pool else (lambda i, _: self.prompt_ids[i])
+        rollouts = self.sampler.sample([explore(i, 0) for i in chosen], params)
         sampled = time.perf_counter()
         # 3. judge on the untagged prompt, shape
         rewards = judge_rewards(
@@ -75,7 +97,8 @@ class QuarkSource(RolloutSource):
         # 4. into the pool; re-rank the whole pool
         for j, rollout in enumerate(rollouts):
             row = chosen[j // params.n]
-            self.pool.append((row, list(rollout.completion_ids), rollout.text, float(shaped[j])))
+            ids = [t for t in rollout.completion_ids if t not in self.tag_ids]
+            self.pool.append((row, ids, rollout.text, float(shaped[j])))
         quantiles = quantile_ids([item[3] for item in self.pool], self.num_quantiles)
         # 5. serve a draw from the pool, each sample with its quantile's tag
         size = min(len(self.pool), settings.prompts_per_rollout * params.n)
@@ -84,9 +107,7 @@ class QuarkSource(RolloutSource):
         for g, index in enumerate(drawn):
             row, ids, text, reward = self.pool[index]
             k = quantiles[index]
-            records.append(
-                Record(prefix_prompt(self.rows[row].prompt, self.tags[k] + " "), [text], source="quark")
-            )
+            records.append(Record(prefix_prompt(self.rows[row].prompt, self.tags[k]), [text], source="quark"))
             rollout = {"rewards": torch.tensor([reward]), "quantile": torch.tensor([float(k)])}
             groups.append(
                 TokenizedGroup(self.tagged_prompt_ids(row, k), [ids], [[]], [""], g, rollout=rollout)
@@ -108,7 +129,8 @@ class QuarkSource(RolloutSource):
         """Quark logs the fresh samples (conditioned on the best tag) with their rewards."""
         for j in range(min(2, len(rollouts))):
             self.note(
-                f"sample (rollout {self.refreshes}, {self.tags[0]}): {rollouts[j].text[:80]!r} "
+                f"sample (rollout {self.refreshes}, {self.tags[0] if self.refreshes > 1 else 'no tag'}): "
+                f"{rollouts[j].text[:80]!r} "
                 f"(reward {float(rewards[j]):.3f})"
             )
 
