@@ -23,7 +23,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from alignlab.cli import eval_just, eval_sources
+from alignlab.cli import eval_just, eval_policies, eval_sources
 from alignlab.cli.eval_output import console, emit, parse_options
 
 app = typer.Typer(
@@ -171,7 +171,9 @@ def judge_command(
     console.print(f"plot: {plot}")
 
 
-# The subcommands that gather their own evidence live in eval_sources; mounted here.
-for _name in ("policies", "humans", "feedback", "run", "model", "arena"):
+# The subcommands that gather their own evidence live in eval_policies and eval_sources; mounted here.
+for _name in ("policies", "humans"):
+    app.command(_name)(getattr(eval_policies, _name))
+for _name in ("feedback", "run", "model", "arena"):
     app.command(_name)(getattr(eval_sources, _name))
 app.command("just-eval")(eval_just.just_eval)

@@ -1,5 +1,6 @@
 """Printing ``alignlab eval`` results: a table of every figure with its interval, or one JSON object, and the
-HTML report when asked (shared by the subcommands of cli/eval.py and cli/eval_sources.py)."""
+HTML report when asked (shared by the subcommands of cli/eval.py, cli/eval_policies.py and
+cli/eval_sources.py)."""
 
 from __future__ import annotations
 

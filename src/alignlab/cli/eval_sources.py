@@ -1,184 +1,17 @@
-"""The ``alignlab eval`` subcommands that gather their own evidence: ``policies`` (generate or read outputs, judge,
-win rates), ``humans`` (the same with people voting in the feedback app), ``feedback`` (the data itself) and ``run``
-(over-optimisation curves from a run's checkpoints). :mod:`alignlab.cli.eval` mounts them on its group."""
+"""The ``alignlab eval`` subcommands that read their evidence from data, runs and saved models: ``feedback``
+(the data itself), ``run`` (over-optimisation curves from a run's checkpoints), ``model`` (token diagnostics
+of a saved policy) and ``arena`` (tournaments of many systems' outputs). :mod:`alignlab.cli.eval` mounts them
+(``policies`` and ``humans`` are in ``eval_policies.py``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from alignlab.cli.eval_options import judge_option, prompt_rows
 from alignlab.cli.eval_output import console, emit
-
-
-def _judge_spec(text: str) -> Any:
-    import yaml
-
-    from alignlab.config import ConfigError
-
-    try:
-        spec = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--judge {text!r} is neither a judge name nor a YAML mapping ({err})") from None
-    return spec
-
-
-def _build_judge(text: str) -> Any:
-    from alignlab.config import ConfigError
-    from alignlab.judges.build import build_judge
-    from alignlab.judges.registry import JudgeConfigError
-
-    try:
-        return build_judge(_judge_spec(text), where="--judge")
-    except JudgeConfigError as err:
-        raise ConfigError(str(err)) from None
-
-
-def _prompts(path: str, limit: int | None) -> list[Any]:
-    """The prompt records of ``--prompts``; a missing or malformed file is a one-line error, not a traceback."""
-    from alignlab.config import ConfigError
-    from alignlab.data.prompts import PromptSetError, load_prompts
-
-    try:
-        return load_prompts(path, limit)
-    except PromptSetError as err:
-        raise ConfigError(f"--prompts: {err}") from None
-
-
-def _system(
-    source: str, prompts: list[Any] | None, tokens: int, temperature: float, seed: int
-) -> list[tuple[Any, Any]]:
-    """(prompt, output) rows: an outputs JSONL as is, or a model's generations for ``prompts``."""
-    from alignlab.config import ConfigError
-    from alignlab.eval.policy_eval import generate_outputs, read_outputs
-
-    if source.endswith(".jsonl"):
-        return read_outputs(source)
-    if prompts is None:
-        raise ConfigError(
-            f"{source} is a model: give --prompts to generate its outputs (or pass an outputs .jsonl)"
-        )
-    return list(zip(prompts, generate_outputs(source, prompts, tokens, temperature, seed)))
-
-
-def policies(
-    model: str = typer.Option(
-        ..., "--model", help="A model (run dir, model folder, tiny:ARCH) or an outputs .jsonl."
-    ),
-    baseline: str = typer.Option(..., "--baseline", help="The baseline: a model or an outputs .jsonl."),
-    judge: str = typer.Option(
-        ..., "--judge", help="Judge spec: a name or YAML, e.g. '{name: reward_model, path: runs/rm}'."
-    ),
-    prompts: str | None = typer.Option(
-        None, "--prompts", help="Prompts (JSONL with 'prompt', or builtin:NAME) to generate from."
-    ),
-    metric: str = typer.Option(
-        "winrate,lc_winrate", "--metric", help="Comma-separated: winrate, lc_winrate."
-    ),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N prompts."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
-    temperature: float = typer.Option(1.0, "--temperature"),
-    seed: int = typer.Option(0, "--seed"),
-    out: Path | None = typer.Option(
-        None, "--out", help="Write both systems' outputs and the verdicts here (JSONL)."
-    ),
-    on_invalid: str = typer.Option(
-        "raise",
-        "--on-invalid",
-        help="Mismatched prompts, empty outputs, invalid verdicts: raise or skip (counted).",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
-) -> None:
-    """Win rate (and length-controlled win rate) of MODEL against BASELINE under a judge, with uncertainty."""
-    import json
-
-    from alignlab.eval.lc_winrate import lc_winrate
-    from alignlab.eval.policy_eval import judge_verdicts, match_outputs
-    from alignlab.eval.registry import MetricError
-    from alignlab.eval.winrate import winrate
-
-    names = [m.strip() for m in metric.split(",") if m.strip()]
-    unknown = sorted(set(names) - {"winrate", "lc_winrate"})
-    if unknown:
-        raise MetricError(
-            f"--metric: eval policies computes winrate and lc_winrate, not {', '.join(unknown)}"
-        )
-    rows = [r.prompt for r in _prompts(prompts, limit)] if prompts else None
-    matched = match_outputs(
-        _system(model, rows, max_new_tokens, temperature, seed),
-        _system(baseline, rows, max_new_tokens, temperature, seed + 1),
-        on_invalid,
-    )
-    verdicts = judge_verdicts(_build_judge(judge), matched.prompts, matched.model, matched.baseline, seed)
-    results = {}
-    if "winrate" in names:
-        results["winrate"] = winrate(verdicts=verdicts.tolist(), on_invalid=on_invalid)
-    if "lc_winrate" in names:
-        results["lc_winrate"] = lc_winrate(
-            verdicts=verdicts.tolist(),
-            model_outputs=matched.model,
-            baseline_outputs=matched.baseline,
-            on_invalid=on_invalid,
-        )
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8") as f:
-            for p, m, b, v in zip(matched.prompts, matched.model, matched.baseline, verdicts):
-                f.write(
-                    json.dumps({"prompt": p, "output": m, "baseline_output": b, "verdict": float(v)}) + "\n"
-                )
-    emit(
-        results,
-        matched.notes,
-        as_json,
-        report,
-        title=f"{model} against {baseline} ({len(verdicts)} prompts)",
-        extra={"model": model, "baseline": baseline, "prompts": len(verdicts)},
-    )
-
-
-def humans(
-    url: str = typer.Option(..., "--url", help="The feedback app, e.g. http://127.0.0.1:8000."),
-    project: int = typer.Option(
-        ..., "--project", help="The project whose judge token is in ALIGNLAB_JUDGE_TOKEN."
-    ),
-    model: str = typer.Option(..., "--model", help="Outputs .jsonl of the model."),
-    baseline: str = typer.Option(..., "--baseline", help="Outputs .jsonl of the baseline."),
-    wait: float = typer.Option(3600.0, "--wait", help="Seconds to wait for the votes."),
-    seed: int = typer.Option(0, "--seed"),
-    on_invalid: str = typer.Option(
-        "raise", "--on-invalid", help="Pairs without votes, mismatched prompts: raise or skip (counted)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
-) -> None:
-    """Win rate judged by people in the feedback app, with annotator agreement (admin token: ALIGNLAB_ADMIN_TOKEN)."""
-    from alignlab.config import ConfigError
-    from alignlab.eval.human_eval import agreement, fetch_votes, human_win_rate
-    from alignlab.eval.policy_eval import match_outputs, read_outputs
-    from alignlab.judges.human import HumanJudge
-
-    token, admin = os.environ.get("ALIGNLAB_JUDGE_TOKEN"), os.environ.get("ALIGNLAB_ADMIN_TOKEN")
-    if not token:
-        raise ConfigError(
-            "ALIGNLAB_JUDGE_TOKEN is not set: create one with `alignlab app judge-token PROJECT`"
-        )
-    matched = match_outputs(read_outputs(model), read_outputs(baseline), on_invalid)
-    with HumanJudge(url, token, wait_timeout=wait, poll_every=1.0, on_timeout="nan") as judge:
-        results = {
-            "winrate": human_win_rate(
-                judge, matched.prompts, matched.model, matched.baseline, seed, on_invalid
-            )
-        }
-    notes = list(matched.notes)
-    if admin:
-        results["agreement"] = agreement(fetch_votes(url, admin, project))
-    else:
-        notes.append("agreement not computed: set ALIGNLAB_ADMIN_TOKEN to read the project's votes")
-    emit(results, notes, as_json, report, title=f"people judging {model} against {baseline}")
 
 
 def feedback(
@@ -246,12 +79,12 @@ def run(
     from alignlab.eval.run_curves import checkpoints, run_curves
 
     checkpoints(run_dir)  # a run without checkpoints stops here, before any model is loaded
-    rows = [r.prompt for r in _prompts(prompts, limit)]
+    rows = [r.prompt for r in prompt_rows(prompts, limit)]
     result, table = run_curves(
         run_dir,
         rows,
-        _build_judge(gold),
-        _build_judge(proxy) if proxy else None,
+        judge_option(gold),
+        judge_option(proxy) if proxy else None,
         init,
         samples,
         max_new_tokens,
@@ -321,7 +154,7 @@ def model(
             raise ConfigError(f"{', '.join(sorted(needed))} need {flag}")
     policy, tokenizer = load_policy(model)
     reference = load_policy(base)[0] if base else None
-    rows = [r.prompt for r in _prompts(prompts, limit)] if prompts else []
+    rows = [r.prompt for r in prompt_rows(prompts, limit)] if prompts else []
     pair_prompts: list[Any] = []
     chosen: list[str] = []
     rejected: list[str] = []
@@ -399,7 +232,7 @@ def arena(
     result = varco_arena(
         prompts=[first[k][0] for k in every],
         outputs={name: [s[k][1] for k in every] for name, s in systems.items()},
-        judge=_build_judge(judge),
+        judge=judge_option(judge),
         seed=seed,
         rounds=rounds,
         reference=_ratings(reference) if reference else None,
