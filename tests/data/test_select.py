@@ -51,7 +51,7 @@ def test_deita_identical_samples_only_one_selected():
     records = [a, b, other]
     out = deita(records, budget=3, embeddings=hashed_embeddings([record_text(r) for r in records]))
     assert out.indices == [0, 2]
-    assert out.dropped == {"too similar to a selected record (cosine >= 0.9)": 1}
+    assert out.dropped == {"too similar to a selected record (cosine > 0.9)": 1}
 
 
 def test_deita_removes_planted_duplicates_and_keeps_the_best_scored_copy():

@@ -152,6 +152,12 @@ def select(
         None, "--complexity", help="deita: the rating name holding complexity"
     ),
     quality: str | None = typer.Option(None, "--quality", help="deita: the rating name holding quality"),
+    complexity_scorer: str | None = typer.Option(
+        None, "--complexity-scorer", help="deita: a complexity scorer model (hub id, folder, tiny:ARCH)"
+    ),
+    quality_scorer: str | None = typer.Option(
+        None, "--quality-scorer", help="deita: a quality scorer model (hub id, folder, tiny:ARCH)"
+    ),
     threshold: float | None = typer.Option(
         None, "--threshold", help="deita: cosine threshold (0.9); clear: confidence (0.5)"
     ),
@@ -205,6 +211,8 @@ def select(
         skip_bad,
         epsilon=epsilon,
         ot_cost=ot_cost,
+        complexity_scorer=complexity_scorer,
+        quality_scorer=quality_scorer,
     )
     _finish(report, out, strict)
 

@@ -122,6 +122,8 @@ def select_file(
     skip_bad: bool = False,
     epsilon: float = 0.1,
     ot_cost: str = "sqeuclidean",
+    complexity_scorer: str | None = None,
+    quality_scorer: str | None = None,
 ) -> RunReport:
     if method not in METHODS:
         raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
@@ -145,14 +147,30 @@ def select_file(
         raise ValueError(f"{method} needs --budget (a count, or a fraction such as 0.5)")
     if method == "deita":
         models["encoder"] = encoder
-        selection = deita(
-            records,
-            budget,
-            embed([record_text(r) for r in records], encoder),
-            _rating(records, complexity),
-            _rating(records, quality),
-            0.9 if threshold is None else threshold,
-        )
+        if (complexity and complexity_scorer) or (quality and quality_scorer):
+            raise ValueError(
+                "deita: give --complexity (a rating of the records) or --complexity-scorer (a model), "
+                "not both; the same for --quality / --quality-scorer"
+            )
+        embeddings = embed([record_text(r) for r in records], encoder)
+        tau = 0.9 if threshold is None else threshold
+        if complexity_scorer or quality_scorer:
+            from alignlab.scoring.deita_scorer import DeitaScorer, evol_scores
+
+            scorers = {}
+            for role, path in (("complexity", complexity_scorer), ("quality", quality_scorer)):
+                if path:
+                    scorers[role] = DeitaScorer(path)
+                    models[f"{role}_scorer"] = path
+            evol = evol_scores(records, scorers.get("complexity"), scorers.get("quality"))
+            if complexity or quality:  # the other one from a rating: s = Σ_t c_t q_t needs per-turn both
+                rating = _rating(records, complexity or quality)
+                evol = [e * r for e, r in zip(evol, rating)]
+            selection = deita(records, budget, embeddings, threshold=tau, evol=evol)
+        else:
+            selection = deita(
+                records, budget, embeddings, _rating(records, complexity), _rating(records, quality), tau
+            )
     elif method in ("zip_fit", "got_d_selection"):
         if target is None:
             raise ValueError(f"{method} needs --target FILE (examples of the target domain)")
@@ -210,6 +228,8 @@ def select_file(
     }
     if method == "got_d_selection":
         parameters.update(epsilon=epsilon, ot_cost=ot_cost)
+    if method == "deita":
+        parameters.update(complexity_scorer=complexity_scorer, quality_scorer=quality_scorer)
     write_sidecar(
         out,
         "alignlab data select",
