@@ -29,6 +29,7 @@ from torch import Tensor
 from alignlab.data.tokenize import encode_prompts
 from alignlab.generation.filters import draw, filter_mask, inverse_cdf_draw, step_distribution
 from alignlab.generation.kv_cache import reserve
+from alignlab.generation.lean_step import LeanStep, cache_is_reserved, lean_step_supported
 from alignlab.generation.types import Rollout, SamplingParams
 from alignlab.models.parts import unwrap
 
@@ -36,6 +37,7 @@ from alignlab.models.parts import unwrap
 # of the KV cache; a finished row left in costs its share of the next forwards).
 COMPACT_SHARE = 0.125
 DRAWS = ("inverse_cdf", "race")
+STEPS = ("auto", "lean", "transformers")
 
 
 def encode_sampler_prompts(tokenizer: Any, prompts: Sequence[Any]) -> list[list[int]]:
@@ -68,19 +70,27 @@ class HFSampler:
 
     ``batch_size``: rows (prompts × n) decoded together; a chunk holds ``max(1, batch_size // n)`` prompts.
     ``draw``: ``inverse_cdf`` or ``race`` (see the module docstring).
+    ``step``: how a decoding step runs: ``transformers`` (the model's forward), ``lean``
+    (``generation/lean_step.py``: the model's own modules without the forward's per-call machinery, the same
+    logits bit for bit; Llama/Qwen2 shapes only, an error otherwise) or ``auto`` (``lean`` where supported).
     """
 
     name = "hf"
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 512, draw: str = "inverse_cdf"):
+    def __init__(
+        self, model: Any, tokenizer: Any, batch_size: int = 512, draw: str = "inverse_cdf", step: str = "auto"
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if draw not in DRAWS:
             raise ValueError(f"draw must be one of {', '.join(DRAWS)}, got {draw!r}")
+        if step not in STEPS:
+            raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.draw = draw
+        self.step = step
 
     def sync(self, policy: Any) -> None:
         self.model = policy
@@ -109,6 +119,7 @@ class HFSampler:
             "kept_logmass_recorded": True,
         }
         filtered = params.temperature > 0 and (params.top_k > 0 or params.top_p < 1 or params.min_p > 0)
+        lean = self._lean(base)
         was_training = base.training
         base.eval()
         rollouts: list[Rollout] = []
@@ -116,7 +127,7 @@ class HFSampler:
             for start in range(0, len(encoded), per_chunk):
                 chunk = encoded[start : start + per_chunk]
                 ids, logps, masses, finished = _decode_chunk(
-                    base, chunk, params, generator, stops, pad, device, self.draw
+                    base, chunk, params, generator, stops, pad, device, self.draw, lean
                 )
                 for row, (tokens, lp, mass, done) in enumerate(zip(ids, logps, masses, finished)):
                     prompt_index = start + row // params.n
@@ -136,6 +147,17 @@ class HFSampler:
         finally:
             base.train(was_training)
         return rollouts
+
+    def _lean(self, model: Any) -> bool:
+        """Whether decoding steps take ``lean_step`` (``step``: auto/lean/transformers)."""
+        if self.step == "transformers":
+            return False
+        why_not = lean_step_supported(model)
+        if why_not is not None and self.step == "lean":
+            raise ValueError(
+                f"step 'lean' cannot decode this model: {why_not}; use step 'auto' or 'transformers'"
+            )
+        return why_not is None
 
 
 def _forward_arguments(model: Any) -> tuple[str, bool]:
@@ -203,6 +225,7 @@ def _decode_chunk(
     pad: int,
     device: torch.device,
     how: str = "inverse_cdf",
+    lean: bool = False,
 ) -> tuple[list[list[int]], list[list[float]], list[list[float]], list[bool]]:
     n, width = params.n, max(len(p) for p in prompts)
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
@@ -211,6 +234,7 @@ def _decode_chunk(
     arguments = _forward_arguments(model)
     logits, past = _forward(model, ids, mask, positions, None, arguments)  # each prompt once
     past = reserve(_expand_cache(past, n), params.max_new_tokens)  # no torch.cat of the cache per step
+    lean_step = LeanStep(model) if lean and cache_is_reserved(past) else None
     logits = logits.repeat_interleave(n, dim=0)
     mask = mask.repeat_interleave(n, dim=0)
     last_position = positions[:, -1:].repeat_interleave(n, dim=0)
@@ -223,6 +247,9 @@ def _decode_chunk(
     masses = torch.zeros(rows, params.max_new_tokens, device=device)
     lengths = torch.zeros(rows, dtype=torch.long, device=device)
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    # the live rows' padding: the generic forward passes no attention mask when there is none (and keeps
+    # it so, as the columns appended below are ones); the lean step does the same
+    padded = bool((mask == 0).any())
     for step in range(params.max_new_tokens):
         token, token_logp, kept = _draw_step(logits, params, generator, rows, live, how)
         writing = live[running]
@@ -240,10 +267,14 @@ def _decode_chunk(
             past = _select_cache(past, keep_rows)
             live, running, token = live[keep_rows], running[keep_rows], token[keep_rows]
             mask, last_position = mask[keep_rows], last_position[keep_rows]
+            padded = bool((mask == 0).any())
         token = torch.where(running, token, torch.full_like(token, pad))
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         last_position = last_position + 1
-        logits, past = _forward(model, token[:, None], mask, last_position, past, arguments)
+        if lean_step is not None:
+            logits = lean_step(token, last_position, mask.bool() if padded else None, past)
+        else:
+            logits, past = _forward(model, token[:, None], mask, last_position, past, arguments)
     length_list = lengths.tolist()
     ids_out = [row[:k] for row, k in zip(tokens.tolist(), length_list)]
     logps_out = [row[:k] for row, k in zip(logprobs.tolist(), length_list)]
