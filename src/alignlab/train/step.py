@@ -37,13 +37,40 @@ class TrainingStopped(RuntimeError):
     """Training stopped on a non-finite loss; the message names the step, batch and last checkpoint."""
 
 
+# Online (rollout) training on CPU with neither micro-batch setting: forward passes of at most this many
+# positions. A rollout step holds K completions of every prompt (the GRPO bench: 4 prompts x 8 x 32 tokens,
+# ~1100 positions), so one pass saves activations for all of them; cut at 512 the peak stays bounded (bench,
+# short prompts: 0.70-0.74x -> ~0.5x TRL's) at the same work, a CPU matmul over 512 rows being as efficient as
+# over 1100. The step's loss does not depend on the cut (module docstring); its float rounding does, which
+# is why offline training keeps one pass: its published runs (the quickstart) were measured that way, and
+# rounding amplified over hundreds of steps and then through sampling moves their figures (docs/engine.md).
+# Not for objectives folded before the step: a cut costs them an extra no-gradient pass.
+ONLINE_CPU_MICRO_BATCH_TOKENS = 512
+
+
+def micro_batch_budget(context: LoopContext) -> int | None:
+    """The token budget of a forward pass: ``train.micro_batch_tokens``; else, for online training on CPU
+    with no ``micro_batch_size`` and an objective not folded before the step, ``ONLINE_CPU_MICRO_BATCH_TOKENS``;
+    else None (one pass, or ``micro_batch_size`` records a pass)."""
+    tc = context.config.train
+    if tc.micro_batch_tokens:
+        return tc.micro_batch_tokens
+    online = context.config.online is not None
+    if online and tc.micro_batch_size is None and context.device.type == "cpu":
+        if not context.objective.folds_step_statistics():
+            return ONLINE_CPU_MICRO_BATCH_TOKENS
+    return None
+
+
 def micro_batches(
     context: LoopContext, groups: Sequence[TokenizedGroup], positions: list[int]
 ) -> list[list[int]]:
-    """``positions`` (indices into ``groups``) cut by ``train.micro_batch_tokens`` or ``micro_batch_size``."""
+    """``positions`` (indices into ``groups``) cut by the token budget (:func:`micro_batch_budget`) or
+    ``train.micro_batch_size``."""
     tc = context.config.train
-    if tc.micro_batch_tokens:
-        return split_by_tokens(list(groups), positions, tc.micro_batch_tokens, context.layout)  # type: ignore[arg-type]
+    budget = micro_batch_budget(context)
+    if budget:
+        return split_by_tokens(list(groups), positions, budget, context.layout)  # type: ignore[arg-type]
     size = tc.micro_batch_size or len(positions)
     return [positions[i : i + size] for i in range(0, len(positions), size)]
 
