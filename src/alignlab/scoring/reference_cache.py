@@ -91,8 +91,13 @@ class ReferenceLogps:
         return cls(t["logps"], t["group_offsets"], t.get("token_logps"), t.get("token_offsets"))
 
 
+# Bumped when tables written before were wrong: v2, tables computed with ``train.micro_batch_tokens`` set held
+# each group's log-probs in the token-budget chunks' longest-first order, not the data's (fixed 2026-12-05).
+CACHE_VERSION = "v2"
+
+
 def cache_key(data_fp: str, model_fp: str, tokenization_fp: str, with_tokens: bool) -> str:
-    raw = f"{data_fp}|{model_fp}|{tokenization_fp}|tokens={with_tokens}"
+    raw = f"{CACHE_VERSION}|{data_fp}|{model_fp}|{tokenization_fp}|tokens={with_tokens}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 

@@ -28,7 +28,7 @@ from alignlab.scoring.reference_cache import (
     data_fingerprint,
     model_fingerprint,
 )
-from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS
+from alignlab.scoring.scores import FULL_VOCAB_REFERENCE_NEEDS, Scores
 from alignlab.train.config import ConfigError, RunConfig
 from alignlab.train.data import PreparedData, truncation_of
 from alignlab.train.logger import duration, phase_progress
@@ -95,7 +95,7 @@ def reference_logps(
     if path.exists():
         note(f"reference log-probs: cached ({path})")
         return ReferenceLogps.load(path)
-    per_group = []
+    per_group: list[Scores | None] = [None] * len(data.groups)
     pad_id = int(tokenizer.pad_token_id or 0)
     started = time.perf_counter()
     shown = is_main_process and config.train.progress
@@ -106,12 +106,14 @@ def reference_logps(
             needs = frozenset({"token_logps"} if with_tokens else ())
             scores = engine.reference_scores(reference, batch, needs)
             offsets = torch.tensor([0] + [len(g.completion_ids) for g in groups]).cumsum(0)
-            for i in range(len(groups)):
-                per_group.append(
-                    scores.index(torch.arange(offsets[i], offsets[i + 1], device=scores.logps.device))
+            # by group index: token-budget chunks come longest first, not in the data's order
+            for i, group_index in enumerate(ids):
+                per_group[group_index] = scores.index(
+                    torch.arange(offsets[i], offsets[i + 1], device=scores.logps.device)
                 )
             progress.advance(len(groups))
-    table = assemble(per_group, with_tokens)
+    assert all(x is not None for x in per_group)
+    table = assemble(per_group, with_tokens)  # type: ignore[arg-type]
     if is_main_process:
         about = {
             "run": config.name,
