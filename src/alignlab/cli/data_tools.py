@@ -347,6 +347,12 @@ def route(
     gain_from: str | None = typer.Option(
         None, "--gain-from", help="route by extras.NAME instead of AI uncertainty"
     ),
+    performance_model: str | None = typer.Option(
+        None, "--performance-model", help="route by a HyPER performance prediction model (JSON)"
+    ),
+    feature_meta: list[str] = typer.Option(
+        [], "--feature-meta", help="meta tags the performance model's features use (repeat)"
+    ),
     format: str = typer.Option("auto", "--format", "-f"),
     split: str | None = typer.Option(None, "--split"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
@@ -373,6 +379,8 @@ def route(
         format,
         split,
         skip_bad,
+        performance_model=performance_model,
+        feature_meta=tuple(feature_meta),
     )
     extra = report.extra
     typer.echo(

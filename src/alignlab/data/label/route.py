@@ -3,13 +3,12 @@ Instances for Human vs. AI Feedback", arXiv 2410.19133).
 
 The paper fits a performance-prediction model (PPM): a regression from features of the set of instances
 routed to humans to the reward model's performance, then routes the instances whose human label is
-predicted to help most. alignlab ships the routing step with the gain per instance given, and two
-gains that need no trained PPM: ``uncertainty`` = 1 − |2p − 1| from an AI judge's symmetric preference p
-(humans label what the AI is least sure of) and ``disagreement`` among several AI judges (1 − majority
-share); or a linear PPM ``gain = w · features`` with weights the user fits on their own MultiPref-style
-data. The top-``budget`` instances by gain go to people, the rest to the AI judge: exactly ``budget``
-(or all, when fewer) human labels are spent. Checked: METHODS.md `hybrid_preference_routing` block
-(abstract); the PPM itself is not reproduced.
+predicted to help most; :mod:`alignlab.data.label.hyper` builds it as the paper's code does (features,
+knapsack training routings, least squares, top-k by gain). This module is the routing step with the gain
+per instance given: the PPM's, or one that needs no trained PPM: ``uncertainty`` = 1 − |2p − 1| from an
+AI judge's symmetric preference p (humans label what the AI is least sure of). The top-``budget``
+instances by gain go to people, the rest to the AI judge: exactly ``budget`` (or all, when fewer) human
+labels are spent. Checked: allenai/hybrid-preferences ``scripts/sample_best_subset.py`` (topk_sampling).
 """
 
 from __future__ import annotations
@@ -37,8 +36,10 @@ def uncertainty_gain(p: Sequence[float]) -> np.ndarray:
     "hybrid_preference_routing",
     kind="route",
     paper="Miranda et al. 2024 'Hybrid Preferences: Learning to Route Instances for Human vs. AI Feedback' (arXiv 2410.19133)",
-    test="tests/data/test_label.py::test_route_*: budget 0 -> all AI, budget n -> all human, exactly the budget",
-    checked="METHODS.md hybrid_preference_routing block (abstract); gain given or uncertainty/disagreement",
+    test="tests/data/test_label.py::test_route_*: budget 0 -> all AI, budget n -> all human, exactly the budget;"
+    " tests/data/test_hyper.py: the fitted PPM routes the known best subset of a simulated case",
+    checked="allenai/hybrid-preferences scripts/{get_count_feats,train_regressor,sample_best_subset}.py "
+    "(knapsack routings, count features, OLS, top-k by gain); gain given, PPM or AI uncertainty",
 )
 def route(gain: Sequence[float], budget: int) -> Routing:
     """The ``budget`` instances of highest ``gain`` to people (ties: input order), the rest to the AI."""

@@ -73,7 +73,19 @@ def route_file(
     split: str | None = None,
     skip_bad: bool = False,
     client: Any = None,
+    performance_model: str | None = None,
+    feature_meta: tuple[str, ...] = (),
 ) -> RunReport:
+    """``performance_model``: a HyPER performance prediction model (``PerformanceModel.save``); the gain of
+    a record is then Σ_f w_f φ_f(record) on its features (``feature_meta``: the meta tags it was fitted
+    with), :mod:`alignlab.data.label.hyper`."""
+    if performance_model and gain_from:
+        raise ValueError("give --performance-model or --gain-from, not both")
+    ppm = None
+    if performance_model:
+        from alignlab.data.label.hyper import PerformanceModel
+
+        ppm = PerformanceModel.load(performance_model)
     report = RunReport("route", LoadReport(source))
     records: list[Record] = []
     on_error = "skip" if skip_bad else "raise"
@@ -86,11 +98,14 @@ def route_file(
         else:
             records.append(record)
     p_ab, p_ba = judge_both_orders(judge, records) if records else ([], [])
-    gain = (
-        [r.extras[gain_from] for r in records]
-        if gain_from
-        else uncertainty_gain(symmetric_preference(p_ab, p_ba))
-    )
+    if ppm is not None:
+        from alignlab.data.label.hyper import instance_features
+
+        gain = ppm.gain(instance_features(records, feature_meta)) if records else []
+    elif gain_from:
+        gain = [r.extras[gain_from] for r in records]
+    else:
+        gain = uncertainty_gain(symmetric_preference(p_ab, p_ba))
     plan = route(gain, budget)
     human = [records[i] for i in plan.human]
     ai = label_records(judge, [records[i] for i in plan.ai], "pairs").records if plan.ai else []
@@ -115,7 +130,9 @@ def route_file(
     )
     parameters = {
         "budget": budget,
-        "gain": gain_from or "uncertainty",
+        "gain": gain_from or ("performance_model" if ppm is not None else "uncertainty"),
+        "performance_model": performance_model,
+        "feature_meta": list(feature_meta),
         "project": project,
         "per_task": per_task,
         "app": app_url,
