@@ -136,9 +136,9 @@ def test_the_example_trains(tmp_path, monkeypatch):
     config = load_config(
         REPO / "examples" / "quark.yaml",
         [f"out={out}", "train.steps=4", "train.progress=false", "online.log_samples_every=0",
-         "online.prompts_per_rollout=4", "online.sampling.max_new_tokens=4"],
+         "online.prompts_per_rollout=4", "online.sampling.n=2"],
     )  # fmt: skip
     assert train(config).steps == 4
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["quark/pool_size"] == 16  # two rollouts of 4 prompts × 2 samples
+    assert rows[-1]["quark/pool_size"] == 32  # four rollouts (one step each) of 4 prompts × 2 samples
     assert all(np.isfinite(r["loss"]) for r in rows)
