@@ -83,7 +83,10 @@ def instance_features(
     for i, r in enumerate(records):
         if r.k != 2:
             raise ValueError(f"record {i}: HyPER features need K = 2 completions, this one has K = {r.k}")
-    words = lambda text: len(text.split())  # noqa: E731
+
+    def words(text: str) -> int:
+        return len(text.split())
+
     a = np.array([words(r.completions[0]) for r in records], np.float64)
     b = np.array([words(r.completions[1]) for r in records], np.float64)
     raw = {
