@@ -141,3 +141,24 @@ def test_route_file_with_a_performance_model_sends_the_top_gain_records(tmp_path
     expected = [records[i].prompt for i in np.argsort(-gain, kind="stable")[:6]]
     assert sent == expected and len(app.tasks) == 6
     assert report.extra["to_people"] == 6 and report.extra["to_ai"] == 24
+
+
+def test_route_cli_refuses_a_file_that_is_not_a_performance_model(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from alignlab.data.io import write_records
+
+    write_records(_pool(4), tmp_path / "pairs.jsonl")
+    (tmp_path / "ppm.json").write_text('{"weights": [1, 2]}')
+    (tmp_path / "rules.py").write_text("def length(completions):\n    return [len(c) for c in completions]\n")
+    judge = '{"name": "reward_function", "function": "%s:length"}' % (tmp_path / "rules.py")
+    cli = str(Path(sys.executable).with_name("alignlab"))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    args = [cli, "data", "route", str(tmp_path / "pairs.jsonl"), "--budget", "1", "--judge", judge]
+    args += ["--ai-out", str(tmp_path / "ai.jsonl"), "--performance-model", str(tmp_path / "ppm.json")]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 1 and "not a performance model" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -106,3 +106,27 @@ def test_select_file_deita_with_scorer_models_keeps_the_top_evol_scores(scorer_d
     assert sidecar["models"]["complexity_scorer"] == path and sidecar["models"]["quality_scorer"] == path
     with pytest.raises(ValueError, match="not both"):
         select_file(str(tmp_path / "pool.jsonl"), out, "deita", 3, complexity="c", complexity_scorer=path)
+
+
+@pytest.mark.slow
+def test_data_select_cli_takes_the_scorer_models(scorer_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    texts = ["add two and three", "hello", "write a poem", "say yes"]
+    write_records([Record(prompt=t, completions=[f"answer: {t}"]) for t in texts], tmp_path / "pool.jsonl")
+    out = tmp_path / "kept.jsonl"
+    cli = str(Path(sys.executable).with_name("alignlab"))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    args = [cli, "data", "select", str(tmp_path / "pool.jsonl"), str(out), "--method", "deita"]
+    args += ["--budget", "2", "--quality-scorer", str(scorer_dir), "--threshold", "1.0"]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    quality = [
+        _numpy_score(str(scorer_dir), QUALITY.format(instruction=t, output=f"answer: {t}")) for t in texts
+    ]
+    assert [r.prompt for r in read_records(out)] == [texts[i] for i in sorted(np.argsort(quality)[::-1][:2])]
+    sidecar = json.loads((tmp_path / "kept.jsonl.provenance.json").read_text())
+    assert sidecar["parameters"]["quality_scorer"] == str(scorer_dir)
