@@ -9,14 +9,14 @@ from torch import Tensor
 
 
 class TextEncoder:
-    """A frozen encoder (a hub id, a local folder or ``tiny:ARCH``), loaded once; :meth:`embed` gives the
+    """A frozen encoder (a hub id, a local folder, ``builtin:NAME`` or ``tiny:ARCH``), loaded once; :meth:`embed` gives the
     mean of the last hidden states over each text's tokens."""
 
     def __init__(self, encoder: str, batch_size: int = 32, max_length: int = 512):
-        from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer
+        from alignlab.models.loading import ModelSettings, load_causal_lm, load_tokenizer, resolve_builtin
         from alignlab.models.parts import body_and_head
 
-        settings = ModelSettings(path=encoder)
+        settings = resolve_builtin(ModelSettings(path=encoder))  # builtin:NAME -> its prepared folder
         self.name, self.batch_size, self.max_length = encoder, batch_size, max_length
         self.tokenizer = load_tokenizer(settings)
         if encoder.startswith("tiny:"):
@@ -24,7 +24,7 @@ class TextEncoder:
         else:
             from transformers import AutoModel
 
-            self.model = AutoModel.from_pretrained(encoder)
+            self.model = AutoModel.from_pretrained(settings.path)
         self.model.eval()
 
     @torch.no_grad()
