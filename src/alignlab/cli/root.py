@@ -137,7 +137,10 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.learning_rate=1e-4"),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default: runs/<name>)."),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the run in --out from its last checkpoint."
+        False,
+        "--resume",
+        help="Continue the run in --out from its last checkpoint. --resume CHECKPOINT continues from that "
+        "checkpoint instead (a checkpoints/step-N folder, or a run directory: its latest), writing to --out.",
     ),
 ) -> None:
     """Train a policy (or reward model) with the objectives of CONFIG."""
@@ -145,8 +148,9 @@ def train(
     from alignlab.train.trainer import train as run_training
 
     overrides = _TRL_OVERRIDES.pop("train", []) + list(set_) + ([f"out={out}"] if out else [])
+    resume_from = _RESUME_FROM.pop("train", None)
     cfg = load_config(config, overrides)
-    print_run_result(run_training(cfg, resume=resume, console=err_console))
+    print_run_result(run_training(cfg, resume=resume_from or resume, console=err_console))
 
 
 def print_run_result(result: Any) -> None:
@@ -247,17 +251,40 @@ def _mount_groups(wanted: str | None = None) -> None:
 
 _TRAIN_OPTIONS = {"--set": True, "--out": True, "--resume": False, "--help": False}  # option: takes a value
 _TRL_OVERRIDES: dict[str, list[str]] = {}  # the TRL arguments of `alignlab train`, as --set overrides
+_RESUME_FROM: dict[str, str] = {}  # the CHECKPOINT of `alignlab train --resume CHECKPOINT`
+
+
+def _resume_value(token: str, following: str | None) -> tuple[str | None, bool]:
+    """(the checkpoint that ``--resume`` names, whether it took the next argument). ``--resume=PATH`` always
+    names one; ``--resume PATH`` does when PATH is a folder, or is not an existing file and does not end in
+    .yaml/.yml (so ``alignlab train --resume run.yaml`` still reads run.yaml as the config)."""
+    if token.startswith("--resume="):
+        return token.split("=", 1)[1], False
+    if following is None or following.startswith("-"):
+        return None, False
+    path = Path(following)
+    if path.is_dir() or not (path.exists() or path.suffix in (".yaml", ".yml")):
+        return following, True
+    return None, False
 
 
 def _split_trl_arguments(argv: list[str]) -> list[str]:
     """``alignlab train`` also takes TRL's argument names (``--model_name_or_path``, ``--max_steps``, ...;
     docs/from_trl.md): they are taken out of ``argv`` here and kept as config overrides, which the
-    command's own ``--set`` then override. Anything else is left for click."""
+    command's own ``--set`` then override. So is the optional CHECKPOINT of ``--resume`` (click's flags take
+    no value). Anything else is left for click."""
     start = argv.index("train") + 1
     kept, trl, i = argv[:start], [], start
     while i < len(argv):
         token = argv[i]
         name = token.split("=", 1)[0]
+        if name == "--resume":
+            value, took_next = _resume_value(token, argv[i + 1] if i + 1 < len(argv) else None)
+            kept.append("--resume")
+            if value is not None:
+                _RESUME_FROM["train"] = value
+            i += 1 + int(took_next)
+            continue
         if not token.startswith("--") or name in _TRAIN_OPTIONS:
             kept.append(token)
             if _TRAIN_OPTIONS.get(name) and "=" not in token and i + 1 < len(argv):

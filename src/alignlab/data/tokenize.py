@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -229,17 +230,47 @@ def span_token_weights(tokenizer: Any, text: str, spans: list[Any], num_tokens: 
 
 
 def tokenize_records(
-    records: list[Record], tokenizer: Any, truncation: Truncation | None = None, add_eos: bool = True
+    records: list[Record],
+    tokenizer: Any,
+    truncation: Truncation | None = None,
+    add_eos: bool = True,
+    progress: Callable[[int], None] | None = None,
+    chunk_size: int = 2048,
 ) -> tuple[list[TokenizedGroup], TokenizeReport]:
+    """Each record's prompt and completions as a :class:`TokenizedGroup` (records dropped by truncation
+    are counted in the report, not returned). Records are tokenised ``chunk_size`` at a time, the same
+    ids as all at once; ``progress(n)`` is called after each chunk with its number of records."""
     truncation = truncation or Truncation()
     report = TokenizeReport(records=len(records), prompt_truncation=truncation.prompt)
     groups: list[TokenizedGroup] = []
+    adds_bos = _adds_bos(tokenizer)
+    for start in range(0, len(records), chunk_size):
+        chunk = records[start : start + chunk_size]
+        groups += _tokenize_chunk(chunk, start, tokenizer, truncation, add_eos, adds_bos, report)
+        if progress is not None:
+            progress(len(chunk))
+    report.kept = len(groups)
+    return groups, report
+
+
+def _tokenize_chunk(
+    records: list[Record],
+    first_index: int,
+    tokenizer: Any,
+    truncation: Truncation,
+    add_eos: bool,
+    adds_bos: bool,
+    report: TokenizeReport,
+) -> list[TokenizedGroup]:
+    """The groups of ``records`` (the records from index ``first_index`` on), counting into ``report``."""
+    groups: list[TokenizedGroup] = []
     bos, eos = getattr(tokenizer, "bos_token_id", None), tokenizer.eos_token_id
-    encoded_prompts = encode_prompts(tokenizer, [r.prompt for r in records], _adds_bos(tokenizer))
+    encoded_prompts = encode_prompts(tokenizer, [r.prompt for r in records], adds_bos)
     texts, text_index = _completion_texts(records)
     encoded_texts = encode_completions(tokenizer, texts, add_eos=False)  # contexts take no EOS
-    for index, record in enumerate(records):
-        prompt_ids, fallback = encoded_prompts[index]
+    for offset, record in enumerate(records):
+        index = first_index + offset
+        prompt_ids, fallback = encoded_prompts[offset]
         report.fallback_chat_rendering += int(fallback)
         if len(prompt_ids) > truncation.max_prompt_length:
             report.truncated_prompts += 1
@@ -284,8 +315,7 @@ def tokenize_records(
                 for text, spans, ids in zip(record.completions, record.spans, completions)
             ]
         groups.append(TokenizedGroup(prompt_ids, completions, contexts, roles, index, token_weights))
-    report.kept = len(groups)
-    return groups, report
+    return groups
 
 
 def _completion_texts(records: list[Record]) -> tuple[list[str], dict[str, int]]:

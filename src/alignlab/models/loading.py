@@ -37,6 +37,8 @@ class ModelSettings(BaseModel):
     device: str = "auto"
     lora: LoraSettings | None = None
     gradient_checkpointing: bool = False
+    # Train only the last N transformer blocks and the final norm; the rest stays frozen (models/freezing.py).
+    train_top_layers: int | None = Field(None, gt=0)
     trust_remote_code: bool = False
     revision: str | None = None
     chat_template: str | None = None
@@ -156,6 +158,15 @@ def load_causal_lm(settings: ModelSettings, for_training: bool = True) -> Any:
     if settings.gradient_checkpointing and for_training:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
+    if settings.train_top_layers is not None and for_training:
+        if settings.lora is not None:
+            raise ModelLoadError("model.train_top_layers and model.lora both choose what trains; set one")
+        from alignlab.models.freezing import train_top_layers
+
+        try:
+            train_top_layers(model, settings.train_top_layers)
+        except ValueError as err:
+            raise ModelLoadError(f"model.{err}") from None
     if settings.lora is not None:
         model = attach_lora(model, settings.lora)
     return model
@@ -174,6 +185,8 @@ def load_model(settings: ModelSettings, for_training: bool = True, wants_rewards
         return load_causal_lm(settings, for_training)
     if settings.lora is not None:
         raise ModelLoadError("model.lora is not supported for reward models yet; remove model.lora")
+    if settings.train_top_layers is not None:
+        raise ModelLoadError("model.train_top_layers is for causal LMs; remove it for a reward model")
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     if saved_rm:

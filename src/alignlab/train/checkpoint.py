@@ -121,6 +121,30 @@ def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
     return path
 
 
+def resolve_checkpoint(path: Path) -> Path:
+    """The checkpoint ``--resume PATH`` names: PATH itself (a ``checkpoints/step-N`` folder), or the newest
+    complete checkpoint of a run directory or of a ``checkpoints`` folder. ValueError says what PATH lacks."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(
+            f"--resume {path}: no such folder; give a checkpoint (a checkpoints/step-N folder of a run) "
+            "or a run directory, or --resume alone for the latest checkpoint in --out"
+        )
+    if (path / "trainer_state.json").exists():
+        problem = _state_problem(path)
+        if problem:
+            raise ValueError(f"--resume {path}: not a usable checkpoint ({problem})")
+        return path
+    for folder in (path / "checkpoints", path):
+        found = latest_checkpoint(folder) if folder.is_dir() else None
+        if found is not None:
+            return found
+    raise ValueError(
+        f"--resume {path}: neither a checkpoint (no trainer_state.json) nor a run directory or checkpoints "
+        "folder holding one"
+    )
+
+
 def _state_problem(path: Path) -> str | None:
     try:
         state = json.loads((path / "trainer_state.json").read_text())

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
 
 from alignlab.data.records import Record
 from alignlab.data.settings import DataSettings
 from alignlab.data.tokenize import TokenizedGroup, TokenizeReport, Truncation, tokenize_records
 from alignlab.train.config import ConfigError
+from alignlab.train.logger import duration, phase_progress
 
 
 @dataclass
@@ -72,9 +77,15 @@ def prepare_records(records: list[Record], objective: Any) -> list[Record]:
 
 
 def load_data(
-    settings: DataSettings, tokenizer: Any, objective: Any, seed: int
+    settings: DataSettings,
+    tokenizer: Any,
+    objective: Any,
+    seed: int,
+    progress: bool = False,
+    console: Console | None = None,
 ) -> tuple[PreparedData, PreparedData | None]:
-    """(train, eval) data: read, converted, prepared by the objectives, tokenised, with every drop reported."""
+    """(train, eval) data: read, converted, prepared by the objectives, tokenised, with every drop reported.
+    ``progress``: a progress bar per split while it is tokenised (on ``console``, default stderr)."""
     records, notes = read_source(settings.train, settings)
     if settings.limit:
         records = records[: settings.limit]
@@ -94,14 +105,33 @@ def load_data(
         recs, conv_notes = apply_conversion(recs, settings)
         recs = prepare_records(recs, objective)
         started = time.perf_counter()
-        groups, report = tokenize_records(recs, tokenizer, truncation)
+        with phase_progress(f"tokenising ({label})", len(recs), progress, console) as bar:
+            groups, report = tokenize_records(recs, tokenizer, truncation, progress=bar.advance)
         lines = report.lines()
-        lines[0] += f" in {time.perf_counter() - started:.1f} s"  # "N of M records tokenised in 1.2 s"
+        lines[0] += f" in {duration(time.perf_counter() - started)}"  # "N of M records tokenised in 1.2 s"
         return PreparedData(recs, groups, report, [f"{label}: {n}" for n in conv_notes + lines])
 
     train = finish(records, "train")
     train.notes = notes + train.notes
     return train, (finish(eval_records, "eval") if eval_records else None)
+
+
+EVAL_PROMPTS = "eval_prompts.jsonl"
+"""The run directory's held-out prompts: what ``alignlab eval policies --prompts`` reads."""
+
+
+def write_eval_prompts(data: PreparedData, path: Path) -> int:
+    """The distinct prompts of the held-out records, in order, one ``{"prompt": ...}`` a line (a chat prompt
+    stays a list of messages). Returns how many were written."""
+    seen: set[str] = set()
+    lines = []
+    for record in data.records:
+        line = json.dumps({"prompt": record.prompt}, ensure_ascii=False)
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return len(lines)
 
 
 def check_batch_fits(groups: int, batch_size: int) -> str | None:

@@ -43,10 +43,16 @@ def make_accelerator(tc: TrainSettings, project_dir: str) -> Any:
 
 
 def prepare_data(
-    config: RunConfig, tokenizer: Any, objective: Objective, callbacks: list[Callback], note: Note
+    config: RunConfig,
+    tokenizer: Any,
+    objective: Objective,
+    callbacks: list[Callback],
+    note: Note,
+    is_main_process: bool = True,
 ) -> tuple[PreparedData, PreparedData | None]:
     """Read, convert, prepare and tokenise both splits; then every callback's ``on_data``, train first."""
-    train, evaluation = load_data(config.data, tokenizer, objective, config.train.seed)
+    shown = config.train.progress and is_main_process
+    train, evaluation = load_data(config.data, tokenizer, objective, config.train.seed, progress=shown)
     for line in train.notes + (evaluation.notes if evaluation else []):
         note(line)
     check_feedback(config, objective, train)
@@ -113,9 +119,15 @@ def build_context(
     tokenizer = load_tokenizer(config.model)
     needs = objective.needs
     train, evaluation = (
-        prepare_data(config, tokenizer, objective, callbacks, note) if load_data else (None, None)
+        prepare_data(config, tokenizer, objective, callbacks, note, accelerator.is_main_process)
+        if load_data
+        else (None, None)
     )
     policy = load_model(config.model, wants_rewards="rewards" in needs)
+    if config.model.train_top_layers:
+        trained = sum(p.numel() for p in policy.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in policy.parameters())
+        note(f"model.train_top_layers: {trained / 1e6:.2f}M of {total / 1e6:.2f}M parameters train")
     for callback in callbacks:
         for line in callback.on_policy(policy):
             note(line)

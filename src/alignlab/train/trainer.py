@@ -28,8 +28,15 @@ import torch
 from alignlab.durable import Interrupted, StopSignals, truncate_jsonl
 from alignlab.objectives import Objective
 from alignlab.scoring.engine import Engine
-from alignlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
+from alignlab.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_model,
+)
 from alignlab.train.config import ConfigError, RunConfig, dump_config
+from alignlab.train.data import EVAL_PROMPTS, write_eval_prompts
 from alignlab.train.evaluation import evaluate, evaluate_with_metrics
 from alignlab.train.logger import MetricsLogger, duration
 from alignlab.train.online_setup import rollout_source
@@ -55,22 +62,29 @@ class RunResult:
 
 
 class Trainer:
-    """One run of ``config``. ``source``: the batch source (default: the offline dataset of ``data.train``);
-    ``after_step``: hooks called after each step's checkpoint."""
+    """One run of ``config``. ``resume``: True continues from the latest checkpoint in the run directory, a
+    path from that checkpoint (or a run directory's latest); ``source``: the batch source (default: the
+    offline dataset of ``data.train``); ``after_step``: hooks called after each step's checkpoint."""
 
     engine_class: type[Engine] = Engine
 
     def __init__(
         self,
         config: RunConfig,
-        resume: bool = False,
+        resume: bool | str | Path = False,
         console: Any = None,
         source: BatchSource | None = None,
         after_step: list[StepHook] | None = None,
     ):
         from accelerate.utils import set_seed
 
-        self.config, self.resume = config, resume
+        self.config, self.resume = config, bool(resume)
+        self.resume_from: Path | None = None
+        if not isinstance(resume, bool):
+            try:
+                self.resume_from = resolve_checkpoint(Path(resume))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         self.run_dir = config.run_dir
         self.checkpoints = self.run_dir / "checkpoints"
         self.source: BatchSource | None = source
@@ -135,6 +149,9 @@ class Trainer:
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+            if self.eval_data is not None:
+                written = write_eval_prompts(self.eval_data, self.run_dir / EVAL_PROMPTS)
+                self.logger.note(f"held-out prompts: {written} written to {self.run_dir / EVAL_PROMPTS}")
         acc.init_trackers(cfg.name, config=_flat(cfg.model_dump(mode="json")))
         eval_before = self.evaluate() if start_step == 0 else None
         if eval_before is not None:
@@ -217,7 +234,7 @@ class Trainer:
         return str(last) if last else "none"
 
     def _resume(self) -> int:
-        last = latest_checkpoint(self.checkpoints)
+        last = self.resume_from or latest_checkpoint(self.checkpoints)
         if last is None:
             self.logger.note(f"--resume: no checkpoint in {self.checkpoints}; starting from step 0")
             return 0
@@ -296,5 +313,5 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def train(config: RunConfig, resume: bool = False, console: Any = None) -> RunResult:
+def train(config: RunConfig, resume: bool | str | Path = False, console: Any = None) -> RunResult:
     return Trainer(config, resume, console).run()
