@@ -156,7 +156,7 @@ def load_causal_lm(settings: ModelSettings, for_training: bool = True) -> Any:
     if not quantized:  # bitsandbytes places quantised weights itself
         model = model.to(device)
     if settings.gradient_checkpointing and for_training:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
         model.config.use_cache = False
     if settings.train_top_layers is not None and for_training:
         if settings.lora is not None:
@@ -213,8 +213,18 @@ def load_model(settings: ModelSettings, for_training: bool = True, wants_rewards
         and for_training
         and hasattr(model.backbone, "gradient_checkpointing_enable")
     ):
-        model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model.backbone)
     return model
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Activation (gradient) checkpointing, non-reentrant. transformers 5 renamed
+    ``gradient_checkpointing_enable`` to ``activation_checkpointing_enable`` and warns on the old name; older
+    versions only have the old one."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def attach_lora(model: Any, lora: LoraSettings) -> Any:
