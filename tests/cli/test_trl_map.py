@@ -133,7 +133,7 @@ def test_a_trl_command_line_means_what_trl_parses_it_as():
     assert settings["train.batch_size"] == dpo.per_device_train_batch_size * dpo.gradient_accumulation_steps
     assert settings["train.micro_batch_size"] == dpo.per_device_train_batch_size
     assert settings["train.warmup_steps"] == round(dpo.warmup_steps * dpo.max_steps) == 1
-    assert "train.mixed_precision" not in settings and dpo.bf16 is False  # (TRL refuses bf16 on CPU)
+    assert dpo.bf16 is False and dpo.fp16 is False and settings["train.mixed_precision"] == "no"  # float32
     assert dict(translate(parse_argv(["--bf16", "--seed", "3"])).settings) == {
         "train.mixed_precision": "bf16",
         "train.seed": 3,
@@ -166,7 +166,9 @@ def test_trl_command_prints_the_alignlab_config(tmp_path):
     assert (
         printed["model"]["path"] == "tiny:llama" and printed["train"]["steps"] == 4
     )  # the command line wins
-    assert printed["objectives"] == [{"name": "kto", "beta": 0.5}]
+    assert printed["objectives"] == [
+        {"name": "kto", "beta": 0.5, "desirable_weight": 1.0, "undesirable_weight": 1.0}
+    ]  # the weights TRL's KTOConfig defaults to (tests/cli/test_trl_defaults.py)
 
 
 def test_train_takes_trl_names_and_set_still_wins(tmp_path):

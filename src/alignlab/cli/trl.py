@@ -2,7 +2,10 @@
 YAML config) read as the alignlab run it stands for, printed as an alignlab config, then run.
 
 TRAINER is one of TRL's: dpo, kto, orpo, cpo, reward, sft. The arguments and loss types it understands, and
-what each becomes, are in ``trl_map.py`` (docs/from_trl.md). ``alignlab trl --markdown`` prints that page.
+what each becomes, are in ``trl_map.py`` (docs/from_trl.md). An argument not given takes TRL 1.16's default
+for that trainer, not alignlab's (``trl_defaults.py``), and the printed config starts with comments saying
+which values are TRL's defaults and which of them alignlab cannot match exactly. ``alignlab trl
+--markdown`` prints docs/from_trl.md.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from alignlab.cli.trl_map import TrlArgumentError, markdown, parse_argv, translate
+from alignlab.cli.trl_map import TrlArgumentError, markdown, parse_argv, translate_trl
 
 app = typer.Typer(
     help="Run a TRL command line or TRL YAML config as the alignlab run it stands for (docs/from_trl.md).",
@@ -54,13 +57,14 @@ def run_trl(trainer: str, config: Path | None, dry_run: bool, argv: list[str]) -
     try:
         args = _read_trl_yaml(config) if config else {}
         args.update(parse_argv(argv))  # the command line wins over the file, as in TRL
-        translation = translate(args, trainer)
+        translation = translate_trl(args, trainer)  # TRL's defaults where an argument is absent
     except TrlArgumentError as err:
         raise ConfigError(f"alignlab trl {trainer}: {err}") from None
     cfg = load_config(None, translation.overrides())
     for note in translation.notes:
         err_console.print(f"[dim]alignlab:[/dim] {note}", highlight=False)
     err_console.print(f"[dim]alignlab:[/dim] TRL {trainer} as an alignlab config (alignlab train CONFIG):")
+    print(translation.header)
     print(dump_config(cfg).rstrip("\n"), flush=True)
     if dry_run:
         return
@@ -80,7 +84,8 @@ def _make_command(trainer: str) -> Any:
 
     command.__doc__ = (
         f"TRL's {trainer} trainer: any of its arguments (--model_name_or_path, --dataset_name, --loss_type, "
-        "--beta, --max_steps, --per_device_train_batch_size, ...; see docs/from_trl.md)."
+        "--beta, --max_steps, --per_device_train_batch_size, ...; see docs/from_trl.md). Arguments not given "
+        "take TRL's defaults for this trainer; the printed config lists them."
     )
     return command
 

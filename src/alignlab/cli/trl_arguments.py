@@ -133,6 +133,7 @@ SPECIAL: dict[str, str] = {
     "label_smoothing": "cdpo's ε (sigmoid), exo's ε, rdpo's ε (robust), cpo's and simpo's label_smoothing",
     "beta": "the objective's beta (ipo: tau)",
     "warmup_steps": "train.warmup_steps; a float in [0, 1) is a ratio of max_steps (as transformers reads it)",
+    "simpo_gamma": "simpo's gamma_beta_ratio = simpo_gamma / beta (CPO's loss_type simpo)",
 }
 
 # Arguments that change nothing in alignlab (logging, hub upload, evaluation batch): accepted and listed.
@@ -150,11 +151,12 @@ IGNORED: dict[str, str] = {
     "use_liger_kernel": "alignlab computes log-probs in chunks (train.logits_chunk_size)",
     "padding_free": "train.layout: packed is the default where the model allows it",
     "precompute_ref_log_probs": "reference.cache is on by default",
+    "disable_dropout": "alignlab has no such setting: the model trains with the dropout its config sets",
 }
 
 _BOOLEAN = {name for name, argument in ARGUMENTS.items() if argument.convert is read_bool} | {
     "bf16", "fp16", "use_peft", "push_to_hub", "do_train", "do_eval",
-    "use_liger_kernel", "padding_free", "precompute_ref_log_probs",
+    "use_liger_kernel", "padding_free", "precompute_ref_log_probs", "disable_dropout",
 }  # fmt: skip
 
 

@@ -88,7 +88,8 @@ TRAINERS: dict[str, Trainer] = {
     "cpo": Trainer(
         "trl.experimental.cpo:CPOConfig",
         "cpo",
-        "SimPO through CPO (`loss_type: simpo`) is alignlab's simpo, `cpo_alpha` its `sft_weight`",
+        "SimPO through CPO (`loss_type: simpo`) is alignlab's simpo, `cpo_alpha` its `sft_weight`, "
+        "`simpo_gamma / beta` its `gamma_beta_ratio`",
         {"sigmoid": "cpo", "simpo": "simpo", "hinge": None, "ipo": None, "alphapo": None, "kto_pair": None},
         {"beta": "beta", "cpo_alpha": "cpo_alpha", "label_smoothing": "label_smoothing"},
     ),
@@ -162,6 +163,8 @@ TRAINERS: dict[str, Trainer] = {
 
 # Objective parameters that TRL's loss types read from a shared field (DPO's label_smoothing is cDPO's
 # ε for sigmoid, EXO's ε, robust DPO's ε).
+CPO_BETA = 0.1  # CPOConfig's default beta (trl/experimental/cpo/cpo_config.py, TRL 1.16)
+
 LABEL_SMOOTHING_AS: dict[str, str] = {
     "dpo": "cdpo",
     "exo": "exo",
@@ -206,8 +209,12 @@ def objectives_for(trainer: str, args: Mapping[str, Any]) -> list[dict[str, Any]
         if smoothing and name in LABEL_SMOOTHING_AS:
             entry["name"] = LABEL_SMOOTHING_AS[name]
             entry["epsilon" if entry["name"] in ("cdpo", "exo", "rdpo") else "label_smoothing"] = smoothing
-        if trainer == "cpo" and name == "simpo" and "cpo_alpha" in entry:
-            entry["sft_weight"] = entry.pop("cpo_alpha")
+        if trainer == "cpo" and name == "simpo":  # TRL's CPO takes SimPO's γ absolute, β·(Δ − γ/β)
+            entry["beta"] = float(args.get("beta", CPO_BETA))
+            if "simpo_gamma" in args:
+                entry["gamma_beta_ratio"] = float(args["simpo_gamma"]) / entry["beta"]
+            if "cpo_alpha" in args:  # TRL adds cpo_alpha·NLL(chosen) to every CPO loss type
+                entry["sft_weight"] = float(args["cpo_alpha"])
         if weights:
             entry["weight"] = float(weights[i])
         objectives.append(entry)
