@@ -26,7 +26,7 @@ from alignlab.objectives.views import RolloutBatch
     family="online_rl",
     feedback="rollouts",
     reduction="sum",
-    needs=("reference", "token_logps", "token_entropy", "token_kl_reverse"),
+    needs=("token_logps", "token_entropy", "token_kl_reverse"),  # the KL statistic loads the reference
     paper="Lu et al. 2022, Quark: Controllable Text Generation with Reinforced Unlearning, arXiv 2205.13636",
 )
 def quark(
