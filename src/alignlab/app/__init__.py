@@ -10,7 +10,8 @@ Layers, each in its own module:
 - ``agreement`` (kappas, Krippendorff's alpha), ``stats`` (progress, per-annotator numbers, position bias),
   ``export`` (alignlab records and TRL rows, with aggregation);
 - ``service`` + ``routes_*`` + ``dependencies`` (the FastAPI app, its routes and their token checks),
-  ``static/`` (the pages; ``admin_stats.js`` draws the statistics), ``judge`` (a client the online trainer uses as a "human judge").
+  ``static/`` (the pages; ``admin_stats.js`` draws the statistics), ``routes_judge`` (the judge queue that
+  ``alignlab.judges.human.HumanJudge`` fills: people as a judge of pairs, for evaluation and labelling).
 
 Its commands (``alignlab app serve|export|...``) are in ``alignlab/cli/app.py``.
 

@@ -1,4 +1,7 @@
-"""``HumanJudge``: people as the judge of an online trainer, through the feedback app's judge queue.
+"""``HumanJudge``: people as a judge of pairs, through the feedback app's judge queue.
+
+It gives preferences only, P(a ≻ b), so it serves ``alignlab eval policies`` and ``alignlab data label
+--mode pairs``; online training needs a score per completion and refuses it (train/online_setup.py).
 
     judge = HumanJudge("http://127.0.0.1:8000", token)   # a judge token: `alignlab app judge-token`
     judge.prefer_many(prompts, a, b)                    # the Judge protocol: queue, wait, P(a ≻ b) [N]

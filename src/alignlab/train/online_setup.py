@@ -64,9 +64,30 @@ def build_online_judge(settings: OnlineSettings) -> Any:
     if world is not None:
         context["world"] = world
     try:
-        return build_judge(settings.judge, where="online.judge", **context)
+        judge = build_judge(settings.judge, where="online.judge", **context)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if not _gives_scores(judge):  # refused before any sampling, not at the first rollout
+        name = getattr(judge, "name", type(judge).__name__)
+        raise ConfigError(
+            f"online.judge: '{name}' gives preferences between two completions (P(a ≻ b)), not the score "
+            "per completion that online training needs; use a scoring judge (docs/judges.md). Preference "
+            "judges serve `alignlab eval policies --judge` and `alignlab data label --mode pairs`"
+        )
+    return judge
+
+
+def _gives_scores(judge: Any) -> bool:
+    """Whether ``judge`` scores single completions: a :class:`Judge` whose ``score`` and ``score_batch`` are
+    both the base class's (which raise) gives only preferences."""
+    from alignlab.judges.base import Judge
+
+    cls = type(judge)
+    return (
+        not isinstance(judge, Judge)
+        or cls.score is not Judge.score
+        or cls.score_batch is not Judge.score_batch
+    )
 
 
 def simulated_world(settings: OnlineSettings) -> Any:
