@@ -170,3 +170,19 @@ def test_killed_run_resumes_to_the_same_weights_with_the_tags(tmp_path):
     assert max_weight_difference(tmp_path / "straight" / "model", tmp_path / "killed" / "model") < 1e-6
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "killed" / "model")
     assert tokenizer.convert_tokens_to_ids(["<|quark_0|>", "<|quark_1|>"]) == [512, 513]
+
+
+def test_tags_the_policy_writes_are_dropped_from_its_completions(tmp_path, monkeypatch):
+    """The official code decodes a response with skip_special_tokens before it joins the pool: a tag token in
+    a completion is dropped, and a completion of tags alone leaves nothing to add."""
+    scripts = {0: [20, 512, 21, 2], 1: [513, 512]}  # 512, 513: the tags' ids (new entries after 512 tokens)
+    trainer = setup_trainer(
+        tmp_path,
+        [JUDGE, "objectives=[{name: quark, num_quantiles: 2}]", "online.prompts_per_rollout=2",
+         "online.sampling.n=2", "online.sampling.max_new_tokens=4"],
+        lambda i, j, params: scripts[j],
+        monkeypatch,
+    )  # fmt: skip
+    assert trainer.source.tag_ids == [512, 513]
+    trainer.source.next()
+    assert [ids for _, ids, _, _ in trainer.source.pool] == [[20, 21, 2], [20, 21, 2]]

@@ -98,7 +98,8 @@ class QuarkSource(RolloutSource):
         for j, rollout in enumerate(rollouts):
             row = chosen[j // params.n]
             ids = [t for t in rollout.completion_ids if t not in self.tag_ids]
-            self.pool.append((row, ids, rollout.text, float(shaped[j])))
+            if ids:  # a completion of tags alone leaves nothing to train on
+                self.pool.append((row, ids, rollout.text, float(shaped[j])))
         quantiles = quantile_ids([item[3] for item in self.pool], self.num_quantiles)
         # 5. serve a draw from the pool, each sample with its quantile's tag
         size = min(len(self.pool), settings.prompts_per_rollout * params.n)
