@@ -140,6 +140,11 @@ def test_each_trainer_starts_from_its_own_defaults(
     assert config["data"]["truncate_completion"] == ("drop" if trainer == "reward" else "keep_start")
 
 
+def test_fp16_turns_trls_bf16_default_off(capsys, monkeypatch):
+    config, out = _printed(capsys, monkeypatch, "dpo", "--fp16")
+    assert config["train"]["mixed_precision"] == "fp16" and "#   bf16:" not in out
+
+
 def test_peft_takes_trls_lora_defaults(capsys, monkeypatch):
     config, out = _printed(capsys, monkeypatch, "dpo", "--use_peft")
     assert config["model"]["lora"] == {

@@ -228,6 +228,8 @@ def trl_defaults(trainer: str, given: Mapping[str, Any]) -> FilledIn:
     table = {**COMMON, **TRAINER_DEFAULTS[trainer]}
     if read_bool(str(given.get("use_peft", "false"))):
         table |= LORA
+    if read_bool(str(given.get("fp16", "false"))):
+        table.pop("bf16")  # TRL's bf16 default is `not fp16`: off, and --fp16 sets the precision
     if str(given.get("save_strategy", "steps")) != "steps":
         table.pop("save_steps")  # TRL saves every save_steps only with save_strategy steps
     filled = FilledIn(args=dict(given))
@@ -246,8 +248,8 @@ def trl_defaults(trainer: str, given: Mapping[str, Any]) -> FilledIn:
         max_length = int(filled.args["max_length"])
         filled.settings.append(("data.max_prompt_length", max_length))
         filled.derived.append(
-            f"data.max_prompt_length: {max_length} (= max_length: TRL cuts prompt + completion together, "
-            "from the end; a prompt is never cut alone)"
+            f"data.max_prompt_length: {max_length} (= max_length: TRL limits prompt + completion together "
+            "and never cuts a prompt alone)"
         )
     if trainer == "reward":
         filled.settings.append(("data.truncate_completion", "drop"))
