@@ -146,18 +146,20 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     generate, generate_and_score = trainer._generate, trainer._generate_and_score_completions
 
     def timed_generate(*a: Any, **k: Any) -> Any:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         out = generate(*a, **k)
         meter.sync()
         phases[-1]["generation_s"] += time.perf_counter() - t
+        phases[-1]["generation_cpu_s"] += time.process_time() - cpu
         return out
 
     def timed_generate_and_score(*a: Any, **k: Any) -> Any:
-        phases.append({"generation_s": 0.0, "rollout_s": 0.0, "completions": 0, "tokens": 0})
-        t = time.perf_counter()
+        phases.append(_new_phase())
+        t, cpu = time.perf_counter(), time.process_time()
         out = generate_and_score(*a, **k)
         meter.sync()
         phases[-1]["rollout_s"] = time.perf_counter() - t
+        phases[-1]["rollout_cpu_s"] = time.process_time() - cpu
         phases[-1]["completions"] = int(out["completion_ids"].shape[0])
         phases[-1]["tokens"] = int(out["completion_mask"].sum())
         return out
@@ -190,6 +192,17 @@ def run_trl(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     }
 
 
+def _new_phase() -> dict[str, float]:
+    return {
+        "generation_s": 0.0,
+        "rollout_s": 0.0,
+        "generation_cpu_s": 0.0,
+        "rollout_cpu_s": 0.0,
+        "completions": 0,
+        "tokens": 0,
+    }
+
+
 def rates(steps: list[dict[str, float]]) -> dict[str, Any]:
     """Per-step phases -> totals and rates: steps/s, completions/s, generated tokens/s, the breakdown."""
     total = sum(s["step_s"] for s in steps)
@@ -197,6 +210,8 @@ def rates(steps: list[dict[str, float]]) -> dict[str, Any]:
     scoring = sum(s["rollout_s"] - s["generation_s"] for s in steps)
     step_times = sorted(s["step_s"] for s in steps)
     cpu = sum(s.get("cpu_s", 0.0) for s in steps)
+    generation_cpu = sum(s["generation_cpu_s"] for s in steps)
+    scoring_cpu = sum(s["rollout_cpu_s"] - s["generation_cpu_s"] for s in steps)
     return {
         # the process's CPU seconds per step: with one thread the work done, which a busy shared machine
         # disturbs far less than the wall time (on a GPU it is only the host's share)
@@ -212,6 +227,12 @@ def rates(steps: list[dict[str, float]]) -> dict[str, Any]:
             "generation": generation / len(steps),
             "scoring": scoring / len(steps),
             "update": (total - generation - scoring) / len(steps),
+        },
+        # the same phases in the process's CPU seconds (the steadier figure on a shared machine)
+        "breakdown_cpu_s_per_step": {
+            "generation": generation_cpu / len(steps),
+            "scoring": scoring_cpu / len(steps),
+            "update": (cpu - generation_cpu - scoring_cpu) / len(steps),
         },
     }
 
@@ -267,19 +288,21 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     sample, refresh = source.sampler.sample, source.refresh
 
     def timed_sample(*a: Any, **k: Any) -> Any:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         out = sample(*a, **k)
         meter.sync()
         phases[-1]["generation_s"] += time.perf_counter() - t
+        phases[-1]["generation_cpu_s"] += time.process_time() - cpu
         phases[-1]["completions"] += len(out)
         phases[-1]["tokens"] += sum(len(r.completion_ids) for r in out)
         return out
 
     def timed_refresh(*a: Any, **k: Any) -> Any:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         out = refresh(*a, **k)
         meter.sync()
         phases[-1]["rollout_s"] += time.perf_counter() - t
+        phases[-1]["rollout_cpu_s"] += time.process_time() - cpu
         return out
 
     source.sampler.sample, source.refresh = timed_sample, timed_refresh
@@ -291,7 +314,7 @@ def run_alignlab(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
             profiler = cProfile.Profile()
             profiler.enable()
-        phases.append({"generation_s": 0.0, "rollout_s": 0.0, "completions": 0, "tokens": 0})
+        phases.append(_new_phase())
         t, cpu = time.perf_counter(), time.process_time()
         trainer._step(step)  # source.next() (a refresh when due) -> train_step -> callbacks -> source
         meter.sync()

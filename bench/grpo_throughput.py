@@ -65,13 +65,15 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_memory_gb",
         "step_s_median",
     )
-    out = {k: v for k, v in runs[0].items() if k not in keys and k != "breakdown_s_per_step"}
+    breakdowns = ("breakdown_s_per_step", "breakdown_cpu_s_per_step")
+    out = {k: v for k, v in runs[0].items() if k not in keys and k not in breakdowns}
     for k in keys:
         out[k] = statistics.median(r[k] for r in runs)
-    out["breakdown_s_per_step"] = {
-        phase: statistics.median(r["breakdown_s_per_step"][phase] for r in runs)
-        for phase in ("generation", "scoring", "update")
-    }
+    for breakdown in breakdowns:
+        out[breakdown] = {
+            phase: statistics.median(r[breakdown][phase] for r in runs)
+            for phase in ("generation", "scoring", "update")
+        }
     out["steps_per_s_each_repeat"] = [round(r["steps_per_s"], 4) for r in runs]
     out["steps_per_cpu_s_each_repeat"] = [round(r["steps_per_cpu_s"], 4) for r in runs]
     return out

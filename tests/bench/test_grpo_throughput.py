@@ -62,5 +62,7 @@ def test_smoke_run_both_sides_same_forced_lengths(tmp_path):
         # forced lengths: every completion of every side is exactly max_new_tokens long
         assert r["completion_tokens_per_step"] == prompts * group * new
         assert set(r["breakdown_s_per_step"]) == {"generation", "scoring", "update"}
+        assert set(r["breakdown_cpu_s_per_step"]) == {"generation", "scoring", "update"}
+        assert r["breakdown_cpu_s_per_step"]["generation"] > 0
         assert r["steps_per_s"] > 0 and r["peak_memory_gb"] > 0
     assert set(run["ratio_alignlab_over_trl"]) >= {"steps_per_s", "peak_memory", "completions_per_s"}

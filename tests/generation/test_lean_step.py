@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import DynamicCache
+from transformers import AutoModelForCausalLM, DynamicCache
 
 from alignlab.generation import SamplingParams, build_sampler, hf
 from alignlab.generation.kv_cache import reserve
-from alignlab.generation.lean_step import LeanStep, lean_step, lean_step_supported
-from alignlab.models.tiny import tiny_model
+from alignlab.generation.lean_step import LeanStep, lean_step, lean_step_supported, stateless_rotary
+from alignlab.models.tiny import tiny_config, tiny_model
 from alignlab.scoring.flex import use_packed_attention
 
 PROMPTS = ["add two and three", [{"role": "user", "content": "sort 3 1 2"}], "hi", "the longest word is"]
@@ -103,3 +103,37 @@ def test_a_replaced_forward_or_another_attention_is_not_supported() -> None:
     eager, _ = tiny_model("qwen2", seed=1)
     eager.set_attn_implementation("eager")
     assert "'eager'" in lean_step_supported(eager)
+
+
+def trains(model) -> bool:
+    """One backward pass through ``model`` (in train mode) leaves a gradient on every parameter."""
+    model.train()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]])
+    model(ids, labels=ids).loss.backward()
+    return all(p.grad is not None for p in model.parameters())
+
+
+def test_the_model_trains_after_sampling_with_either_rotary_kind(monkeypatch) -> None:
+    # decoding runs in inference mode only where it leaves no state on the model: a plain rotary embedding
+    model, tokenizer = tiny_model("llama", seed=2)
+    assert stateless_rotary(model)
+    modes = []
+    monkeypatch.setattr(
+        hf,
+        "LeanStep",
+        lambda model: lambda *a: modes.append(torch.is_inference_mode_enabled()) or LeanStep(model)(*a),
+    )
+    build_sampler("hf", model, tokenizer).sample(PROMPTS, SamplingParams(n=2, max_new_tokens=4))
+    assert modes and all(modes)
+    assert trains(model)
+    monkeypatch.undo()
+    # "dynamic" rope rewrites its inv_freq buffer once a sequence passes max_position_embeddings (8 here)
+    config = tiny_config("llama", len(tokenizer))
+    config.max_position_embeddings = 8
+    config.rope_parameters = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}
+    dynamic = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    assert not stateless_rotary(dynamic) and lean_step_supported(dynamic) is None
+    before = dynamic.model.rotary_emb.inv_freq.clone()
+    build_sampler("hf", dynamic, tokenizer).sample(PROMPTS, SamplingParams(n=2, max_new_tokens=6))
+    assert not torch.equal(dynamic.model.rotary_emb.inv_freq, before)  # the buffer did change while decoding
+    assert trains(dynamic)

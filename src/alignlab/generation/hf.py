@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ from torch import Tensor
 from alignlab.data.tokenize import encode_prompts
 from alignlab.generation.filters import draw, filter_mask, inverse_cdf_draw, step_distribution
 from alignlab.generation.kv_cache import reserve
-from alignlab.generation.lean_step import LeanStep, cache_is_reserved, lean_step_supported
+from alignlab.generation.lean_step import LeanStep, cache_is_reserved, lean_step_supported, stateless_rotary
 from alignlab.generation.types import Rollout, SamplingParams
 from alignlab.models.parts import unwrap
 
@@ -126,9 +127,12 @@ class HFSampler:
         try:
             for start in range(0, len(encoded), per_chunk):
                 chunk = encoded[start : start + per_chunk]
-                ids, logps, masses, finished = _decode_chunk(
-                    base, chunk, params, generator, stops, pad, device, self.draw, lean
-                )
+                # inference mode skips autograd's per-op bookkeeping (version counters, view tracking): ~15% of
+                # a lean step's overhead, the same numbers; only where decoding changes no module state
+                with torch.inference_mode() if lean and stateless_rotary(base) else nullcontext():
+                    ids, logps, masses, finished = _decode_chunk(
+                        base, chunk, params, generator, stops, pad, device, self.draw, lean
+                    )
                 for row, (tokens, lp, mass, done) in enumerate(zip(ids, logps, masses, finished)):
                     prompt_index = start + row // params.n
                     rollouts.append(

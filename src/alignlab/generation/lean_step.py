@@ -64,6 +64,15 @@ def lean_step_supported(model: Any) -> str | None:
     return None
 
 
+def stateless_rotary(model: Any) -> bool:
+    """Whether the rotary embedding keeps no state between calls: transformers' "dynamic" and "longrope" types
+    rewrite their ``inv_freq`` buffer as the sequence grows, which must not become an inference-mode tensor
+    (the sampler decodes in ``torch.inference_mode`` only when this holds)."""
+    rope_type = getattr(model.model.rotary_emb, "rope_type", "default")
+    types = rope_type.values() if isinstance(rope_type, dict) else [rope_type]
+    return not any("dynamic" in kind or kind == "longrope" for kind in types)
+
+
 def _rotary_function(attention: Any) -> Callable[..., Any] | None:
     """The ``apply_rotary_pos_emb`` the attention's forward calls: with the ``kernels`` package installed,
     transformers gives each attention module its own wrapper (``_kernel_funcs``) that the global routes to."""
