@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab.config import ConfigError, load_config
+from alignlab.config import load_config
 from alignlab.train.step import train_step
 from alignlab.train.trainer import train
 from tests.train._online import setup_trainer
@@ -109,7 +109,7 @@ def test_example_trains_online(tmp_path, monkeypatch, name):
     assert train(config).steps == 2
 
 
-def test_copg_still_trains_offline_and_c_rlft_is_refused_online(tmp_path):
+def test_copg_still_trains_offline(tmp_path):
     from alignlab.data.io import write_records
     from alignlab.data.records import Record
 
@@ -123,10 +123,3 @@ def test_copg_still_trains_offline_and_c_rlft_is_refused_online(tmp_path):
         base={"objectives": [{"name": "copg"}]},
     )
     assert train(offline).steps == 1
-    online = load_config(
-        None,
-        [f"out={tmp_path / 'on'}", "train.steps=1", "train.progress=false"],
-        base={"objectives": [{"name": "c_rlft"}], "online": {}},
-    )
-    with pytest.raises(ConfigError, match="learn from fixed data"):
-        train(online)

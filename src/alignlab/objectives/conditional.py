@@ -83,20 +83,25 @@ def c_rlft_prepare(
     suboptimal_tag: str = "GPT3 ",
     expert_weight: float = 1.0,
     suboptimal_weight: float = 0.1,
+    default_source: str = "",
 ) -> list[Record]:
     """Each record's source (``Record.source``, matched case-insensitively against the comma-separated
     ``expert_sources``) picks its class: the class tag is put before the prompt and the record's weight
-    is multiplied by the class reward (expert 1.0, sub-optimal 0.1 in OpenChat)."""
+    is multiplied by the class reward (expert 1.0, sub-optimal 0.1 in OpenChat). ``default_source``: the
+    source of records that name none (e.g. ``gpt-4`` when all of ``data.train`` is expert data, as on
+    rollouts); empty: such records are refused."""
     experts = {s.strip().lower() for s in expert_sources.split(",") if s.strip()}
     out = []
     for n, record in enumerate(records):
-        if record.source is None:
+        source = record.source if record.source is not None else (default_source or None)
+        if source is None:
             raise RecordError(
                 "C-RLFT needs each record's data source to pick its class",
                 where(record, n),
-                "set 'source' on every record (e.g. 'gpt-4' or 'gpt-3.5')",
+                "set 'source' on every record (e.g. 'gpt-4' or 'gpt-3.5'), or the objective's "
+                "default_source (e.g. default_source: gpt-4 when all of data.train is expert data)",
             )
-        expert = record.source.strip().lower() in experts
+        expert = source.strip().lower() in experts
         tag = expert_tag if expert else suboptimal_tag
         for text in record.completions:
             new = single(
@@ -115,12 +120,25 @@ def c_rlft_prepare(
     prepare=c_rlft_prepare,
 )
 def c_rlft(batch: PointBatch, normalize: str = "tokens") -> Tensor:
-    """Conditioned-RLFT: L = -Σ w(c)·log π_θ(y | c ⊕ x) / Σ w(c) with a class-conditioned prompt.
+    """Conditioned-RLFT: L = Σ_i r_c(i)·ℓ_i / Σ_i r_c(i), ℓ_i = -(1/|y_i|)·Σ_t log π_θ(y_i,t | c_i ⊕ x_i, y_i,<t).
 
     The class c of each example is its data source (expert vs sub-optimal); :func:`c_rlft_prepare` puts
-    the class tag before the prompt and sets the example weight to the coarse class reward w(c), which the
-    batch reduction applies. Generate with the expert tag. With one class and equal weights this is `sft`.
-    Unverified: paper recall (weights 1.0 / 0.1, tags "GPT4" / "GPT3" after OpenChat's templates).
+    the class tag before the prompt and sets the example weight to the coarse class reward r_c (expert 1,
+    sub-optimal 0.1), which the batch reduction applies (``normalize: sum`` drops the 1/|y_i|). Generate
+    with the expert tag. With one class and equal weights this is `sft`.
+
+    On rollouts (an ``online:`` section): the expert class is ``data.train`` and the policy's own samples
+    are the sub-optimal class, sampled after the expert tag and trained after the sub-optimal tag with
+    weight r_c = ``suboptimal_weight``; ``online.offline_per_step`` expert groups join every rollout
+    minibatch (``objectives/online_offline.py``, ``train/mixed_source.py``).
+
+    Checked: imoneoi/openchat ``ochat/config/conversation_template.py`` (the condition is written into every
+    role prefix, "GPT4 Correct User:" / "GPT4 Correct Assistant:", inference with the expert condition;
+    each message's ``weight`` is its class reward, per token), ``ochat/training_deepspeed/train.py``
+    (``batch_to_tensor``: each sequence's tokens weigh 1/|y|·group weight, the step's sum divided by the
+    number of sequences, or by the total loss weight with ``--loss_balancing``: the Σ r_c normaliser used
+    here). The paper (arXiv 2309.11235 §3: r_c = 1 for GPT-4, α = 0.1 for GPT-3.5; J = E_{D_c}[r_c·log
+    π_θ(y|x,c)]) is from recall. Here the tag goes before the prompt (plain prompts) or the first message.
     """
     return nll(batch.items, normalize, "c_rlft")
 

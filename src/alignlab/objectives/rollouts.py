@@ -34,6 +34,9 @@ class RolloutPlan:
     # rewards as its ``scores`` ({"reward": r}) and a ranking by reward (ties in sample order), so the
     # objective's own view (pairs, scores) is built from them; such an objective also trains offline.
     records: str = ""
+    # the method also trains on fixed data (``data.train``, prepared by its own ``prepare`` hook) beside the
+    # rollouts: each step adds ``online.offline_per_step`` of its groups to the rollout minibatch (c_rlft)
+    mixes_offline: bool = False
 
 
 PlanFn = Callable[[dict[str, Any]], RolloutPlan]

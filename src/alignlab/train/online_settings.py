@@ -93,6 +93,9 @@ class OnlineSettings(Strict):
     reward: RewardShaping = Field(default_factory=RewardShaping)
     reference_update: ReferenceUpdate = Field(default_factory=ReferenceUpdate)
     epochs_per_rollout: int = Field(1, gt=0)
+    # groups of ``data.train`` added to every step beside the rollout minibatch (methods that mix fixed data
+    # with their rollouts: c_rlft's expert class); 0: none
+    offline_per_step: int = Field(0, ge=0)
     minibatches: int = Field(1, gt=0)
     loss_aggregation: (
         Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"] | None

@@ -124,6 +124,7 @@ def rollout_source(config: RunConfig, objective: Any, note: Any = print) -> Roll
     if plan is None:
         return None
     settings = config.online
+    check_offline_mix(plan, settings, objective)
     apply_loss_aggregation(objective, settings)
     try:
         prompts = load_prompts(settings.prompts, settings.prompts_limit)
@@ -136,6 +137,41 @@ def rollout_source(config: RunConfig, objective: Any, note: Any = print) -> Roll
         raise ConfigError(str(err)) from None
 
 
+def check_offline_mix(plan: RolloutPlan, settings: OnlineSettings, objective: Any) -> None:
+    """``online.offline_per_step`` is for methods that train on ``data.train`` beside their rollouts, and
+    those need it (a method of two classes with only one of them would be SFT on its own samples)."""
+    names = ", ".join(objective.names)
+    if plan.mixes_offline and settings.offline_per_step == 0:
+        raise ConfigError(
+            f"{names} on rollouts trains on fixed data (data.train) beside the policy's samples; set "
+            "online.offline_per_step (groups of data.train per step, e.g. the rollout's "
+            "prompts_per_rollout × sampling.n) and data.train (docs/online.md)"
+        )
+    if not plan.mixes_offline and settings.offline_per_step > 0:
+        raise ConfigError(
+            f"online.offline_per_step is {settings.offline_per_step}, but {names} trains on rollouts alone; "
+            "remove online.offline_per_step (methods that mix data.train with rollouts: c_rlft)"
+        )
+
+
+def reads_offline_data(source: Any) -> bool:
+    """Whether the run's rollout source also serves ``data.train`` (so the data section is loaded)."""
+    return isinstance(source, RolloutSource) and source.plan.mixes_offline
+
+
+def mix_offline_data(source: RolloutSource, data: Any, config: RunConfig) -> Any:
+    """The rollout source with ``online.offline_per_step`` groups of the prepared ``data.train`` added to
+    every step (``train/mixed_source.py``)."""
+    from alignlab.train.mixed_source import MixedSource
+    from alignlab.train.source import OfflineSource
+
+    try:
+        offline = OfflineSource(data, config.online.offline_per_step, config.train.seed)
+    except ValueError as err:
+        raise ConfigError(f"data.train: {err}") from None
+    return MixedSource(source, offline)
+
+
 def source_class(plan: RolloutPlan) -> type[RolloutSource]:
     """The rollout source a method's plan names: sampled rollouts, or Quark's data pool."""
     if plan.source == "quark_pool":
@@ -146,8 +182,14 @@ def source_class(plan: RolloutPlan) -> type[RolloutSource]:
         from alignlab.train.rollout_nlpo import NLPOSource
 
         return NLPOSource
+    if plan.source == "conditioned":
+        from alignlab.train.rollout_conditioned import ConditionedRolloutSource
+
+        return ConditionedRolloutSource
     if plan.source != "rollouts":
-        raise ConfigError(f"unknown rollout source '{plan.source}' (expected rollouts or quark_pool)")
+        raise ConfigError(
+            f"unknown rollout source '{plan.source}' (expected rollouts, quark_pool, nlpo or conditioned)"
+        )
     return RolloutSource
 
 

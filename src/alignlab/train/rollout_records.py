@@ -34,8 +34,8 @@ def rollout_groups(
 
 
 def rollout_state(data: PreparedData) -> dict[str, Any]:
-    """The live rollout for a checkpoint: its records (with the ranking and scores an offline objective
-    reads online) and its groups' ids and per-completion tensors."""
+    """The live rollout for a checkpoint: its records (with the ranking, scores and weight an offline
+    objective reads online) and its groups' ids and per-completion tensors."""
     return {
         "records": [
             {
@@ -43,6 +43,7 @@ def rollout_state(data: PreparedData) -> dict[str, Any]:
                 "completions": r.completions,
                 "ranking": r.ranking,
                 "scores": r.scores,
+                "weight": r.weight,
             }
             for r in data.records
         ],
@@ -62,6 +63,7 @@ def rollout_from_state(live: dict[str, Any]) -> PreparedData:
             r.get("ranking"),
             scores=r.get("scores"),
             source="rollout",
+            weight=float(r.get("weight", 1.0)),
         )
         for r in live["records"]
     ]

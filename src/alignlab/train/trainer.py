@@ -39,7 +39,7 @@ from alignlab.train.config import ConfigError, RunConfig, dump_config
 from alignlab.train.data import EVAL_PROMPTS, write_eval_prompts
 from alignlab.train.evaluation import evaluate, evaluate_with_metrics
 from alignlab.train.logger import MetricsLogger, duration
-from alignlab.train.online_setup import rollout_source
+from alignlab.train.online_setup import mix_offline_data, reads_offline_data, rollout_source
 from alignlab.train.setup import build_context, build_optimizer, make_accelerator
 from alignlab.train.source import BatchSource, OfflineSource, StepBatch
 from alignlab.train.step import TrainingStopped, train_step
@@ -126,10 +126,12 @@ class Trainer:
             self.source = rollout_source(self.config, self.objective, self.logger.note)  # None: offline
         self.context, self.train_data, self.eval_data = build_context(
             self.config, self.accelerator, self.objective, self.logger.note, self.engine_class,
-            load_data=self.config.online is None,
+            load_data=self.config.online is None or reads_offline_data(self.source),
         )  # fmt: skip
         if self.source is None:
             self.source = OfflineSource(self.train_data, tc.batch_size, tc.seed)
+        elif reads_offline_data(self.source):  # c_rlft: data.train beside the rollouts
+            self.source = mix_offline_data(self.source, self.train_data, self.config)
         self.source.start(self.context)
         self.total_steps = tc.steps or self.source.planned_steps(tc.epochs)
         self.optimizer, self.scheduler = build_optimizer(self.context, self.total_steps)
