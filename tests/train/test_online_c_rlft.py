@@ -96,6 +96,7 @@ def test_batch_mixes_both_classes_in_the_stated_proportion(tmp_path, monkeypatch
         else:
             assert group.completion_ids in [[script(i, j, None) for j in range(n)] for i in range(prompts)]
     assert batch.metrics["mix/rollout_groups"] == prompts and batch.metrics["mix/offline_groups"] == per_step
+    assert batch.metrics["mix/offline_epoch"] == per_step / 6  # 4 of the 6 expert records served
 
 
 def test_one_step_loss_is_the_class_weighted_nll(tmp_path, monkeypatch):

@@ -41,8 +41,9 @@ class MixedSource:
             for group in batch.groups:
                 records.append(batch.records[group.record_index])
                 groups.append(replace(group, record_index=len(records) - 1, rollout=None))
-        metrics = {**fixed.metrics, **online.metrics, "mix/rollout_groups": float(len(online.groups))}
+        metrics = {**online.metrics, "mix/rollout_groups": float(len(online.groups))}
         metrics["mix/offline_groups"] = float(len(fixed.groups))
+        metrics["mix/offline_epoch"] = float(fixed.metrics.get("epoch", 0.0))  # passes over data.train
         return StepBatch(records, groups, reference_rows=None, metrics=metrics)
 
     def after_optimizer_step(self, step: int) -> None:
