@@ -83,8 +83,9 @@ def inverse_cdf_draw(scaled: Tensor, keep: Tensor | None, uniforms: Tensor) -> t
     replaces ``step_distribution``'s log-softmax plus the race's softmax and [B, V] noise."""
     top = scaled.max(dim=-1, keepdim=True).values
     weights = torch.exp(scaled - top)  # in (0, 1], the arg-max has weight 1
-    total = weights.sum(dim=-1, dtype=torch.float64)
+    total = None  # the unfiltered total, read only for the kept mass of a filtered step
     if keep is not None:
+        total = weights.sum(dim=-1, dtype=torch.float64)
         weights = weights.masked_fill(~keep, 0.0)
     cdf = torch.cumsum(weights, dim=-1, dtype=torch.float64)
     kept_total = cdf[:, -1]
@@ -95,5 +96,5 @@ def inverse_cdf_draw(scaled: Tensor, keep: Tensor | None, uniforms: Tensor) -> t
     token = torch.minimum(token, last)[:, 0]
     log_kept = torch.log(kept_total)
     token_logp = (scaled.gather(-1, token[:, None])[:, 0] - top[:, 0]).double() - log_kept
-    kept_logmass = log_kept - torch.log(total) if keep is not None else torch.zeros_like(log_kept)
+    kept_logmass = log_kept - torch.log(total) if total is not None else torch.zeros_like(log_kept)
     return token, token_logp.to(scaled.dtype), kept_logmass.to(scaled.dtype)
