@@ -50,3 +50,21 @@ def test_every_metric_of_short_runs_is_documented(tmp_path):
     assert "kl" not in written["dpo"]  # dpo's mean log-ratio on data completions is not called a KL
     missing = {name: sorted(keys - documented_names()) for name, keys in written.items()}
     assert not any(missing.values()), f"metrics missing from docs/metrics.md: {missing}"
+
+
+def test_every_slash_named_metric_in_the_code_is_documented():
+    """Metrics of objectives no short run above reaches: every "group/name" string the objectives and the
+    loop write (their metric names are the only such strings there) is on the page; an f-string's
+    {placeholder} matches a <placeholder> on the page."""
+    src = Path(__file__).resolve().parents[1] / "src" / "alignlab"
+    found: dict[str, str] = {}
+    for folder in ("objectives", "train"):
+        for path in (src / folder).glob("*.py"):
+            for name in re.findall(r'f?"([a-z_]+/[a-z_0-9{}]+)"', path.read_text()):
+                found[name] = path.name
+    assert {"logratios/mean", "kl/sequence", "mse/{name}"} <= set(found)  # the scan sees the code's names
+    documented = {re.sub(r"<[^>]+>", "{}", name) for name in documented_names()}
+    missing = {
+        n: f for n, f in found.items() if n != "eval/{k}" and re.sub(r"{[^}]+}", "{}", n) not in documented
+    }
+    assert not missing, f"metric names in the code missing from docs/metrics.md: {missing}"

@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 
 class MetricsLogger:
@@ -30,8 +31,11 @@ class MetricsLogger:
         self.start = time.time()
 
     def note(self, text: str) -> None:
+        """One line of plain text (brackets print as written). Written to a file or pipe it stays one line,
+        so that it greps whole; a terminal wraps it at its width."""
         if self.accelerator.is_main_process:
-            self.console.print(f"[dim]alignlab:[/dim] {text}")
+            line = Text.assemble(("alignlab:", "dim"), " ", text)
+            self.console.print(line, soft_wrap=not self.console.is_terminal)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.accelerator.is_main_process:

@@ -27,9 +27,10 @@ def idle_cores(cores: int | None = None, load: float | None = None) -> int:
 
 
 def resolve_threads(setting: int | str | None) -> tuple[int | None, str]:
-    """The thread count for ``train.threads`` (None: leave torch's default) and why, for the run's log."""
+    """The thread count for ``train.threads`` (None: leave the process's setting, torch's default unless
+    the caller set one, as the quickstart does) and why, for the run's log."""
     if setting is None:
-        return None, "torch's default"
+        return None, "train.threads: null, left as this process set it"
     if setting == "auto":
         threads = idle_cores()
         why = f"auto: {threads} idle core(s) of {os.cpu_count()} at the start"
