@@ -58,6 +58,7 @@ def trl_loss_types(cls: type) -> set[str]:
     listed = re.search(r"values are:?(.*?)(?:\.\s|\.$|$)", help_text, re.S)
     if listed:
         values |= set(re.findall(r"'([A-Za-z0-9_\-]+)'", listed.group(1)))
+    values |= set(fields["loss_type"].metadata.get("choices", []))  # e.g. SFT's deprecated chunked_nll
     source_dir = Path(inspect.getfile(cls)).parent
     module = cls.__module__.rsplit(".", 1)[-1]
     if cls.__module__.startswith("trl.trainer."):

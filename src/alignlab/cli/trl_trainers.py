@@ -34,7 +34,7 @@ TRAINERS: dict[str, Trainer] = {
         "trl:SFTConfig",
         "sft",
         "completion-only loss by default, as TRL's `completion_only_loss`",
-        {"nll": "sft", "dft": None},
+        {"nll": "sft", "chunked_nll": "sft", "dft": None},
     ),
     "dpo": Trainer(
         "trl:DPOConfig",
@@ -69,8 +69,8 @@ TRAINERS: dict[str, Trainer] = {
     "kto-experimental": Trainer(
         "trl.experimental.kto:KTOConfig",
         "kto",
-        "",
-        {"kto": "kto"},
+        "TRL's KTOConfig under its old import path (the same loss types)",
+        {"kto": "kto", "apo_zero_unpaired": "apo_zero_unpaired"},
         {"beta": "beta", "desirable_weight": "desirable_weight", "undesirable_weight": "undesirable_weight"},
     ),
     "reward": Trainer(
@@ -129,13 +129,13 @@ TRAINERS: dict[str, Trainer] = {
         "trl.experimental.gkd:GKDConfig",
         None,
         NO_EQUIVALENT + " (generalised knowledge distillation)",
-        {"nll": None, "dft": None},
+        {"nll": None, "chunked_nll": None, "dft": None},
     ),
     "gold": Trainer(
         "trl.experimental.gold:GOLDConfig",
         None,
         NO_EQUIVALENT + " (cross-tokenizer distillation)",
-        {"nll": None, "dft": None},
+        {"nll": None, "chunked_nll": None, "dft": None},
     ),
     "a2po": Trainer("trl.experimental.a2po:A2POConfig", None, NO_EQUIVALENT),
     "gmpo": Trainer(
