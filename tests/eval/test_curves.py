@@ -8,6 +8,7 @@ import pytest
 from alignlab.eval.curves import (
     best_of_n_curve,
     best_of_n_expectation,
+    best_of_n_standard_error,
     best_of_n_weights,
     bon_peak,
     fit_bon,
@@ -65,3 +66,14 @@ def test_fit_rl_recovers_parameters():
     d = np.linspace(0.1, 4, 30)
     alpha, beta = fit_rl(d, d * (0.8 - 0.3 * np.log(d)))
     assert (alpha, beta) == pytest.approx((0.8, 0.3), rel=1e-6)
+
+
+def test_best_of_n_standard_error_is_the_spread_over_prompts():
+    """n = m keeps each prompt's proxy-best sample: the SE is sd/√P of those samples' gold (numpy); n = 1
+    averages each prompt's samples: sd/√P of the per-prompt means."""
+    rng = np.random.default_rng(0)
+    proxy, gold = rng.normal(size=(40, 6)), rng.normal(size=(40, 6))
+    best = gold[np.arange(40), proxy.argmax(1)]
+    assert best_of_n_standard_error(proxy, gold, 6) == pytest.approx(best.std(ddof=1) / math.sqrt(40))
+    means = gold.mean(1)
+    assert best_of_n_standard_error(proxy, gold, 1) == pytest.approx(means.std(ddof=1) / math.sqrt(40))

@@ -37,6 +37,11 @@ def test_fast_quickstart_writes_report_plots_and_metrics(fast_run):
     for key in KEYS:
         assert isinstance(lookup(saved, key), float), key
     assert 0.0 <= saved["dpo"]["winrate_vs_sft"] <= 100.0
+    rm = saved["rm"]  # every figure carries its standard error: binomial for an accuracy
+    p, n = rm["heldout_accuracy"], rm["heldout_pairs"]
+    want = (p * (1 - p) / n) ** 0.5 if n else float("nan")  # the fast run may hold no gold pair out
+    assert rm["heldout_accuracy_se"] == pytest.approx(want, nan_ok=True)
+    assert saved["bon"]["gold_reward_se"] > 0
     # the gold reward is the mean of the world's utility, whose range is [−verbosity·max words, 2.5]
     assert saved["sft"]["gold_reward"] <= 2.5
     assert saved == json.loads(json.dumps(metrics))
@@ -116,4 +121,6 @@ def test_full_quickstart_dpo_beats_sft(tmp_path):
     assert metrics["dpo"]["winrate_vs_sft"] >= 60.0
     assert metrics["dpo"]["gold_reward"] > metrics["sft"]["gold_reward"]
     assert metrics["rm"]["heldout_accuracy"] > 0.5
+    p, n = metrics["rm"]["heldout_accuracy"], metrics["rm"]["heldout_pairs"]
+    assert metrics["rm"]["heldout_accuracy_se"] == pytest.approx((p * (1 - p) / n) ** 0.5)
     assert metrics["seconds"] < 300

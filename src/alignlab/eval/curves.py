@@ -63,6 +63,13 @@ def best_of_n_curve(proxy: np.ndarray, gold: np.ndarray, ns: Sequence[int]) -> d
     return out
 
 
+def best_of_n_standard_error(proxy: np.ndarray, gold: np.ndarray, n: int) -> float:
+    """Standard error of ``best_of_n_curve``'s gold value at ``n``: sd/√P (ddof 1) of the P prompts'
+    estimates, the prompts being independent draws (each estimate's own sampling noise is inside the sd)."""
+    per_prompt = [best_of_n_expectation(p, g, n) for p, g in zip(np.asarray(proxy), np.asarray(gold))]
+    return float(np.std(per_prompt, ddof=1) / math.sqrt(len(per_prompt))) if len(per_prompt) > 1 else math.nan
+
+
 def fit_bon(d: Sequence[float], gain: Sequence[float]) -> tuple[float, float]:
     """Least-squares (α, β) of gain = d(α − βd); the registered ``overopt_curves`` fit (with SEs) underneath."""
     fit = fit_form(np.asarray(d, dtype=float), np.asarray(gain, dtype=float), "bon")

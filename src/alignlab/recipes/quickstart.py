@@ -10,6 +10,7 @@ Under five minutes on two CPU cores with the default config; ``fast=True`` shrin
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alignlab.data.io import write_records
-from alignlab.eval.curves import best_of_n_curve
+from alignlab.eval.curves import best_of_n_curve, best_of_n_standard_error
 from alignlab.judges.simulated import SimulatedAnnotators
 from alignlab.recipes import pipeline as P
 from alignlab.recipes.claims import overoptimisation
@@ -150,6 +151,8 @@ def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]
         },
         "rm": {
             "heldout_accuracy": rm_accuracy,
+            # binomial standard error √(p(1 − p)/n) over the held-out pairs
+            "heldout_accuracy_se": math.sqrt(rm_accuracy * (1 - rm_accuracy) / max(len(heldout_pairs), 1)),
             "heldout_pairs": len(heldout_pairs),
             "seconds": round(rm.seconds, 1),
         },
@@ -167,6 +170,7 @@ def _run(out: Path, console: Console, cfg: QuickstartSettings) -> dict[str, Any]
         "bon": {
             "n": bon["n"][bon_index],
             "gold_reward": bon["gold"][bon_index],
+            "gold_reward_se": bon["gold_se"][bon_index],
             "kl": bon["kl"][bon_index],
             "curve": bon,
         },
@@ -206,7 +210,9 @@ def _best_of_n(
     proxy = P.proxy_scores(judge, flat_p, flat).reshape(len(prompts), m).numpy()
     gold = world.gold_reward(flat_p, flat).reshape(len(prompts), m).numpy()
     ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= m]
-    return best_of_n_curve(proxy, gold, ns)
+    curve = best_of_n_curve(proxy, gold, ns)
+    curve["gold_se"] = [best_of_n_standard_error(proxy, gold, n) for n in ns]
+    return curve
 
 
 def _print_summary(console: Console, metrics: dict[str, Any], out: Path) -> None:
@@ -217,14 +223,19 @@ def _print_summary(console: Console, metrics: dict[str, Any], out: Path) -> None
         f"{sft['gold_reward']:.3f} ± {sft['gold_reward_se']:.3f} → {d['gold_reward']:.3f} ± {d['gold_reward_se']:.3f}",
     )
     table.add_row(
-        f"gold reward: best-of-{metrics['bon']['n']} (reward model)", f"{metrics['bon']['gold_reward']:.3f}"
+        f"gold reward: best-of-{metrics['bon']['n']} (reward model)",
+        f"{metrics['bon']['gold_reward']:.3f} ± {metrics['bon']['gold_reward_se']:.3f}",
     )
     table.add_row(
         "DPO win rate vs SFT (gold annotator)",
         f"{d['winrate_vs_sft']:.1f}% ± {d['winrate_se']:.1f} (n = {d['winrate_n']})",
     )
     table.add_row("KL(DPO ‖ SFT)", f"{d['kl']:.3f} ± {d['kl_se']:.3f} nats")
-    table.add_row("reward model held-out accuracy", f"{metrics['rm']['heldout_accuracy']:.3f}")
+    rm = metrics["rm"]
+    table.add_row(
+        "reward model held-out accuracy",
+        f"{rm['heldout_accuracy']:.3f} ± {rm['heldout_accuracy_se']:.3f} (n = {rm['heldout_pairs']})",
+    )
     table.add_row("time", f"{metrics['seconds']} s")
     table.add_row("report", str(out / "report.html"))
     console.print(table)

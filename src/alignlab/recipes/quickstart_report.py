@@ -122,10 +122,10 @@ def write_quickstart_report(
     rows = [
         ["SFT gold reward", f"{sft['gold_reward']:.3f} ± {sft['gold_reward_se']:.3f} {se}"],
         ["DPO gold reward", f"{dpo['gold_reward']:.3f} ± {dpo['gold_reward_se']:.3f} {se}"],
-        [f"best-of-{bon['n']} gold reward (reward model picks)", f"{bon['gold_reward']:.3f}"],
+        [f"best-of-{bon['n']} gold reward (reward model picks)", f"{bon['gold_reward']:.3f} ± {bon['gold_reward_se']:.3f} {se}"],
         ["DPO win rate vs SFT (gold annotator, wins + ½ ties)", f"{dpo['winrate_vs_sft']:.1f}% ± {dpo['winrate_se']:.1f} {se}"],
         ["KL(DPO ‖ SFT), nats per answer, from DPO's samples", f"{dpo['kl']:.3f} ± {dpo['kl_se']:.3f} {se}"],
-        ["reward model held-out accuracy (gold labels; chance 0.5)", f"{rm['heldout_accuracy']:.3f} on {rm['heldout_pairs']} pairs"],
+        ["reward model held-out accuracy (gold labels; chance 0.5)", f"{rm['heldout_accuracy']:.3f} ± {rm['heldout_accuracy_se']:.3f} {se} on {rm['heldout_pairs']} pairs"],
         ["total time", f"{metrics['seconds']:.0f} s"],
     ]  # fmt: skip
     attrs = [a for a in sft_eval["attributes"]]
