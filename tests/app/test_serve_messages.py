@@ -75,3 +75,18 @@ def test_data_folder_follows_the_platform_rules(monkeypatch, tmp_path):
         assert data_dir() == tmp_path / ".local" / "share" / "alignlab"
     monkeypatch.setenv("ALIGNLAB_DATA", str(tmp_path / "mine"))
     assert data_dir() == tmp_path / "mine"
+
+
+def test_help_shows_the_whole_default_database_path_at_80_columns(tmp_path):
+    """The --db cell of the options table cuts a long path short; the page's last line gives it whole."""
+    data = tmp_path / "a-data-folder-with-a-long-name" / "alignlab"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "ALIGNLAB_DATA": str(data), "COLUMNS": "80"}
+    env.pop("ALIGNLAB_APP_DB", None)
+    for command in ("serve", "invite"):
+        shown = subprocess.run(
+            [sys.executable, "-m", "alignlab", "app", command, "--help"],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert str(data / "feedback.db") in "".join(shown.split()), shown  # folded lines joined (no spaces)

@@ -29,6 +29,11 @@ DB = typer.Option(
 )
 
 
+# The default database in full, at the width of the page: in the --db cell of the options table a long path
+# is cut short ("/home/you/.local/shar…") on an 80-column terminal.
+DB_EPILOG = f"Default database (no --db, no $ALIGNLAB_APP_DB): {default_db_path()}; ${DATA_ENV} moves it."
+
+
 @app.callback()
 def _needs_the_extra() -> None:
     """Commands need the app extra; say so in one line (the imports themselves wait for the command)."""
@@ -68,7 +73,7 @@ def _open(db: str | None) -> Database:
         raise
 
 
-@app.command()
+@app.command(epilog=DB_EPILOG)
 def serve(
     db: str | None = DB,
     host: str = typer.Option("127.0.0.1", help="interface to bind; the default keeps it on this machine"),
@@ -162,7 +167,7 @@ def _announcing_server(config, line: str):  # type: ignore[no-untyped-def]
     return AnnouncingServer(config)
 
 
-@app.command()
+@app.command(epilog=DB_EPILOG)
 def migrate(db: str | None = DB) -> None:
     """Create the schema or upgrade an older database to this version (data kept)."""
     from alignlab.app.db import current_revision
@@ -171,7 +176,7 @@ def migrate(db: str | None = DB) -> None:
     typer.echo(f"database at revision {current_revision(database.engine)}")
 
 
-@app.command("create-project")
+@app.command("create-project", epilog=DB_EPILOG)
 def create_project(
     name: str = typer.Argument(..., help="project name"),
     db: str | None = DB,
@@ -206,7 +211,7 @@ def create_project(
         typer.echo(json.dumps(store.project_dict(project)))
 
 
-@app.command()
+@app.command(epilog=DB_EPILOG)
 def upload(project: str, path: Path, db: str | None = DB) -> None:
     """Add tasks to a project from an alignlab records file."""
     from alignlab.app import store
@@ -225,7 +230,7 @@ def upload(project: str, path: Path, db: str | None = DB) -> None:
     typer.echo(f"added {len(ids)} tasks to {project}")
 
 
-@app.command()
+@app.command(epilog=DB_EPILOG)
 def invite(
     project: str,
     name: str,
@@ -251,7 +256,7 @@ def invite(
     typer.echo(f"{base_url.rstrip('/')}/#token={token}")
 
 
-@app.command("admin-token")
+@app.command("admin-token", epilog=DB_EPILOG)
 def admin_token(db: str | None = DB, expires_days: float = typer.Option(30.0)) -> None:
     """Print a new admin token (open /admin#token=... with it)."""
     from alignlab.app import store
@@ -261,7 +266,7 @@ def admin_token(db: str | None = DB, expires_days: float = typer.Option(30.0)) -
     typer.echo(token)
 
 
-@app.command("judge-token")
+@app.command("judge-token", epilog=DB_EPILOG)
 def judge_token(project: str, db: str | None = DB, expires_days: float = typer.Option(30.0)) -> None:
     """Print a token for alignlab.judges.human.HumanJudge on PROJECT."""
     from alignlab.app import store
@@ -275,7 +280,7 @@ def judge_token(project: str, db: str | None = DB, expires_days: float = typer.O
     typer.echo(token)
 
 
-@app.command()
+@app.command(epilog=DB_EPILOG)
 def projects(db: str | None = DB) -> None:
     """List projects with their progress."""
     from sqlalchemy import select
@@ -288,7 +293,7 @@ def projects(db: str | None = DB) -> None:
             typer.echo(json.dumps({"name": p.name, "kinds": p.kinds, **progress(s, p)}))
 
 
-@app.command()
+@app.command(epilog=DB_EPILOG)
 def stats(project: str, db: str | None = DB) -> None:
     """Agreement, per-annotator numbers and position bias, as JSON."""
     from alignlab.app import store
@@ -301,7 +306,7 @@ def stats(project: str, db: str | None = DB) -> None:
             _fail(err.message)
 
 
-@app.command()
+@app.command(epilog=DB_EPILOG)
 def export(
     project: str,
     db: str | None = DB,
