@@ -33,6 +33,15 @@ def test_help_and_version_import_no_heavy_library(argv):
     assert "HEAVY=\n" in result.stderr or result.stderr.rstrip().endswith("HEAVY=")
 
 
+def test_version_answers_before_the_command_line_library_loads():
+    probe = STARTUP_PROBE.format(argv=["--version"]).replace('"datasets"', '"datasets", "typer", "rich"')
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    from importlib.metadata import version
+
+    assert result.stdout == f"alignlab {version('alignlab')}\n"
+    assert result.stderr.rstrip().endswith("HEAVY="), result.stderr
+
+
 def test_every_group_is_listed_and_runs_its_own_help():
     listed = run_cli(["--help"], env={"COLUMNS": "200"})
     for group in ("models", "data", "judges", "rm", "cache", "sim", "app"):

@@ -14,6 +14,14 @@ from __future__ import annotations
 
 def main(argv: list[str] | None = None) -> None:
     """The console-script entry point (``alignlab = "alignlab.cli:main"``)."""
+    import sys
+
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        # Answered before typer and rich load (their import is most of a command's start-up).
+        from alignlab import __version__
+
+        print(f"alignlab {__version__}")
+        return
     from alignlab.cli.root import main as run
 
     run(argv)
