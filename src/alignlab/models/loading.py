@@ -10,6 +10,7 @@ safetensors only and ``trust_remote_code`` is off unless the config turns it on.
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -239,7 +240,13 @@ def attach_lora(model: Any, lora: LoraSettings) -> Any:
         target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft reads transformers 5's deprecated ``is_gradient_checkpointing``: its FutureWarning is about
+        # peft's code, not the run's, and says nothing a user can act on (transformers is bounded < 5.40).
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        return get_peft_model(model, config)
 
 
 def frozen_copy(model: Any) -> Any:
