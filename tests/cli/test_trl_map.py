@@ -170,6 +170,11 @@ def test_trl_command_prints_the_alignlab_config(tmp_path):
     assert printed["objectives"] == [
         {"name": "kto", "beta": 0.5, "desirable_weight": 1.0, "undesirable_weight": 1.0}
     ]  # the weights TRL's KTOConfig defaults to (tests/cli/test_trl_defaults.py)
+    # an alignlab key TRL has no name for (the data errors advise it) and one that overrides a TRL argument
+    sets = ["--set", "data.on_error=skip", "--set", "train.steps=2"]
+    result = run_cli(["trl", "kto", "--config", str(trl_yaml), *sets, "--dry-run"])
+    printed = yaml.safe_load(result.stdout)
+    assert printed["data"]["on_error"] == "skip" and printed["train"]["steps"] == 2, result.stderr
 
 
 def test_train_takes_trl_names_and_set_still_wins(tmp_path):

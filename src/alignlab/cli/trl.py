@@ -50,8 +50,12 @@ def _read_trl_yaml(path: Path) -> dict[str, str]:
     return {str(k): ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in loaded.items()}
 
 
-def run_trl(trainer: str, config: Path | None, dry_run: bool, argv: list[str]) -> None:
-    """Translate, print the alignlab config, and (unless ``dry_run``) train it."""
+def run_trl(
+    trainer: str, config: Path | None, dry_run: bool, argv: list[str], sets: list[str] | None = None
+) -> None:
+    """Translate, print the alignlab config, and (unless ``dry_run``) train it. ``sets`` are alignlab
+    ``--set KEY=VALUE`` overrides applied after the translation (a key TRL has no argument for, such as
+    ``data.on_error``, which the data errors name)."""
     from alignlab.config import ConfigError, dump_config, load_config
 
     try:
@@ -60,7 +64,7 @@ def run_trl(trainer: str, config: Path | None, dry_run: bool, argv: list[str]) -
         translation = translate_trl(args, trainer)  # TRL's defaults where an argument is absent
     except TrlArgumentError as err:
         raise ConfigError(f"alignlab trl {trainer}: {err}") from None
-    cfg = load_config(None, translation.overrides())
+    cfg = load_config(None, [*translation.overrides(), *(sets or [])])
     for note in translation.notes:
         err_console.print(f"[dim]alignlab:[/dim] {note}", highlight=False)
     err_console.print(f"[dim]alignlab:[/dim] TRL {trainer} as an alignlab config (alignlab train CONFIG):")
@@ -79,8 +83,11 @@ def _make_command(trainer: str) -> Any:
         ctx: typer.Context,
         config: Path | None = typer.Option(None, "--config", help="A TRL YAML config (argument: value)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the alignlab config; do not train."),
+        set_: list[str] = typer.Option(
+            [], "--set", help="An alignlab key TRL has no argument for: --set data.on_error=skip (wins)."
+        ),
     ) -> None:
-        run_trl(trainer, config, dry_run, list(ctx.args))
+        run_trl(trainer, config, dry_run, list(ctx.args), set_)
 
     command.__doc__ = (
         f"TRL's {trainer} trainer: any of its arguments (--model_name_or_path, --dataset_name, --loss_type, "

@@ -170,7 +170,8 @@ def markdown() -> str:
         "",
         "`alignlab train` takes TRL's common argument names as aliases, and `alignlab trl TRAINER` reads a "
         "whole TRL command line (or `--config trl.yaml`), prints the alignlab config it stands for and runs "
-        "it (`--dry-run` only prints). `alignlab trl` starts from TRL's defaults for that trainer "
+        "it (`--dry-run` only prints; `--set KEY=VALUE` sets an alignlab key TRL has no argument for, such as "
+        "`data.on_error=skip`). `alignlab trl` starts from TRL's defaults for that trainer "
         "([below](#trls-defaults)), so the same command line means TRL's run; `alignlab train` starts from "
         "alignlab's defaults (docs/config.md) and sets only the TRL arguments given:",
         "",
