@@ -17,12 +17,20 @@ def _pyplot() -> Any:
     return plt
 
 
-def method_bars(path: Path, gold: Mapping[str, float], attributes: Mapping[str, Mapping[str, float]]) -> Path:
-    """Gold reward per method (left) and attribute means per policy (right)."""
+def method_bars(
+    path: Path,
+    gold: Mapping[str, float],
+    attributes: Mapping[str, Mapping[str, float]],
+    errors: Mapping[str, float] | None = None,
+) -> Path:
+    """Gold reward per method (left; with ``errors``, each bar's ± 1 standard error) and attribute means
+    per policy (right)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.bar(list(gold), list(gold.values()), color=["#888", "#2a7", "#27c", "#c72"][: len(gold)])
-    left.set_ylabel("mean gold reward")
+    yerr = [errors[name] for name in gold] if errors else None
+    colours = ["#888", "#2a7", "#27c", "#c72"][: len(gold)]
+    left.bar(list(gold), list(gold.values()), color=colours, yerr=yerr, capsize=6 if yerr else 0)
+    left.set_ylabel("mean gold reward" + (" (± 1 standard error)" if yerr else ""))
     left.set_title("gold reward on held-out prompts")
     names = [n for n in next(iter(attributes.values())) if n != "words"]
     width = 0.8 / max(1, len(attributes))
@@ -41,7 +49,12 @@ def overoptimisation(path: Path, curve: Mapping[str, Sequence[float]], title: st
     """Gold and proxy reward against KL (left) and gold against proxy (right)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.plot(curve["kl"], curve["gold"], "o-", label="gold reward")
+    if curve.get("gold_se"):  # ± 1 standard error over prompts, where the curve carries it
+        left.errorbar(
+            curve["kl"], curve["gold"], yerr=curve["gold_se"], fmt="o-", capsize=4, label="gold reward ± 1 SE"
+        )
+    else:
+        left.plot(curve["kl"], curve["gold"], "o-", label="gold reward")
     left.plot(curve["kl"], curve["proxy"], "s--", label="proxy reward")
     for x, y, n in zip(curve["kl"], curve["gold"], curve["n"]):
         left.annotate(f"n={n}", (x, y), textcoords="offset points", xytext=(3, 4), fontsize=8)

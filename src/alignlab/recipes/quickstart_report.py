@@ -104,6 +104,11 @@ def write_quickstart_report(
             f"best-of-{bon['n']} (RM)": bon["gold_reward"],
         },
         {"SFT": sft_eval["attributes"], "DPO": dpo_eval["attributes"]},
+        {
+            "SFT": sft["gold_reward_se"],
+            "DPO": dpo["gold_reward_se"],
+            f"best-of-{bon['n']} (RM)": bon["gold_reward_se"],
+        },
     )
     plots.overoptimisation(
         out / "bon_curve.png", bon["curve"], title="best-of-n, the quickstart's reward model"
@@ -150,7 +155,7 @@ def write_quickstart_report(
         (
             "Gold reward by method",
             _p(
-                "Mean gold reward of answers to held-out prompts (left) and the attributes it is made of (right)."
+                "Mean gold reward of answers to held-out prompts (left; error bars: ± 1 standard error) and the attributes it is made of (right)."
             )
             + embed_png(out / "gold_by_method.png", "gold reward by method"),
         ),
