@@ -11,15 +11,7 @@ from transformers.trainer_utils import SchedulerType
 
 from alignlab.cli.trl_map import TrlArgumentError, parse_argv, translate
 from alignlab.train.schedule import learning_rate_schedule
-
-
-def _rates(scheduler: torch.optim.lr_scheduler.LRScheduler, optimizer: torch.optim.Optimizer, steps: int):
-    rates = []
-    for _ in range(steps):
-        rates.append(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-    return rates
+from tests.train.test_schedule import _rates
 
 
 @pytest.mark.parametrize("trl_name", [s.value for s in SchedulerType])
