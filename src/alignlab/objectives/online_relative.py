@@ -26,7 +26,7 @@ from alignlab.objectives.state import StepStatistics
 from alignlab.objectives.trpa import trpa_loss_from_rewards, trust_region_kl
 from alignlab.objectives.views import RolloutBatch
 
-NEEDS = ("token_logps", "token_entropy")
+NEEDS = ("token_logps", "token_entropy_metric")  # the entropy is only logged: no gradient
 
 
 def _groups(batch: RolloutBatch, name: str, size: int | None = None) -> tuple[list[Tensor], int]:

@@ -23,7 +23,7 @@ from alignlab.objectives.registry import objective
 from alignlab.objectives.rollouts import RolloutPlan, rollout_plan
 from alignlab.objectives.views import RolloutBatch
 
-NEEDS = ("token_logps", "token_entropy")
+NEEDS = ("token_logps", "token_entropy_metric")  # the entropy is only logged: no gradient
 
 
 def aggregate(per_token: Tensor, batch: RolloutBatch, mode: str, normalisers: Any) -> Tensor:

@@ -13,13 +13,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignlab.scoring.token_statistics import TOKEN_STATISTICS
+from alignlab.scoring.token_statistics import TOKEN_STATISTICS, WITHOUT_GRADIENT
 
 # What an objective may ask the engine for. "logps" and "lengths" are always computed; the per-token
 # statistics are the table in token_statistics.py, each filling the Scores field of its name.
 NEEDS = {
     "reference": "reference log-probs (summed; per token too when token_logps is needed)",
     **{name: stat.doc for name, stat in TOKEN_STATISTICS.items()},
+    **{
+        need: f"{stat} computed without gradients, for logging only (fills {stat}; an objective whose loss "
+        f"contains it needs {stat})"
+        for need, stat in WITHOUT_GRADIENT.items()
+    },
     "hidden": "pooled hidden state of the last completion token",
     "rewards": "reward-head outputs (scalar or one per attribute) of a reward model",
     "prompt_logps": "summed log-probs of the prompt tokens (for SFT with prompt loss)",

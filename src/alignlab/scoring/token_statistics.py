@@ -6,6 +6,12 @@ log-softmax recomputed in backward, and fills the :class:`~alignlab.scoring.scor
 same name, padded ``[.., T]`` with ``token_mask``. The name is also the engine need that asks for it
 (``scoring.scores.NEEDS``). ``token_logps`` is always computed (the summed ``logps`` are its sums).
 Adding a statistic is one entry here and one ``Scores`` field.
+
+A statistic an objective only logs is asked for by its name in :data:`WITHOUT_GRADIENT` (e.g.
+``token_entropy_metric``): the same values in the same field, computed under ``no_grad`` after the others,
+so the backward pass neither differentiates it nor recomputes it (the checkpoint's recomputation stops
+once the tensors the gradient needs are rebuilt). An objective that differentiates it (Quark's entropy
+term) asks for the statistic itself, which wins when both are asked for.
 """
 
 from __future__ import annotations
@@ -102,8 +108,18 @@ TOKEN_STATISTICS: dict[str, TokenStatistic] = {
 }
 
 
+# need name -> the statistic it fills, computed without gradients (for logging only)
+WITHOUT_GRADIENT: dict[str, str] = {"token_entropy_metric": "token_entropy"}
+
+
+def without_gradient(needs: frozenset[str]) -> frozenset[str]:
+    """The statistics ``needs`` asks for only to log: named in :data:`WITHOUT_GRADIENT`, not for themselves."""
+    return frozenset(stat for need, stat in WITHOUT_GRADIENT.items() if need in needs and stat not in needs)
+
+
 def requested(needs: frozenset[str]) -> tuple[TokenStatistic, ...]:
-    """The statistics ``needs`` asks for, ``token_logps`` first and always."""
+    """The statistics ``needs`` asks for (with gradients or only to log), ``token_logps`` first and always."""
+    wanted = needs | without_gradient(needs)
     return (TOKEN_STATISTICS["token_logps"],) + tuple(
-        s for name, s in TOKEN_STATISTICS.items() if name != "token_logps" and name in needs
+        s for name, s in TOKEN_STATISTICS.items() if name != "token_logps" and name in wanted
     )
