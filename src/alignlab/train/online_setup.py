@@ -205,6 +205,10 @@ def _bind(source: RolloutSource, context: Any) -> None:
                 "with the adapters switched off)"
             )
         reference = make_reference(config, context.policy, context.callbacks, source.note)
+        why = f"KL coefficient {kl_coef:g}" if kl_coef > 0 else "the method scores against it"
+        source.note(f"reference policy loaded for the rollouts ({why})")
+    else:
+        source.note("no reference policy: the rollouts carry no KL term (KL coefficient 0)")
     if plan.needs_values:
         attach_value_head(context.policy, source.note)
     if plan.source == "nlpo":

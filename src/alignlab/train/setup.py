@@ -142,7 +142,7 @@ def build_context(
     reference = None
     if objective.uses_reference:
         reference = make_reference(config, policy, callbacks, note)
-    else:
+    elif config.online is None:  # online runs load it with the rollout source when the KL term needs it
         note("no objective uses a reference policy: no reference model loaded")
     cache: dict[str, ReferenceLogps | None] = {"train": None, "eval": None}
     # online runs score new samples every rollout: nothing to cache ahead, the reference stays loaded
