@@ -212,9 +212,12 @@ def test_pairs_of_and_preference_judges():
     with pytest.raises(ValueError, match="no ranked pairs"):
         pairs_of([Record("s", ["only"]), Record("t", ["a", "b"], ranking=[0, 0])])
 
-    class Fixed(Judge):  # a preference model with no scores: metrics use prefer_many directly
+    fixed = {("a", "b"): 0.9, ("a", "c"): 0.5, ("b", "c"): 0.2, ("y", "x"): 0.6, ("z", "x"): 0.6}
+
+    class Fixed(Judge):  # a preference model with no scores (and no position bias): asked in both orders
         def prefer_many(self, prompts, a, b):
-            return torch.tensor([0.9, 0.5, 0.2, 0.6, 0.6])
+            p = [fixed[(x, y)] if (x, y) in fixed else 1 - fixed[(y, x)] for x, y in zip(a, b)]
+            return torch.tensor(p, dtype=torch.float64)
 
     result = evaluate_judge(Fixed(), records)
     assert result.accuracy == pytest.approx((1 + 0.5 + 0 + 1 + 1) / 5)

@@ -197,6 +197,7 @@ def test_every_module_registers_itself_and_the_buildable_ones_list_their_setting
         "bleuberi",
         "gpm",
         "human",
+        "implicit_reward",
         "reward_function",
         "reward_model",
         "rlaif",

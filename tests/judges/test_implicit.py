@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from alignlab.data.records import pair
@@ -61,3 +62,38 @@ def test_policy_equal_to_reference_gives_zero_reward():
     policy, tok = tiny_model("llama", seed=3)
     judge = ImplicitRewardJudge(policy, tok, policy, beta=0.1)
     assert torch.allclose(judge.score(["a", "b"], ["one", "two"]), torch.zeros(2))
+
+
+def test_implicit_reward_from_config_takes_the_run_s_reference_beta_and_truncation(tmp_path):
+    import yaml
+
+    from alignlab.judges.build import build_judge
+    from alignlab.judges.registry import JudgeConfigError
+
+    policy, tok = tiny_model("llama", seed=5)
+    reference, _ = tiny_model("llama", seed=6)
+    run = tmp_path / "run"
+    policy.save_pretrained(run / "model")
+    tok.save_pretrained(run / "model")
+    reference.save_pretrained(tmp_path / "start")
+    tok.save_pretrained(tmp_path / "start")
+    config = {
+        "model": {"path": str(tmp_path / "start")},
+        "objectives": [{"name": "dpo", "beta": 0.25}],
+        "data": {"max_length": 64, "max_prompt_length": 24, "truncate_prompt": "keep_end"},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    judge = build_judge({"name": "implicit_reward", "path": str(run)})
+    assert judge.beta == 0.25 and judge.variant == "ref"
+    assert (judge.truncation.max_length, judge.truncation.max_prompt_length) == (64, 24)
+    rewards = judge.score([p for p, _, _ in PAIRS], [w for _, w, _ in PAIRS]).numpy()
+    for (p, w, _), r in zip(PAIRS, rewards):  # short rows: nothing is cut
+        want = 0.25 * (hand_logps(policy, tok, p, w).sum() - hand_logps(reference, tok, p, w).sum())
+        assert np.isclose(r, want, atol=1e-4)
+    # a model folder without a run's config needs the reference named (or a reference-free variant)
+    policy.save_pretrained(tmp_path / "bare")
+    tok.save_pretrained(tmp_path / "bare")
+    with pytest.raises(JudgeConfigError, match=r"--judge\.reference: .*sum, avg, norm"):
+        build_judge({"name": "implicit_reward", "path": str(tmp_path / "bare")}, where="--judge")
+    avg = build_judge({"name": "implicit_reward", "path": str(tmp_path / "bare"), "variant": "avg"})
+    assert avg.reference is None and avg.truncation is None

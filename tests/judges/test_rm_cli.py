@@ -213,3 +213,32 @@ def test_judges_json_lists_the_registry(setup):
     kinds = {j["name"]: j["kind"] for j in listed}
     assert kinds["gpm"] == kinds["pair_pm"] == "preferences" and kinds["reward_model"] == "scores"
     assert all(j["paper"] and j["summary"] and j["class"].startswith("alignlab.judges.") for j in listed)
+
+
+def test_eval_judge_takes_any_judge_spec(setup, capsys):
+    from alignlab.cli import main
+
+    root = setup[0]
+    spec = "{name: rule, function: alignlab.judges.rules:shorter_is_better}"
+    main(["eval", "judge", "--judge", spec, "--data", str(root / "pairs.jsonl"), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    lengths = [(len(w), len(lose)) for _, _, w, lose in PAIRS]
+    correct = [1.0 if a < b else 0.5 if a == b else 0.0 for a, b in lengths]
+    assert result["judge"] == spec and result["n"] == len(PAIRS)
+    assert result["accuracy"] == pytest.approx(np.mean(correct))
+    by_length = result["metrics"]["accuracy_by_length"]["estimates"]
+    assert by_length["shorter_rule"]["value"] == pytest.approx(np.mean(correct))
+    assert by_length["balanced"]["value"] == pytest.approx(0.5)  # a length-only judge, length-controlled
+
+
+@pytest.mark.parametrize("args, word", [(["--model", "rm", "--judge", "rule"], "both"), ([], "neither")])
+def test_eval_judge_needs_exactly_one_judge(setup, capsys, monkeypatch, args, word):
+    from alignlab.cli import main
+
+    root = setup[0]
+    monkeypatch.chdir(root)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "judge", *args, "--data", "pairs.jsonl"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert f"--model RUN (a trained reward model) or --judge SPEC (any judge), not {word}" in err

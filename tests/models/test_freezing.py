@@ -66,3 +66,23 @@ def test_a_training_step_moves_only_the_top_block(tmp_path):
     assert {id(p) for group in trainer.optimizer.param_groups for p in group["params"]} == {
         id(p) for p in trainer.context.unwrapped_policy().parameters() if p.requires_grad
     }
+
+
+def test_a_reward_model_trains_its_top_blocks_norm_and_head():
+    from alignlab.models.loading import load_model
+
+    model = load_model(ModelSettings(path="tiny:llama", kind="reward_model", train_top_layers=1))
+    names = [n for n, _ in model.named_parameters()]
+    top = max(int(n.split(".")[2]) for n in names if n.startswith("backbone.layers."))
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    # by hand: the last block, the final norm and the new reward head; embeddings and lower blocks frozen
+    assert trained == {
+        n for n in names if n.startswith((f"backbone.layers.{top}.", "backbone.norm.", "reward_head."))
+    }
+    assert any(n.startswith("backbone.layers.0.") for n in names) and top >= 1
+    ids = torch.randint(5, 100, (2, 8), generator=torch.Generator().manual_seed(0))
+    hidden = model.backbone(input_ids=ids).last_hidden_state[:, -1]
+    model.reward_head(hidden).sum().backward()
+    assert all((p.grad is not None) == (n in trained) for n, p in model.named_parameters())
+    with pytest.raises(ModelLoadError, match="train_top_layers is 9 but the model has"):
+        load_model(ModelSettings(path="tiny:llama", kind="reward_model", train_top_layers=9))

@@ -71,3 +71,20 @@ def test_held_out_prompts_are_written_once_each_in_the_form_eval_policies_reads(
     path = tmp_path / "eval_prompts.jsonl"
     assert write_eval_prompts(held_out, path) == 2  # the repeated chat prompt once
     assert [row.prompt for row in load_prompts(str(path))] == [chat, "plain"]
+
+
+def test_held_out_records_are_written_as_the_pairs_eval_judge_reads(tmp_path):
+    from alignlab.data.io import read_records
+    from alignlab.train.data import write_eval_records
+
+    chat = [{"role": "user", "content": "hi"}]
+    records = [Record(chat, ["a", "b"], ranking=[0, 1]), Record("plain", ["c", "d"], ranking=[1, 0])]
+    _, _, held_out = _load(tmp_path, progress=False)
+    held_out.records = records
+    path = tmp_path / "eval_records.jsonl"
+    assert write_eval_records(held_out, path) == 2
+    back = read_records(str(path), format="alignlab")
+    assert [(r.prompt, r.completions, r.ranking) for r in back] == [
+        (chat, ["a", "b"], [0, 1]),
+        ("plain", ["c", "d"], [1, 0]),
+    ]

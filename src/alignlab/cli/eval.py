@@ -3,6 +3,7 @@
     alignlab eval list                                   # the registry: name, inputs, paper
     alignlab eval compute winrate --input verdicts.jsonl # any metric on a JSONL table of its inputs
     alignlab eval judge --model runs/rm --data pairs.jsonl   # reward model / judge on labelled pairs (= rm eval)
+    alignlab eval judge --judge '{name: rlaif, path: builtin:smollm2-135m-instruct}' --data pairs.jsonl
     alignlab eval policies --model A --baseline B --prompts FILE --judge SPEC
     alignlab eval feedback --data pairs.jsonl            # separability, wimhf, rating/ranking consistency
     alignlab eval run runs/my-dpo --prompts FILE --gold SPEC --proxy SPEC   # over-optimisation curves
@@ -24,6 +25,7 @@ import typer
 from rich.table import Table
 
 from alignlab.cli import eval_just, eval_policies, eval_sources
+from alignlab.cli.eval_options import judge_option
 from alignlab.cli.eval_output import console, emit, parse_options
 
 app = typer.Typer(
@@ -86,8 +88,15 @@ def compute(
 
 @app.command("judge")
 def judge_command(
-    model: Path = typer.Option(
-        ..., "--model", help="Run directory (or its model/ folder) of a trained reward model."
+    model: Path | None = typer.Option(
+        None, "--model", help="Run directory (or its model/ folder) of a trained reward model."
+    ),
+    judge_text: str | None = typer.Option(
+        None,
+        "--judge",
+        help="Instead of --model, any judge spec (a name or YAML), e.g. "
+        "'{name: rlaif, path: builtin:smollm2-135m-instruct}' or "
+        "'{name: implicit_reward, path: runs/my-dpo}'; a judge without scores is asked in both orders.",
     ),
     data: str = typer.Option(..., "--data", help="Preference data: a file, a datasets folder or a hub id."),
     format: str = typer.Option("auto", "--format", help="Data format (auto, alignlab, hh-rlhf, trl, ...)."),
@@ -111,7 +120,7 @@ def judge_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
 ) -> None:
-    """Evaluate a reward model on labelled pairs: accuracy ± SE, ECE with its bootstrap interval, RewardBench sections, rewards."""
+    """Evaluate a reward model or judge on labelled pairs: accuracy ± SE, ECE with its bootstrap interval, accuracy where the chosen answer is the shorter / the longer, RewardBench sections, rewards."""
     from alignlab.config import ConfigError
     from alignlab.data.io import load_records, switch_hint
     from alignlab.eval.judge_eval import evaluate_pairs
@@ -119,6 +128,11 @@ def judge_command(
     from alignlab.eval.rm_metrics import plot_reliability
     from alignlab.judges.reward_model import load_judge
 
+    if (model is None) == (judge_text is None):
+        raise ConfigError(
+            "give the judge to evaluate: --model RUN (a trained reward model) or --judge SPEC (any judge), not "
+            + ("both" if model is not None else "neither")
+        )
     if data.startswith("builtin:"):
         from alignlab.data.builtin import builtin_records
 
@@ -140,19 +154,23 @@ def judge_command(
             raise ConfigError(
                 f"--sections {sections} is not JSON ({err}); write an object mapping each section to a list of subsets"
             ) from None
-    judge = load_judge(model, batch_size=batch_size)
+    if model is not None:
+        judge, name = load_judge(model, batch_size=batch_size), f"reward model {model}"
+    else:
+        judge, name = judge_option(judge_text), f"judge {judge_text}"
     try:
         result, metrics, more = evaluate_pairs(judge, records, mapping, on_invalid=on_invalid)
     except MetricError as err:
         raise ConfigError(str(err)) from None
     notes += more
-    if plot is None and not as_json:
+    if plot is None and not as_json and model is not None:
         plot = Path(model) / "report" / "rm_eval.png"
     if plot is not None:
         plot_reliability(result, plot)
     if as_json:
         out = result.to_dict()
-        out["data"], out["model"] = str(data), str(model)
+        out["data"] = str(data)
+        out["model" if model is not None else "judge"] = str(model if model is not None else judge_text)
         if plot is not None:
             out["plot"] = str(plot)
         if notes:
@@ -161,14 +179,15 @@ def judge_command(
         if report is not None:
             from alignlab.eval.html_report import write_eval_report
 
-            write_eval_report(report, f"reward model {model} on {data}", metrics, notes)
+            write_eval_report(report, f"{name} on {data}", metrics, notes)
             out["report"] = str(report)
         print(json.dumps(out, indent=2, default=str))
         return
-    emit(metrics, notes, False, report, title=f"reward model {model} on {data} ({result.n} pairs)")
-    for name, v in result.rewards.items():
-        console.print(f"reward {name}: mean {v['mean']:.3f}, std {v['std']:.3f}")
-    console.print(f"plot: {plot}")
+    emit(metrics, notes, False, report, title=f"{name} on {data} ({result.n} pairs)")
+    for side, v in result.rewards.items():
+        console.print(f"reward {side}: mean {v['mean']:.3f}, std {v['std']:.3f}")
+    if plot is not None:
+        console.print(f"plot: {plot}")
 
 
 # The subcommands that gather their own evidence live in eval_policies and eval_sources; mounted here.

@@ -1,7 +1,9 @@
 """A reward model or judge on labelled pairs: the figures of ``alignlab eval judge`` (and its alias ``rm eval``).
 
-Scores every ranked pair of the records once, then runs the registered metrics that read pairs: accuracy with
-its SE, ``ece`` (bootstrap interval), ``rewardbench`` (when subsets are named, or sections given). NaN or
+Scores every ranked pair of the records once (a judge without scalar scores in both orders, averaged), then
+runs the registered metrics that read pairs: accuracy with its SE, ``ece`` (bootstrap interval),
+``accuracy_by_length`` (where the chosen answer is the shorter / the longer, and the shorter-answer rule's
+accuracy beside it), ``rewardbench`` (when subsets are named, or sections given). NaN or
 infinite rewards are reported by record (``on_invalid``): before this module they silently counted as wrong.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 from alignlab.data.records import Record
 from alignlab.eval.calibration import ece
 from alignlab.eval.inputs import invalid_report
+from alignlab.eval.length_accuracy import accuracy_by_length
 from alignlab.eval.rewardbench import SUBSET_MAPPING, rewardbench
 from alignlab.eval.rm_metrics import RMEvalResult, pair_probabilities, pairs_of, summarize
 from alignlab.eval.uncertainty import MetricResult, mean_estimate
@@ -38,7 +41,7 @@ def score_pairs(judge: Any, records: Sequence[Record], on_invalid: str = "raise"
     prompts, chosen, rejected, subsets = pairs_of(records)
     n = len(prompts)
     notes: list[str] = []
-    p, cw, cl = pair_probabilities(judge, prompts, chosen, rejected)
+    p, cw, cl = pair_probabilities(judge, prompts, chosen, rejected, notes)
     if cw is not None and cl is not None:
         bad = {}
         for i in range(n):
@@ -84,6 +87,11 @@ def evaluate_pairs(
     metrics: dict[str, MetricResult] = {
         "accuracy": MetricResult("accuracy", {"accuracy": mean_estimate(correct)}, {"ties": "count ½"}),
         "ece": ece(p_chosen=s.p_chosen, n_bins=n_bins, rounds=rounds),
+        "accuracy_by_length": accuracy_by_length(
+            p_chosen=s.p_chosen,
+            chosen_lengths=[len(c) for c in s.chosen],
+            rejected_lengths=[len(r) for r in s.rejected],
+        ),
     }
     if mapping:
         kwargs: dict[str, Any] = {"subsets": s.subsets, "sections": mapping}

@@ -184,21 +184,54 @@ def evaluate_judge(
 
 
 def pair_probabilities(
-    judge: Any, prompts: list[Any], chosen: list[str], rejected: list[str]
+    judge: Any,
+    prompts: list[Any],
+    chosen: list[str],
+    rejected: list[str],
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(P(chosen ≻ rejected), chosen rewards, rejected rewards) per pair. A scalar judge scores both sides and
-    p = σ(r_chosen − r_rejected) (Bradley-Terry); a judge without scalar scores gives p by ``prefer_many`` and
-    no rewards (None)."""
+    p = σ(r_chosen − r_rejected) (Bradley-Terry); a judge without scalar scores (an LM asked "A or B?") is
+    asked in both orders and p is their symmetric average, so its position bias cannot pass for accuracy
+    (the data lists the chosen answer first); no rewards (None). The position bias and the pairs whose
+    verdict flips with the order go to ``notes``."""
     n = len(prompts)
     try:
         scores = judge.score(prompts + prompts, chosen + rejected)
     except NotImplementedError:
         scores = None
     if scores is None or scores.dim() != 1:
-        return judge.prefer_many(prompts, chosen, rejected).double().numpy(), None, None
+        return preference_both_orders(judge, prompts, chosen, rejected, notes), None, None
     cw, cl = scores[:n].double().numpy(), scores[n:].double().numpy()
     # Exact ties must stay exactly 1/2 (np.exp rounding could move them).
     return np.where(cw == cl, 0.5, 1.0 / (1.0 + np.exp(-(cw - cl)))), cw, cl
+
+
+def preference_both_orders(
+    judge: Any, prompts: list[Any], chosen: list[str], rejected: list[str], notes: list[str] | None = None
+) -> np.ndarray:
+    """p = ½ [P(chosen ≻ rejected | chosen shown first) + 1 − P(rejected ≻ chosen | rejected shown first)]
+    (RLAIF's position-debiased preference, :mod:`alignlab.data.label.symmetric`), one ``prefer_many`` call."""
+    from alignlab.data.label.symmetric import position_bias, symmetric_preference
+
+    n = len(prompts)
+    both = judge.prefer_many(prompts + prompts, chosen + rejected, rejected + chosen).double().numpy()
+    if both.shape != (2 * n,):
+        raise ValueError(
+            f"{type(judge).__name__}.prefer_many returned {both.shape} values for {2 * n} pairs (both orders "
+            f"of {n}); it must return one P(a ≻ b) per pair"
+        )
+    p_ab, p_ba = both[:n], both[n:]
+    if notes is not None:
+        bias = position_bias(p_ab, p_ba)
+        flips = int(np.sum((p_ab > 0.5) != (p_ba < 0.5)))
+        if abs(bias) > 1e-9 or flips:
+            notes.append(
+                f"the judge was asked in both orders and the two averaged: position bias "
+                f"{bias:+.3f} (mean P(the answer shown first wins) − ½); {flips} of {n} pairs change "
+                "verdict with the order"
+            )
+    return symmetric_preference(p_ab, p_ba)
 
 
 def plot_reliability(result: RMEvalResult, path: str | Path) -> Path:

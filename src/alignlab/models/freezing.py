@@ -21,6 +21,11 @@ from alignlab.models.parts import body_and_head
 def transformer_blocks(model: Any) -> torch.nn.ModuleList:
     """The list of transformer blocks of a causal LM's body (``layers`` in Llama/Qwen, ``h`` in GPT-2)."""
     body, _ = body_and_head(model)
+    return blocks_of(body)
+
+
+def blocks_of(body: Any) -> torch.nn.ModuleList:
+    """The one list of transformer blocks among a transformer body's children."""
     lists = [child for child in body.children() if isinstance(child, torch.nn.ModuleList) and len(child)]
     if len(lists) != 1:
         raise ValueError(f"{type(body).__name__} has no single list of transformer blocks")
@@ -30,11 +35,24 @@ def transformer_blocks(model: Any) -> torch.nn.ModuleList:
 def train_top_layers(model: Any, count: int) -> None:
     """Freeze every parameter of ``model`` but those of its last ``count`` transformer blocks and of the
     body's other non-embedding parts (the final norm)."""
-    blocks = transformer_blocks(model)
-    if count > len(blocks):
-        raise ValueError(f"train_top_layers is {count} but the model has {len(blocks)} transformer blocks")
     body, _ = body_and_head(model)
     model.requires_grad_(False)
+    train_top_of_body(body, count)
+
+
+def train_top_layers_of_reward_model(model: Any, count: int) -> None:
+    """The same for a reward model (:class:`alignlab.models.reward.RewardModel`): its backbone's last
+    ``count`` blocks and final norm train, and so does its reward head (new weights, which must learn)."""
+    model.requires_grad_(False)
+    train_top_of_body(model.backbone, count)
+    model.reward_head.requires_grad_(True)
+
+
+def train_top_of_body(body: Any, count: int) -> None:
+    """Unfreeze the last ``count`` blocks of ``body`` and its non-embedding parts outside the blocks."""
+    blocks = blocks_of(body)
+    if count > len(blocks):
+        raise ValueError(f"train_top_layers is {count} but the model has {len(blocks)} transformer blocks")
     for block in list(blocks)[len(blocks) - count :]:
         block.requires_grad_(True)
     for child in body.children():

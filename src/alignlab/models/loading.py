@@ -186,13 +186,11 @@ def load_model(settings: ModelSettings, for_training: bool = True, wants_rewards
         return load_causal_lm(settings, for_training)
     if settings.lora is not None:
         raise ModelLoadError("model.lora is not supported for reward models yet; remove model.lora")
-    if settings.train_top_layers is not None:
-        raise ModelLoadError("model.train_top_layers is for causal LMs; remove it for a reward model")
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     if saved_rm:
-        model = RewardModel.from_pretrained(settings.path, device, dtype)
-        return model.train(for_training)
+        model = RewardModel.from_pretrained(settings.path, device, dtype).train(for_training)
+        return _top_layers_of_reward_model(model, settings, for_training)
     try:
         model = RewardModel.from_base(
             _local_or_hub(settings.path) if not settings.path.startswith("tiny:") else settings.path,
@@ -215,6 +213,17 @@ def load_model(settings: ModelSettings, for_training: bool = True, wants_rewards
         and hasattr(model.backbone, "gradient_checkpointing_enable")
     ):
         enable_checkpointing(model.backbone)
+    return _top_layers_of_reward_model(model, settings, for_training)
+
+
+def _top_layers_of_reward_model(model: Any, settings: ModelSettings, for_training: bool) -> Any:
+    if settings.train_top_layers is not None and for_training:
+        from alignlab.models.freezing import train_top_layers_of_reward_model
+
+        try:
+            train_top_layers_of_reward_model(model, settings.train_top_layers)
+        except ValueError as err:
+            raise ModelLoadError(f"model.{err}") from None
     return model
 
 

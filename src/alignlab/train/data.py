@@ -134,6 +134,19 @@ def write_eval_prompts(data: PreparedData, path: Path) -> int:
     return len(lines)
 
 
+EVAL_RECORDS = "eval_records.jsonl"
+"""The run directory's held-out records as the run evaluated them: what ``alignlab eval judge --data`` reads."""
+
+
+def write_eval_records(data: PreparedData, path: Path) -> int:
+    """The held-out records (after conversion and the objectives' prepare hooks) in alignlab's JSONL format,
+    so a judge, or the run's own implicit reward, can be scored on exactly the run's held-out pairs."""
+    from alignlab.data.record_writer import write_records
+
+    write_records(data.records, path)
+    return len(data.records)
+
+
 def check_batch_fits(groups: int, batch_size: int) -> str | None:
     """Refuse training data that is empty after reading and tokenising; for a batch larger than the data,
     a note to log (each batch then holds some records more than once)."""

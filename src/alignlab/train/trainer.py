@@ -36,7 +36,7 @@ from alignlab.train.checkpoint import (
     save_model,
 )
 from alignlab.train.config import ConfigError, RunConfig, dump_config
-from alignlab.train.data import EVAL_PROMPTS, write_eval_prompts
+from alignlab.train.data import EVAL_PROMPTS, EVAL_RECORDS, write_eval_prompts, write_eval_records
 from alignlab.train.evaluation import evaluate, evaluate_with_metrics
 from alignlab.train.logger import MetricsLogger, duration
 from alignlab.train.online_setup import mix_offline_data, reads_offline_data, rollout_source
@@ -154,6 +154,8 @@ class Trainer:
             if self.eval_data is not None:
                 written = write_eval_prompts(self.eval_data, self.run_dir / EVAL_PROMPTS)
                 self.logger.note(f"held-out prompts: {written} written to {self.run_dir / EVAL_PROMPTS}")
+                written = write_eval_records(self.eval_data, self.run_dir / EVAL_RECORDS)
+                self.logger.note(f"held-out records: {written} written to {self.run_dir / EVAL_RECORDS}")
         acc.init_trackers(cfg.name, config=_flat(cfg.model_dump(mode="json")))
         eval_before = self.evaluate() if start_step == 0 else None
         if eval_before is not None:
