@@ -202,3 +202,25 @@ def test_policies_with_a_missing_prompts_file_is_one_line_and_exit_1(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert f"--prompts: {missing}: no such prompt file" in proc.stderr
+
+
+def test_policies_asks_a_judge_without_scores_in_both_orders(files, capsys):
+    from alignlab.judges.rlaif import RLAIFJudge
+    from alignlab.models.tiny import tiny_tokenizer
+
+    root, model, base = files
+    main(["eval", "policies", "--model", "a.jsonl", "--baseline", "b.jsonl", "--judge", "{name: rlaif, path: tiny:llama}",
+          "--metric", "winrate", "--on-invalid", "skip", "--json", "--out", "verdicts.jsonl"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in (root / "verdicts.jsonl").read_text().splitlines()]
+    # By hand: the same LM asked with the model's answer as A, then as B; p = ½ (P_AB + 1 − P_BA).
+    lm, _ = tiny_model("llama", seed=0)
+    judge = RLAIFJudge(lm.eval(), tiny_tokenizer())
+    prompts, a, b = [m[0] for m in model[:22]], [m[1] for m in model[:22]], [x[1] for x in base[:22]]
+    p_ab = judge.prefer_many(prompts, a, b).double().numpy()
+    p_ba = judge.prefer_many(prompts, b, a).double().numpy()
+    want = 0.5 * (p_ab + 1 - p_ba)
+    assert [r["verdict"] for r in rows] == pytest.approx(want.tolist())
+    assert out["metrics"]["winrate"]["estimates"]["win_rate"]["value"] == pytest.approx(100 * want.mean())
+    bias = np.mean(0.5 * (p_ab + p_ba)) - 0.5
+    assert f"position bias {bias:+.3f}" in " ".join(out["notes"])

@@ -45,7 +45,7 @@ def policies(
     import json
 
     from alignlab.eval.lc_winrate import lc_winrate
-    from alignlab.eval.policy_eval import judge_verdicts, match_outputs
+    from alignlab.eval.policy_eval import has_scores, judge_verdicts, match_outputs
     from alignlab.eval.registry import MetricError
     from alignlab.eval.winrate import winrate
 
@@ -61,7 +61,16 @@ def policies(
         system_outputs(baseline, rows, max_new_tokens, temperature, seed + 1),
         on_invalid,
     )
-    verdicts = judge_verdicts(judge_option(judge), matched.prompts, matched.model, matched.baseline, seed)
+    built = judge_option(judge)
+    verdicts = judge_verdicts(
+        built,
+        matched.prompts,
+        matched.model,
+        matched.baseline,
+        seed,
+        both_orders=not has_scores(built),
+        notes=matched.notes,
+    )
     results = {}
     if "winrate" in names:
         results["winrate"] = winrate(verdicts=verdicts.tolist(), on_invalid=on_invalid)

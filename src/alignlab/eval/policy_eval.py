@@ -6,7 +6,10 @@ prompts answered twice by one system and empty outputs are reported by record wi
 raise, or skip and note); nothing is dropped silently.
 
 Position bias: AlpacaEval shows the two outputs in a random order. Here prompt i's pair is judged as (model,
-baseline) when a seeded coin says so, else as (baseline, model) with p_i = 1 − P(baseline ≻ model).
+baseline) when a seeded coin says so, else as (baseline, model) with p_i = 1 − P(baseline ≻ model). A judge
+without scalar scores (an LM asked "A or B?") is asked in both orders instead, p_i = ½ [P(model ≻ baseline |
+model first) + 1 − P(baseline ≻ model | baseline first)] (RLAIF's debiasing, Lee et al. 2023 §2.1.1): its
+position bias then cancels in every pair instead of on average, which removes that noise from the win rate.
 """
 
 from __future__ import annotations
@@ -97,14 +100,32 @@ def match_outputs(
 
 
 def judge_verdicts(
-    judge: Any, prompts: Sequence[Any], model: Sequence[str], baseline: Sequence[str], seed: int = 0
+    judge: Any,
+    prompts: Sequence[Any],
+    model: Sequence[str],
+    baseline: Sequence[str],
+    seed: int = 0,
+    both_orders: bool = False,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
-    """p_i = P(model ≻ baseline), each pair shown in a seeded random order (module docstring)."""
+    """p_i = P(model ≻ baseline), each pair shown in a seeded random order, or in both orders averaged
+    (``both_orders``; the position bias then goes to ``notes``) (module docstring)."""
+    if both_orders:
+        from alignlab.eval.rm_metrics import preference_both_orders
+
+        return preference_both_orders(judge, list(prompts), list(model), list(baseline), notes)
     first = np.random.default_rng(seed).random(len(prompts)) < 0.5
     a = [m if f else b for m, b, f in zip(model, baseline, first)]
     b = [b if f else m for m, b, f in zip(model, baseline, first)]
     p = np.asarray(judge.prefer_many(list(prompts), a, b), dtype=float)
     return np.where(first, p, 1.0 - p)
+
+
+def has_scores(judge: Any) -> bool:
+    """Whether ``judge`` gives scalar scores (σ(s_a − s_b) is then the same in either order)."""
+    from alignlab.judges.base import Judge
+
+    return type(judge).score is not Judge.score
 
 
 def generate_outputs(
