@@ -103,7 +103,7 @@ def test_flex_training_on_cpu_is_refused_with_the_reason():
     model, _ = tiny_model("qwen2")
     with pytest.raises(ValueError, match="no backward pass on CPU.*attention 'sdpa'"):
         Engine("packed", attention="flex")(model, make_batch(records, groups, "packed"), set())
-    with pytest.raises(ValueError, match="engine.attention must be one of auto, sdpa, segment, flex"):
+    with pytest.raises(ValueError, match="engine.attention must be one of auto, sdpa, segment, branch, flex"):
         Engine(attention="flash")
 
 

@@ -1,6 +1,7 @@
 """Online training on CPU with no micro-batch setting cuts a rollout step into forward passes of at most
 ONLINE_CPU_MICRO_BATCH_TOKENS positions (bounded activation memory) with the loss and gradients of one pass
-over the whole step; offline training keeps one pass."""
+over the whole step, and computes attention branch by branch; offline training keeps one pass and per-segment
+SDPA."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def test_online_cpu_default_cuts_a_rollout_step_with_the_loss_and_gradients_of_o
         layout_tokens([batch.groups[i] for i in p], layout) <= ONLINE_CPU_MICRO_BATCH_TOKENS for p in passes
     )
     assert sorted(i for p in passes for i in p) == list(range(len(batch.groups)))  # every group once
+    # and attention branch by branch (scoring/branch_attention.py), offline's per-segment SDPA below
+    assert trainer.context.engine._attention_for(trainer.context.unwrapped_policy()) == "branch"
 
     # one pass over the same rollout (micro_batch_size = the batch): the same loss and gradients
     _, _, one, one_grads = step_of(tmp_path, "one", monkeypatch, "train.micro_batch_size=4")
@@ -71,6 +74,7 @@ def test_offline_training_keeps_one_pass(tmp_path):
     trainer._setup()
     metrics = train_step(trainer.context, trainer.source.next(), 1, lambda: "none")
     assert metrics["tokens"] > ONLINE_CPU_MICRO_BATCH_TOKENS and metrics["micro_batches"] == 1
+    assert trainer.context.engine._attention_for(trainer.context.unwrapped_policy()) == "segment"
 
 
 @pytest.mark.parametrize(

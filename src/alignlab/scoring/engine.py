@@ -62,7 +62,9 @@ def _final_logit_transform(model: Any, temperature: float = 1.0) -> Callable[[Te
     return transform
 
 
-ATTENTIONS = ("auto", "sdpa", "segment", "flex")
+ATTENTIONS = ("auto", "sdpa", "segment", "branch", "flex")
+# what ``auto`` may resolve to on CPU in eager mode (``Engine(auto_cpu_attention=...)``)
+AUTO_CPU_ATTENTIONS = ("segment", "branch")
 
 # Below this many bytes of float32 log-probs (positions × vocabulary, summed over the chunks of one call,
 # the reference's counted too) the chunks are not checkpointed: keeping them costs a few [M, V] tensors of
@@ -85,8 +87,11 @@ class Engine:
     """Compute Scores for a batch. ``layout``: ``auto`` (packed if the model takes a block mask),
     ``packed`` or ``separate``; ``logits_chunk_size``: completion positions per LM-head chunk;
     ``attention`` (packed layout): ``sdpa`` (dense block mask), ``segment`` (the dense mask, SDPA run per
-    packed segment: no work between segments), ``flex`` (FlexAttention BlockMask, CUDA for training) or
-    ``auto`` (``segment`` on CPU in eager mode, else ``sdpa`` until GPU measurements say otherwise);
+    packed segment: no work between segments), ``branch`` (only the visible pairs: prompt and branch blocks,
+    ``scoring/branch_attention.py``; ``segment`` for a batch where that would not halve the pairs),
+    ``flex`` (FlexAttention BlockMask, CUDA for training) or ``auto`` (``auto_cpu_attention`` on CPU in eager
+    mode — ``segment`` by default, ``branch`` for online training, see ``train/setup.py`` — else ``sdpa``
+    until GPU measurements say otherwise);
     ``compile``: ``torch.compile`` the model body; ``temperature``: log-probs of softmax(z / T), the
     distribution a sampler at temperature T draws from (``generation/filters.py``), for the policy and the
     reference alike (TRL's GRPO and verl score both at the sampling temperature)."""
@@ -98,11 +103,17 @@ class Engine:
         attention: str = "auto",
         compile: bool = False,
         temperature: float = 1.0,
+        auto_cpu_attention: str = "segment",
     ):
         if layout not in ("auto", "packed", "separate"):
             raise ValueError(f"engine.layout must be auto, packed or separate, got '{layout}'")
         if attention not in ATTENTIONS:
             raise ValueError(f"engine.attention must be one of {', '.join(ATTENTIONS)}, got '{attention}'")
+        if auto_cpu_attention not in AUTO_CPU_ATTENTIONS:
+            raise ValueError(
+                f"auto_cpu_attention must be one of {', '.join(AUTO_CPU_ATTENTIONS)}, got '{auto_cpu_attention}'"
+            )
+        self.auto_cpu_attention = auto_cpu_attention
         self.layout = layout
         self.logits_chunk_size = logits_chunk_size
         self.attention = attention
@@ -119,7 +130,8 @@ class Engine:
             # keyword argument, which the body must pass on (transformers' models take **kwargs).
             body = unwrap(model).backbone if is_reward_model(model) else body_and_head(model)[0]
             takes_spans = _takes_extra_kwargs(body)
-            return "segment" if device.type == "cpu" and not self.compile and takes_spans else "sdpa"
+            eager_cpu = device.type == "cpu" and not self.compile and takes_spans
+            return self.auto_cpu_attention if eager_cpu else "sdpa"
         if self.attention == "flex" and torch.is_grad_enabled():
             ok, why = flex.flex_supported(device)
             if not ok:

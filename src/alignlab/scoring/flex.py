@@ -9,7 +9,8 @@ the visible pairs cost.
 ``use_packed_attention(model)`` switches a Hugging Face model to the attention function registered here under
 ``ATTENTION_NAME``. It dispatches on the mask: a ``BlockMask`` goes to FlexAttention (transformers' compiled
 ``flex_attention_forward`` on CUDA; on CPU torch's unfused reference implementation, forward only, since torch
-has no FlexAttention backward on CPU); a dense mask that comes with ``alignlab_segments`` (the batch's
+has no FlexAttention backward on CPU); a call that comes with ``alignlab_branches`` (a
+``branch_attention.BranchPlan``) computes only the visible prompt and branch blocks; a dense mask that comes with ``alignlab_segments`` (the batch's
 ``(row, start, end)`` segment spans) is computed segment by segment with SDPA, each on its own square of the
 mask, which skips the pairs between segments (the engine's ``segment`` attention, the default on CPU, where
 SDPA with a dense mask computes the whole row); anything else (a 2D padding mask made into SDPA's mask,
@@ -23,6 +24,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from alignlab.scoring.branch_attention import branch_attention
 
 ATTENTION_NAME = "alignlab_packed"
 BLOCK_SIZE = 128
@@ -82,6 +85,16 @@ def _packed_attention(
 ) -> tuple[Tensor, Tensor | None]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    plan = kwargs.pop(BRANCHES, None)
+    if plan is not None:
+        if dropout == 0.0 and not any(kwargs.get(name) is not None for name in _NOT_IN_BRANCH_ATTENTION):
+            return branch_attention(query, key, value, plan, scaling), None
+        attention_mask = plan.dense_mask()  # attention dropout, soft-capping, sinks: SDPA on the dense mask
+    elif _is_placeholder(attention_mask):
+        raise RuntimeError(
+            "the packed layout's branch plan did not reach the attention function (the model does not pass "
+            "its keyword arguments on); set train.attention: segment"
+        )
     segments = kwargs.pop("alignlab_segments", None)
     if segments is not None and isinstance(attention_mask, Tensor):
         return _segment_attention(
@@ -162,6 +175,23 @@ def _segment_attention(
         )
         out[r, start:end] = piece[0]
     return out, None
+
+
+BRANCHES = "alignlab_branches"  # the keyword argument that carries a branch_attention.BranchPlan
+# attention arguments branch_attention does not implement: with any of them set, SDPA on the dense mask
+_NOT_IN_BRANCH_ATTENTION = ("softcap", "s_aux", "sinks", "position_bias")
+
+
+def mask_placeholder(shape: torch.Size, dtype: torch.dtype) -> Tensor:
+    """What the model is given as its 4D mask when attention takes a branch plan: transformers passes a 4D
+    mask through unchanged, and this one costs no memory (every stride 0). Never read as a mask: an
+    attention call that gets it without the plan raises."""
+    rows, length = shape
+    return torch.zeros((), dtype=dtype).expand(rows, 1, length, length)
+
+
+def _is_placeholder(mask: Any) -> bool:
+    return isinstance(mask, Tensor) and mask.dim() == 4 and mask.numel() > 1 and not any(mask.stride())
 
 
 _registered = False

@@ -1,8 +1,8 @@
 """The body's forward pass over a Batch's layout: the hidden states every score is computed from.
 
 A packed batch runs with a block attention mask (``sdpa``), the same mask computed per segment
-(``segment``) or a FlexAttention BlockMask (``flex``); a separate batch runs one row per completion with
-a padding mask. Only this module (and the engine that calls it) knows that layout: a causal LM's LM head
+(``segment``), only its visible prompt and branch blocks (``branch``) or a FlexAttention BlockMask
+(``flex``); a separate batch runs one row per completion with a padding mask. Only this module (and the engine that calls it) knows that layout: a causal LM's LM head
 and a reward model's head are fed the hidden states it returns.
 """
 
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from alignlab.data.batching import Batch
 from alignlab.models.parts import body_and_head, unwrap
-from alignlab.scoring import flex
+from alignlab.scoring import branch_attention, flex
 
 _COMPILED_BODIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -31,15 +31,37 @@ def _compiled(body: Any) -> Any:
 
 def packed_attention_inputs(model: Any, batch: Batch, attention: str) -> dict[str, Any]:
     """The mask (and segment spans) a packed batch is run with under ``attention``: ``sdpa`` (dense 4D block
-    mask), ``segment`` (the dense mask, attention computed per segment) or ``flex`` (BlockMask)."""
+    mask), ``segment`` (the dense mask, attention computed per segment), ``branch`` (the visible blocks only,
+    where that at least halves the pairs ``segment`` computes; else as ``segment``) or ``flex`` (BlockMask)."""
     if attention == "flex":
         flex.use_packed_attention(unwrap(model))
         return {"attention_mask": flex.packed_block_mask(batch.segment_ids, batch.branch_ids)}
-    mask = batch.attention_mask_4d(next(unwrap(model).parameters()).dtype)
+    dtype = next(unwrap(model).parameters()).dtype
+    if attention == "branch":
+        plan = branch_attention.build_plan(batch.segment_ids, batch.branch_ids, _segment_path_pairs(batch))
+        if plan.worthwhile():
+            flex.use_packed_attention(unwrap(model))
+            # the dense mask is built only if an attention call cannot take the plan (flex.py)
+            plan.build_dense_mask = lambda: batch.attention_mask_4d(dtype)
+            return {
+                "attention_mask": flex.mask_placeholder(batch.input_ids.shape, dtype),
+                flex.BRANCHES: plan,
+            }
+        attention = "segment"
+    mask = batch.attention_mask_4d(dtype)
     if attention == "segment" and batch.input_ids.shape[1] >= flex.SEGMENT_MIN_ROW:
         flex.use_packed_attention(unwrap(model))
         return {"attention_mask": mask, "alignlab_segments": batch.segment_spans()}
     return {"attention_mask": mask}
+
+
+def _segment_path_pairs(batch: Batch) -> int:
+    """Query-key pairs the ``segment`` path computes for ``batch``: each row's square below
+    ``SEGMENT_MIN_ROW`` columns (dense SDPA), else one square per computed block (``flex._attention_blocks``)."""
+    rows, length = batch.input_ids.shape
+    if length < flex.SEGMENT_MIN_ROW:
+        return rows * length * length
+    return sum((end - start) ** 2 for _, start, end in flex._attention_blocks(batch.segment_spans()))
 
 
 def hidden_states(model: Any, batch: Batch, attention: str = "sdpa", compile: bool = False) -> Tensor:

@@ -38,7 +38,7 @@ class TrainSettings(Strict):
     seed: int = Field(0, ge=0, lt=2**32)  # numpy's generators take seeds in [0, 2**32)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     layout: Literal["auto", "packed", "separate"] = "auto"
-    attention: Literal["auto", "sdpa", "segment", "flex"] = "auto"  # see docs/engine.md
+    attention: Literal["auto", "sdpa", "segment", "branch", "flex"] = "auto"  # see docs/engine.md
     compile: bool = False  # torch.compile the model body
     activation_offload: bool = False  # keep the activations saved for backward in (pinned) CPU memory
     # torch CPU threads: auto = the cores idle at the start (train/threads.py), N, or null (torch's default)

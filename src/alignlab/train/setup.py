@@ -136,7 +136,19 @@ def build_context(
     # importance ratio of a freshly sampled rollout is exactly 1.
     sampled_at = config.online.sampling.temperature if config.online is not None else 1.0
     temperature = sampled_at if sampled_at > 0 else 1.0
-    engine = engine_class(tc.layout, tc.logits_chunk_size, tc.attention, tc.compile, temperature=temperature)
+    # Online training on CPU computes attention branch by branch (scoring/branch_attention.py): a rollout's
+    # groups are one prompt and K completions, where the dense mask computes ~6x the visible pairs (GRPO
+    # bench, short prompts; docs/performance.md). Offline training keeps per-segment SDPA: a change of
+    # kernel changes float rounding, and its published runs (the quickstart) were measured with that one.
+    auto_cpu = "branch" if config.online is not None else "segment"
+    engine = engine_class(
+        tc.layout,
+        tc.logits_chunk_size,
+        tc.attention,
+        tc.compile,
+        temperature=temperature,
+        auto_cpu_attention=auto_cpu,
+    )
     layout = engine.choose_layout(policy)
     note(f"engine layout: {layout}; objective(s): {', '.join(objective.names)}")
     reference = None
