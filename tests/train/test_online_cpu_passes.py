@@ -55,6 +55,7 @@ def test_online_cpu_default_cuts_a_rollout_step_with_the_loss_and_gradients_of_o
     assert sorted(i for p in passes for i in p) == list(range(len(batch.groups)))  # every group once
     # and attention branch by branch (scoring/branch_attention.py), offline's per-segment SDPA below
     assert trainer.context.engine._attention_for(trainer.context.unwrapped_policy()) == "branch"
+    assert trainer.optimizer.param_groups[0]["fused"]  # AdamW as one fused kernel per tensor
 
     # one pass over the same rollout (micro_batch_size = the batch): the same loss and gradients
     _, _, one, one_grads = step_of(tmp_path, "one", monkeypatch, "train.micro_batch_size=4")
@@ -75,6 +76,7 @@ def test_offline_training_keeps_one_pass(tmp_path):
     metrics = train_step(trainer.context, trainer.source.next(), 1, lambda: "none")
     assert metrics["tokens"] > ONLINE_CPU_MICRO_BATCH_TOKENS and metrics["micro_batches"] == 1
     assert trainer.context.engine._attention_for(trainer.context.unwrapped_policy()) == "segment"
+    assert not trainer.optimizer.param_groups[0]["fused"]
 
 
 @pytest.mark.parametrize(
@@ -98,3 +100,24 @@ def test_budget_rule(online, device, micro_size, micro_tokens, folds, expected):
         objective=SimpleNamespace(folds_step_statistics=lambda: folds),
     )
     assert micro_batch_budget(context) == expected
+
+
+def test_fused_adamw_gives_the_per_tensor_loops_update(tmp_path, monkeypatch):
+    """Online training's fused AdamW step: the same weights as torch's per-tensor loop up to float rounding."""
+    from alignlab.train import setup
+
+    weights = {}
+    for name in ("fused", "loop"):
+        if name == "loop":
+            monkeypatch.setattr(setup, "fused_adamw", lambda context, params: False)
+        trainer, _, _, _ = step_of(tmp_path, name, monkeypatch, "train.learning_rate=1e-3")
+        assert bool(trainer.optimizer.param_groups[0]["fused"]) == (name == "fused")
+        before = {n: p.detach().clone() for n, p in trainer.context.unwrapped_policy().named_parameters()}
+        trainer.optimizer.step()
+        weights[name] = {
+            n: p.detach() - before[n] for n, p in trainer.context.unwrapped_policy().named_parameters()
+        }
+    moved = max(float(d.abs().max()) for d in weights["loop"].values())
+    assert moved > 1e-4  # a real step (lr 1e-3)
+    for n, d in weights["loop"].items():
+        torch.testing.assert_close(weights["fused"][n], d, atol=1e-6 * moved, rtol=1e-5)

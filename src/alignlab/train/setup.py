@@ -184,13 +184,31 @@ def build_context(
     return context, train, evaluation
 
 
+# Devices torch has a fused AdamW kernel for.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
+def fused_adamw(context: LoopContext, params: list[Any]) -> bool:
+    """Whether AdamW runs as torch's fused kernel: for online training, one pass over each parameter instead of
+    about ten elementwise operations (TRL's default, ``adamw_torch_fused``, since torch 2.8): the GRPO bench's
+    5.6M-parameter model on one CPU thread, 28 -> 5 ms per step. The same update up to float rounding; offline
+    training keeps the per-tensor loop, with which its published runs (the quickstart) were measured."""
+    if context.config.online is None or not params:
+        return False
+    return all(p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in params)
+
+
 def build_optimizer(context: LoopContext, total_steps: int) -> tuple[Any, Any]:
     """AdamW over the trainable parameters and the schedule; the scorer and optimiser go through
     accelerate (the scheduler stays unprepared: accelerate would step it once per process)."""
     tc = context.config.train
     params = [p for p in context.policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        params, lr=tc.learning_rate, betas=tc.adam_betas, weight_decay=tc.weight_decay
+        params,
+        lr=tc.learning_rate,
+        betas=tc.adam_betas,
+        weight_decay=tc.weight_decay,
+        fused=fused_adamw(context, params) or None,
     )
     scheduler = learning_rate_schedule(optimizer, tc.schedule, tc.warmup_steps, total_steps)
     context.scorer, optimizer = context.accelerator.prepare(context.scorer, optimizer)
