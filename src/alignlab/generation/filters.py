@@ -81,7 +81,7 @@ def inverse_cdf_draw(scaled: Tensor, keep: Tensor | None, uniforms: Tensor) -> t
     """Token ids [B] drawn from p_S by inverse CDF with ``uniforms`` [B] in [0, 1), their log p_S [B] and
     the kept_logmass [B] (0 without a filter); see the module docstring. One pass of exp over [B, V]
     replaces ``step_distribution``'s log-softmax plus the race's softmax and [B, V] noise."""
-    top = scaled.max(dim=-1, keepdim=True).values
+    top = scaled.amax(dim=-1, keepdim=True)  # the values of max(dim), ~10x faster (no arg-max)
     weights = torch.exp(scaled - top)  # in (0, 1], the arg-max has weight 1
     total = None  # the unfiltered total, read only for the kept mass of a filtered step
     if keep is not None:

@@ -254,25 +254,38 @@ def _decode_chunk(
     # the live rows' padding: the generic forward passes no attention mask when there is none (and keeps
     # it so, as the columns appended below are ones); the lean step does the same
     padded = bool((mask == 0).any())
+    # while every row of the chunk is in the batch and running (no stop yet), batch row i is chunk row i and
+    # the bookkeeping below writes whole columns instead of indexing the running rows
+    everyone = True
     for step in range(params.max_new_tokens):
         token, token_logp, kept = _draw_step(logits, params, generator, rows, live, how)
-        writing = live[running]
-        tokens[writing, step] = token[running]
-        logprobs[writing, step] = token_logp[running]
-        masses[writing, step] = kept[running]
-        lengths[writing] = step + 1
-        stopped = running & torch.isin(token, stop_tensor)
-        finished[live[stopped]] = True
-        running = running & ~stopped
-        if not bool(running.any()) or step + 1 == params.max_new_tokens:
+        if everyone:
+            tokens[:, step], logprobs[:, step], masses[:, step] = token, token_logp, kept
+            lengths.fill_(step + 1)
+            stopped = torch.isin(token, stop_tensor) if stops else None
+            if stopped is not None and bool(stopped.any()):
+                everyone = False
+                finished[stopped] = True
+                running = ~stopped
+        else:
+            writing = live[running]
+            tokens[writing, step] = token[running]
+            logprobs[writing, step] = token_logp[running]
+            masses[writing, step] = kept[running]
+            lengths[writing] = step + 1
+            stopped = running & torch.isin(token, stop_tensor)
+            finished[live[stopped]] = True
+            running = running & ~stopped
+        if step + 1 == params.max_new_tokens or not (everyone or bool(running.any())):
             break
-        if float((~running).float().mean()) >= COMPACT_SHARE:
-            keep_rows = running.nonzero()[:, 0]
-            past = _select_cache(past, keep_rows)
-            live, running, token = live[keep_rows], running[keep_rows], token[keep_rows]
-            mask, last_position = mask[keep_rows], last_position[keep_rows]
-            padded = bool((mask == 0).any())
-        token = torch.where(running, token, torch.full_like(token, pad))
+        if not everyone:
+            if float((~running).float().mean()) >= COMPACT_SHARE:
+                keep_rows = running.nonzero()[:, 0]
+                past = _select_cache(past, keep_rows)
+                live, running, token = live[keep_rows], running[keep_rows], token[keep_rows]
+                mask, last_position = mask[keep_rows], last_position[keep_rows]
+                padded = bool((mask == 0).any())
+            token = torch.where(running, token, torch.full_like(token, pad))
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         last_position = last_position + 1
         if lean_step is not None:

@@ -97,20 +97,21 @@ class LeanStep:
             rotary = _rotary_function(attention)
             self.layers.append(
                 (
-                    layer.input_layernorm,
+                    _norm(layer.input_layernorm),
                     _linear(attention.q_proj),
                     _linear(attention.k_proj),
                     _linear(attention.v_proj),
                     rotary,
                     _is_kernelized(rotary),  # False: transformers' own formula, applied by _rotate
                     _linear(attention.o_proj),
-                    layer.post_attention_layernorm,
-                    layer.mlp,
+                    _norm(layer.post_attention_layernorm),
+                    _mlp(layer.mlp),
                     attention.head_dim,
                     attention.num_key_value_groups,
                     attention.scaling,
                 )
             )
+        self.norm = _norm(self.body.norm)
         self.lm_head = _linear(model.lm_head)
 
     def __call__(self, token: Tensor, position: Tensor, mask: Tensor | None, cache: Any) -> Tensor:
@@ -154,7 +155,7 @@ class LeanStep:
             hidden = residual + o_proj(out.reshape(rows, 1, -1).contiguous())
             residual = hidden
             hidden = residual + mlp(norm2(hidden))
-        hidden = self.body.norm(hidden)
+        hidden = self.norm(hidden)
         return self.lm_head(hidden[:, -1:, :])[:, -1, :]
 
 
@@ -186,11 +187,55 @@ def _rotate(query: Tensor, key: Tensor, cos: Tensor, signed_sin: Tensor, half: i
 def _linear(module: Any) -> Callable[[Tensor], Tensor]:
     """``F.linear`` on a plain ``nn.Linear``'s weight and bias (its forward, without the module call), or the
     module itself when it is anything else (a LoRA layer) or has hooks."""
-    hooked = module._forward_hooks or module._forward_pre_hooks or _global_hooks()
-    if type(module) is not torch.nn.Linear or hooked:
+    if type(module) is not torch.nn.Linear or _hooked(module):
         return module
     weight, bias = module.weight, module.bias
     return lambda x: torch.nn.functional.linear(x, weight, bias)
+
+
+# RMSNorm classes whose forward is float32 x·rsqrt(mean(x²) + ε)·w: torch.nn.functional.rms_norm computes the
+# same operations in one call (the same bits: tests/generation/test_lean_step.py compares the logits with
+# torch.equal); read in transformers' modeling_llama.py and modeling_qwen2.py, 5.x
+RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm")
+
+
+def _norm(module: Any) -> Callable[[Tensor], Tensor]:
+    """``F.rms_norm`` with the module's weight and ε for a plain transformers RMSNorm on float32 inputs (one
+    call instead of seven), the module itself otherwise (hooks, another class, a replaced forward, bf16)."""
+    plain = type(module).__name__ in RMS_NORMS and "forward" not in vars(module) and not _hooked(module)
+    weight, eps = getattr(module, "weight", None), getattr(module, "variance_epsilon", None)
+    if not plain or weight is None or eps is None or weight.dtype != torch.float32:
+        return module
+    shape = (weight.shape[0],)
+
+    def norm(x: Tensor) -> Tensor:
+        if x.dtype != torch.float32:
+            return module(x)
+        return torch.nn.functional.rms_norm(x, shape, weight, eps)
+
+    return norm
+
+
+def _mlp(module: Any) -> Callable[[Tensor], Tensor]:
+    """down(silu(gate(x)) · up(x)) with ``F.linear`` and ``F.silu`` for transformers' Llama/Qwen2 MLP with a SiLU
+    activation (its forward, without four module calls), the module itself otherwise."""
+    act = getattr(module, "act_fn", None)
+    plain = (
+        type(module).__name__ in ("LlamaMLP", "Qwen2MLP")
+        and "forward" not in vars(module)
+        and not _hooked(module)
+        and type(act).__name__ in ("SiLUActivation", "SiLU")
+        and not _hooked(act)
+    )
+    if not plain:
+        return module
+    gate, up, down = _linear(module.gate_proj), _linear(module.up_proj), _linear(module.down_proj)
+    silu = torch.nn.functional.silu
+    return lambda x: down(silu(gate(x)) * up(x))
+
+
+def _hooked(module: Any) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or _global_hooks())
 
 
 def _global_hooks() -> bool:
