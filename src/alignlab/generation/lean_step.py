@@ -8,7 +8,8 @@ dataclasses — about 40% of a step of the 5.6M-parameter bench model (docs/perf
 :func:`lean_step` runs the same step by calling the model's own modules (embedding, rotary embedding, norms,
 q/k/v/o projections, MLP, LM head) and the same functions (the model family's ``apply_rotary_pos_emb``,
 ``torch.nn.functional.scaled_dot_product_attention`` with the arguments transformers' ``sdpa`` attention
-passes for a single query), in the same order, so the logits are the same bits as the generic forward's
+passes for a single query; ``F.rms_norm`` for transformers' RMSNorm and ``F.linear``/``F.silu`` for its
+MLP, the same operations in fewer calls), in the same order, so the logits are the same bits as the generic forward's
 (``tests/generation/test_lean_step.py`` compares them with ``torch.equal``, and whole sampler runs id for id
 and log-prob for log-prob).
 
