@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, DynamicCache
 
 from alignlab.generation import SamplingParams, build_sampler, hf
 from alignlab.generation.kv_cache import reserve
-from alignlab.generation.lean_step import LeanStep, lean_step, lean_step_supported, stateless_rotary
+from alignlab.generation.lean_step import LeanStep, lean_step_supported, stateless_rotary
 from alignlab.models.tiny import tiny_config, tiny_model
 from alignlab.scoring.flex import use_packed_attention
 
@@ -34,7 +34,8 @@ def prefilled(model, padded: bool):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 @pytest.mark.parametrize("padded", [True, False])
-def test_lean_step_logits_are_the_forwards_bits(arch: str, padded: bool) -> None:
+@pytest.mark.parametrize("tables", [False, True], ids=["rotary_per_step", "rotary_tables"])
+def test_lean_step_logits_are_the_forwards_bits(arch: str, padded: bool, tables: bool) -> None:
     model, _ = tiny_model(arch, seed=3, heads=4)  # 4 query heads over 2 key/value heads
     model.eval()
     assert lean_step_supported(model) is None
@@ -52,7 +53,9 @@ def test_lean_step_logits_are_the_forwards_bits(arch: str, padded: bool) -> None
             position = position + 1
             out = model(input_ids=token[:, None], attention_mask=mask, position_ids=position, cache=generic)
             expected = out.logits[:, -1]
-            got = lean_step(model, token, position, mask.bool() if padded else None, lean)
+            step_fn = LeanStep(model, 16) if tables else LeanStep(model)
+            assert (step_fn.tables is not None) is tables
+            got = step_fn(token, position, mask.bool() if padded else None, lean)
             assert torch.equal(got, expected), (step, (got - expected).abs().max())
             token = expected.argmax(-1)
 
@@ -69,7 +72,9 @@ def test_sampler_gives_the_same_rollouts_with_either_step(arch: str, monkeypatch
     params = SamplingParams(n=3, max_new_tokens=9, temperature=0.8, top_p=0.95, seed=5, stop_token_ids=stops)
     generic = build_sampler("hf", model, tokenizer, batch_size=6, step="transformers").sample(PROMPTS, params)
     calls = []
-    monkeypatch.setattr(hf, "LeanStep", lambda model: lambda *a: calls.append(1) or LeanStep(model)(*a))
+    monkeypatch.setattr(
+        hf, "LeanStep", lambda model, *reach: lambda *a: calls.append(1) or LeanStep(model, *reach)(*a)
+    )
     lean = build_sampler("hf", model, tokenizer, batch_size=6, step="lean").sample(PROMPTS, params)
     assert len(calls) >= params.max_new_tokens - 1  # the lean step did decode (two chunks)
     assert len({len(r.completion_ids) for r in generic}) > 2
@@ -121,7 +126,9 @@ def test_the_model_trains_after_sampling_with_either_rotary_kind(monkeypatch) ->
     monkeypatch.setattr(
         hf,
         "LeanStep",
-        lambda model: lambda *a: modes.append(torch.is_inference_mode_enabled()) or LeanStep(model)(*a),
+        lambda model, *reach: (
+            lambda *a: modes.append(torch.is_inference_mode_enabled()) or LeanStep(model, *reach)(*a)
+        ),
     )
     build_sampler("hf", model, tokenizer).sample(PROMPTS, SamplingParams(n=2, max_new_tokens=4))
     assert modes and all(modes)

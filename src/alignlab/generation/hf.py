@@ -238,7 +238,8 @@ def _decode_chunk(
     arguments = _forward_arguments(model)
     logits, past = _forward(model, ids, mask, positions, None, arguments)  # each prompt once
     past = reserve(_expand_cache(past, n), params.max_new_tokens)  # no torch.cat of the cache per step
-    lean_step = LeanStep(model) if lean and cache_is_reserved(past) else None
+    reach = int(positions.max()) + params.max_new_tokens + 1  # past the last position a step can feed
+    lean_step = LeanStep(model, reach) if lean and cache_is_reserved(past) else None
     logits = logits.repeat_interleave(n, dim=0)
     mask = mask.repeat_interleave(n, dim=0)
     last_position = positions[:, -1:].repeat_interleave(n, dim=0)

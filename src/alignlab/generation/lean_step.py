@@ -90,8 +90,12 @@ class LeanStep:
     to the queries and keys of a layer in one pass, see :func:`_rotate`). Build it per ``sample`` call: it
     holds the modules, not copies of the weights."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, positions: int = 0):
         self.model, self.body = model, model.model
+        # positions > 0 (a decoding loop that knows how far it goes) and a rotary embedding without state: its
+        # cos/sin for positions [0, positions) once, read by index at each step (elementwise functions of the
+        # position, so the same bits as computing them per step; ~10 calls a step fewer)
+        self.tables = _rotary_tables(model, positions) if positions > 0 and stateless_rotary(model) else None
         self.layers = []
         for layer in self.body.layers:
             attention = layer.self_attn
@@ -119,12 +123,15 @@ class LeanStep:
         """Next-token logits [B, V] (see :func:`lean_step`)."""
         rows = token.shape[0]
         hidden = self.body.embed_tokens(token[:, None])  # [B, 1, H], as the forward embeds input_ids [B, 1]
-        cos, sin = self.body.rotary_emb(hidden, position)
-        half = cos.shape[-1] // 2
-        cos4, signed_sin4 = (
-            cos[:, :, None],
-            torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)[:, :, None],
-        )
+        if self.tables is not None and int(position.max()) < self.tables[0].shape[0]:
+            table_cos, table_sin, table_signed_sin = self.tables
+            cos, sin, signed_sin = table_cos[position], table_sin[position], table_signed_sin[position]
+            half = cos.shape[-1] // 2
+        else:
+            cos, sin = self.body.rotary_emb(hidden, position)
+            half = cos.shape[-1] // 2
+            signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+        cos4, signed_sin4 = cos[:, :, None], signed_sin[:, :, None]
         # sdpa turns a bool mask into 0 / -inf in the query's dtype at every call; once per step here
         sdpa_mask = None
         if mask is not None:
@@ -158,6 +165,17 @@ class LeanStep:
             hidden = residual + mlp(norm2(hidden))
         hidden = self.norm(hidden)
         return self.lm_head(hidden[:, -1:, :])[:, -1, :]
+
+
+def _rotary_tables(model: Any, positions: int) -> tuple[Tensor, Tensor, Tensor]:
+    """cos, sin [positions, D] of the model's rotary embedding, and sin with its first half negated (_rotate)."""
+    body = model.model
+    parameter = next(model.parameters())
+    probe = torch.zeros(1, 1, 1, dtype=parameter.dtype, device=parameter.device)
+    cos, sin = body.rotary_emb(probe, torch.arange(positions, device=parameter.device)[None])
+    half = cos.shape[-1] // 2
+    signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+    return cos[0], sin[0], signed_sin[0]
 
 
 def lean_step(model: Any, token: Tensor, position: Tensor, mask: Tensor | None, cache: Any) -> Tensor:
