@@ -13,9 +13,10 @@ p_i = ½) and ℓ the lengths in characters, the pairs split into
     balanced = ½ (chosen_shorter + chosen_longer),   SE(balanced) = ½ √(SE_S² + SE_L²)
 
 (each SE the standard error of a mean, the two groups independent). ``balanced`` is the length-controlled
-accuracy: a judge that reads only length scores ½ on it (1 on one group, 0 on the other) whatever the share of
-shorter chosen answers; ``shorter_rule`` is that rule's plain accuracy on the same pairs (ties ½), the figure
-to beat. Pairs of equal length are counted and left out of the split. Checked: elementary (a stratified
+accuracy: the rule "prefer the shorter answer" (or "the longer") scores ½ on it (1 on one group, 0 on the
+other) whatever the share of shorter chosen answers; ``shorter_rule`` is that rule's plain accuracy on the same
+pairs (ties ½), the figure to beat. A judge that reads length another way (a margin that grows with the length
+gap) can land off ½ when the two groups' gaps differ, so read ``balanced`` beside the two group figures. Pairs of equal length are counted and left out of the split. Checked: elementary (a stratified
 mean); the grouping follows the paper's length-stratified analysis, not code.
 """
 
