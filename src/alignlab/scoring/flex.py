@@ -10,10 +10,11 @@ the visible pairs cost.
 ``ATTENTION_NAME``. It dispatches on the mask: a ``BlockMask`` goes to FlexAttention (transformers' compiled
 ``flex_attention_forward`` on CUDA; on CPU torch's unfused reference implementation, forward only, since torch
 has no FlexAttention backward on CPU); a call that comes with ``alignlab_branches`` (a
-``branch_attention.BranchPlan``) computes only the visible prompt and branch blocks; a dense mask that comes with ``alignlab_segments`` (the batch's
-``(row, start, end)`` segment spans) is computed segment by segment with SDPA, each on its own square of the
-mask, which skips the pairs between segments (the engine's ``segment`` attention, the default on CPU offline, where
-SDPA with a dense mask computes the whole row); anything else (a 2D padding mask made into SDPA's mask,
+``branch_attention.BranchPlan``) computes only the visible prompt and branch blocks; a dense mask that comes
+with ``alignlab_segments`` (the batch's ``(row, start, end)`` segment spans) is computed segment by segment
+with SDPA, each on its own square of the mask, which skips the pairs between segments (the engine's
+``segment`` attention, the default on CPU offline, where SDPA with a dense mask computes the whole row);
+anything else (a 2D padding mask made into SDPA's mask,
 generation) goes to SDPA as before. So a switched model keeps working everywhere.
 """
 
