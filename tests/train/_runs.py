@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,25 @@ def max_weight_difference(a: Path, b: Path) -> float:
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys() and wa
     return max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa)
+
+
+def kill_and_resume(
+    tmp_path: Path, args: list[str], kill_at: int, after_kill: Callable[[Path], None] | None = None
+) -> float:
+    """Run ``alignlab train *args`` uninterrupted (``tmp_path/straight``) and again killed by a real SIGKILL
+    after step ``kill_at`` (``tests/train/_kill_at.py``) then resumed with ``--resume`` (``tmp_path/killed``;
+    ``after_kill`` inspects that directory between kill and resume). Returns the largest difference between
+    the two final models' weights."""
+    straight = run_cli(["train", *args, "--out", str(tmp_path / "straight")])
+    assert straight.returncode == 0, straight.stderr
+    killed = run_cli([str(kill_at), *args, "--out", str(tmp_path / "killed")], module="tests.train._kill_at")
+    assert killed.returncode == -signal.SIGKILL
+    if after_kill is not None:
+        after_kill(tmp_path / "killed")
+    resumed = run_cli(["train", *args, "--out", str(tmp_path / "killed"), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr
+    return max_weight_difference(tmp_path / "straight" / "model", tmp_path / "killed" / "model")
 
 
 def one_step(overrides: list[str]) -> tuple[float, dict[str, torch.Tensor], dict, object]:

@@ -5,7 +5,6 @@ passes; a killed run resumes to the same weights; the example trains; c_rlft sti
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from alignlab.data.tokenize import encode_prompts
 from alignlab.train.step import train_step
 from alignlab.train.trainer import train
 from tests.train._online import setup_trainer
-from tests.train._runs import max_weight_difference, run_cli
+from tests.train._runs import kill_and_resume
 
 REPO = Path(__file__).resolve().parents[2]
 JUDGE = "online.judge={name: reward_function, function: 'tests.train._online:first_id_parity'}"
@@ -166,11 +165,4 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         "train.save_every=3",
     ]  # fmt: skip
     args = [a for s in sets for a in ("--set", s)]
-    straight = run_cli(["train", *args, "--out", str(tmp_path / "straight")])
-    assert straight.returncode == 0, straight.stderr
-    killed = run_cli(["5", *args, "--out", str(tmp_path / "killed")], module="tests.train._kill_at")
-    assert killed.returncode == -signal.SIGKILL
-    resumed = run_cli(["train", *args, "--out", str(tmp_path / "killed"), "--resume"])
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stderr
-    assert max_weight_difference(tmp_path / "straight" / "model", tmp_path / "killed" / "model") < 1e-6
+    assert kill_and_resume(tmp_path, args, kill_at=5) < 1e-6

@@ -148,9 +148,7 @@ def test_the_example_trains(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_with_the_tags(tmp_path):
     """The tags' new rows, the pool and the live draw survive a kill: resumed = uninterrupted (1e-6)."""
-    import signal
-
-    from tests.train._runs import max_weight_difference, run_cli
+    from tests.train._runs import kill_and_resume
 
     settings = [
         "--set", "objectives=[{name: quark, num_quantiles: 2}]", "--set", "online.prompts=builtin:arithmetic@16",
@@ -160,14 +158,7 @@ def test_killed_run_resumes_to_the_same_weights_with_the_tags(tmp_path):
         "--set", "online.log_samples_every=0", "--set", "train.steps=6", "--set", "train.learning_rate=0.01",
         "--set", "train.progress=false", "--set", "train.save_every=3",
     ]  # fmt: skip
-    straight = run_cli(["train", *settings, "--out", str(tmp_path / "straight")])
-    assert straight.returncode == 0, straight.stderr
-    killed = run_cli(["5", *settings, "--out", str(tmp_path / "killed")], module="tests.train._kill_at")
-    assert killed.returncode == -signal.SIGKILL
-    resumed = run_cli(["train", *settings, "--out", str(tmp_path / "killed"), "--resume"])
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stderr
-    assert max_weight_difference(tmp_path / "straight" / "model", tmp_path / "killed" / "model") < 1e-6
+    assert kill_and_resume(tmp_path, settings, kill_at=5) < 1e-6
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "killed" / "model")
     assert tokenizer.convert_tokens_to_ids(["<|quark_0|>", "<|quark_1|>"]) == [512, 513]
 

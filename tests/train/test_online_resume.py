@@ -2,11 +2,11 @@
 served (its checkpoint holds the rollout), and killed inside a refresh (resumed from the rollout boundary,
 the refresh redone from the same policy and sampling seed)."""
 
-import signal
+from pathlib import Path
 
 import pytest
 
-from tests.train._runs import max_weight_difference, run_cli
+from tests.train._runs import kill_and_resume
 
 SETTINGS = [
     "--set", "objectives=[{name: grpo}]", "--set", "online.prompts=builtin:arithmetic@16",
@@ -26,12 +26,8 @@ def test_killed_online_run_resumes_to_the_same_weights(tmp_path, save_every, kil
     # Two steps per rollout: step-3 holds rollout 2 half served; step-2 is a rollout boundary, and the killed
     # step 3 began with the refresh of rollout 2.
     args = [*SETTINGS, "--set", f"train.save_every={save_every}"]
-    straight = run_cli(["train", *args, "--out", str(tmp_path / "straight")])
-    assert straight.returncode == 0, straight.stderr
-    killed = run_cli([str(kill_at), *args, "--out", str(tmp_path / "killed")], module="tests.train._kill_at")
-    assert killed.returncode == -signal.SIGKILL
-    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir())[-1] == last
-    resumed = run_cli(["train", *args, "--out", str(tmp_path / "killed"), "--resume"])
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stderr
-    assert max_weight_difference(tmp_path / "straight" / "model", tmp_path / "killed" / "model") < 1e-6
+
+    def last_checkpoint_is_expected(run: Path) -> None:
+        assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == last
+
+    assert kill_and_resume(tmp_path, args, kill_at, last_checkpoint_is_expected) < 1e-6
